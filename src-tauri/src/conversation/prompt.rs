@@ -1,0 +1,273 @@
+//! Prompt assembly: a Character, a Scenario and a Session's history become the messages the
+//! Engine sees. Pure functions; the token counts come from the caller (the Engine's real
+//! tokenizer), so this module stays testable without a model.
+
+use crate::characters::Character;
+use crate::engine::{ChatMessage, ChatRole};
+use crate::store::{Message, Role};
+
+use super::Scenario;
+
+/// The system message: who the character is and how to behave in this Scenario. It is built
+/// from the Character and Scenario alone, so it is byte-stable across the turns of a Session and
+/// the engine's prefix cache can reuse its computation.
+pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
+    let name = &character.name;
+    let mut s = format!(
+        "You are {name}. {}\n\nAbout {name}: {}",
+        scenario.framing(name),
+        character.profile.to_prose(name)
+    );
+    if !character.example_dialogue.is_empty() {
+        s.push_str(&format!("\n\nExamples of how {name} talks:"));
+        for ex in &character.example_dialogue {
+            s.push_str(&format!(
+                "\nUser: {}\n{name}: {}",
+                ex.user.trim(),
+                ex.character.trim()
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
+         Never write the user's lines and never say you are an AI."
+    ));
+    s
+}
+
+/// Strings that mean the model has started writing the user's turn: generation stops there.
+pub fn stop_strings() -> Vec<String> {
+    ["\nUser:", "\nuser:", "\nYou:", "<|im_end|>", "<|im_start|>"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// A Session's stored messages as chat messages (interrupted replies included: what was shown
+/// is part of the conversation).
+pub fn history(messages: &[Message]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .filter(|m| !m.content.trim().is_empty())
+        .map(|m| ChatMessage {
+            role: match m.role {
+                Role::User => ChatRole::User,
+                Role::Character => ChatRole::Assistant,
+            },
+            content: m.content.clone(),
+        })
+        .collect()
+}
+
+/// How much of the history fits. `system_tokens` and `message_tokens` (one per history message,
+/// oldest first) are counts from the real tokenizer, each including its template overhead;
+/// `budget` is the context length minus the reply budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// Keep the newest `keep` messages (dropping the older ones), using `tokens` in all.
+    Keep { keep: usize, tokens: usize },
+    /// Even the system prompt and the newest message alone are `needed` tokens, over `budget`.
+    TooLong { needed: usize, budget: usize },
+}
+
+pub fn fit(system_tokens: usize, message_tokens: &[usize], budget: usize) -> Fit {
+    let Some(&newest) = message_tokens.last() else {
+        return if system_tokens <= budget {
+            Fit::Keep {
+                keep: 0,
+                tokens: system_tokens,
+            }
+        } else {
+            Fit::TooLong {
+                needed: system_tokens,
+                budget,
+            }
+        };
+    };
+    let mut used = system_tokens + newest;
+    if used > budget {
+        return Fit::TooLong {
+            needed: used,
+            budget,
+        };
+    }
+    let mut keep = 1;
+    for &t in message_tokens.iter().rev().skip(1) {
+        if used + t > budget {
+            break;
+        }
+        used += t;
+        keep += 1;
+    }
+    Fit::Keep { keep, tokens: used }
+}
+
+/// Holds back streamed text that might be the start of a stop string, and cuts the text at the
+/// first stop string. (mistral.rs stops on stop strings too, but streams one token past them.)
+#[derive(Debug)]
+pub struct StopFilter {
+    stops: Vec<String>,
+    text: String,
+    shown: usize,
+    stopped: bool,
+}
+
+impl StopFilter {
+    pub fn new(stops: Vec<String>) -> StopFilter {
+        StopFilter {
+            stops,
+            text: String::new(),
+            shown: 0,
+            stopped: false,
+        }
+    }
+
+    /// Adds a streamed piece; returns the text that is now safe to show (maybe empty).
+    pub fn push(&mut self, piece: &str) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        self.text.push_str(piece);
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.stopped = true;
+            self.text.truncate(at);
+            return self.release(at);
+        }
+        // The longest tail of the text that could still grow into a stop string stays hidden.
+        let held = self
+            .stops
+            .iter()
+            .flat_map(|s| {
+                (1..s.len())
+                    .rev()
+                    .filter(move |&n| s.is_char_boundary(n))
+                    .map(move |n| &s[..n])
+            })
+            .filter(|prefix| self.text.ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let upto = self.text.len() - held;
+        self.release(upto)
+    }
+
+    /// The rest of the text, at the end of the stream.
+    pub fn finish(&mut self) -> String {
+        let end = self.text.len();
+        self.release(end)
+    }
+
+    /// True once a stop string was seen: the caller should stop generating.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Everything shown so far.
+    pub fn shown(&self) -> &str {
+        &self.text[..self.shown]
+    }
+
+    fn release(&mut self, upto: usize) -> String {
+        if upto <= self.shown {
+            return String::new();
+        }
+        let out = self.text[self.shown..upto].to_string();
+        self.shown = upto;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::characters::builtin;
+
+    #[test]
+    fn system_prompt_holds_profile_framing_and_examples() {
+        let c = builtin::all()
+            .into_iter()
+            .find(|c| c.id == "sherlock-holmes")
+            .unwrap();
+        let p = system_prompt(&c, Scenario::Interview);
+        assert!(p.starts_with("You are Sherlock Holmes. "));
+        assert!(p.contains("221B Baker Street"));
+        assert!(p.contains(&Scenario::Interview.framing("Sherlock Holmes")));
+        assert!(p.contains("Examples of how Sherlock Holmes talks:\nUser: How did you know"));
+        // Byte-stable: the same inputs give the same prefix on every turn.
+        assert_eq!(p, system_prompt(&c, Scenario::Interview));
+        assert_ne!(p, system_prompt(&c, Scenario::Companionship));
+    }
+
+    #[test]
+    fn fit_keeps_newest_messages_within_budget() {
+        assert_eq!(
+            fit(100, &[50, 50, 50], 1000),
+            Fit::Keep {
+                keep: 3,
+                tokens: 250
+            }
+        );
+        assert_eq!(
+            fit(100, &[50, 50, 50], 220),
+            Fit::Keep {
+                keep: 2,
+                tokens: 200
+            }
+        );
+        assert_eq!(
+            fit(100, &[500, 10, 50], 200),
+            Fit::Keep {
+                keep: 2,
+                tokens: 160
+            }
+        );
+        assert_eq!(
+            fit(100, &[50, 150], 200),
+            Fit::TooLong {
+                needed: 250,
+                budget: 200
+            }
+        );
+        assert_eq!(
+            fit(100, &[], 200),
+            Fit::Keep {
+                keep: 0,
+                tokens: 100
+            }
+        );
+    }
+
+    #[test]
+    fn stop_filter_cuts_at_stop_and_holds_back_partial_matches() {
+        let mut f = StopFilter::new(stop_strings());
+        assert_eq!(f.push("Hello"), "Hello");
+        assert_eq!(f.push(" there.\nUs"), " there.");
+        assert_eq!(f.push("er: hi"), "");
+        assert!(f.stopped());
+        assert_eq!(f.shown(), "Hello there.");
+        assert_eq!(f.finish(), "");
+
+        let mut f = StopFilter::new(stop_strings());
+        assert_eq!(f.push("Line one\n"), "Line one");
+        assert_eq!(f.push("Line two"), "\nLine two");
+        assert_eq!(f.finish(), "");
+        assert!(!f.stopped());
+
+        let mut f = StopFilter::new(stop_strings());
+        assert_eq!(f.push("ends with <|im"), "ends with ");
+        assert_eq!(f.finish(), "<|im");
+    }
+
+    #[test]
+    fn stop_filter_is_safe_with_multibyte_text() {
+        let mut f = StopFilter::new(stop_strings());
+        assert_eq!(f.push("¡Olé! ñandú 🎻"), "¡Olé! ñandú 🎻");
+        assert_eq!(f.push("\n"), "");
+        assert_eq!(f.push("¿Sí?"), "\n¿Sí?");
+    }
+}

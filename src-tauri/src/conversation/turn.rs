@@ -1,0 +1,460 @@
+//! One exchange: the user's Message in, the Character's reply streamed out and stored.
+//!
+//! Order of effects, which the crash test relies on: the user's Message is committed, an empty
+//! `streaming` reply row is committed, and then every piece of text is committed *before* it is
+//! handed to `on_event` (and so before anyone can see it). The reply ends `complete`, or
+//! `interrupted` when it was cancelled or the engine failed; what was shown stays either way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::engine::{self, ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
+use crate::store::{self, Message, MessageStatus, Role, Store};
+
+use super::prompt::{self, Fit, StopFilter};
+
+/// The most context Troupe uses even when a model offers more: prefilling on a CPU costs about
+/// a second per hundred tokens on a small machine, and a longer prompt buys little for chat.
+pub const CONTEXT_CAP: usize = 4096;
+/// Template tokens around each message, added to its text's count when estimating the fit.
+const MESSAGE_OVERHEAD: usize = 6;
+
+/// What a turn reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEvent {
+    /// The user's Message is stored and the reply row exists; `dropped` older messages did not
+    /// fit the context and were left out of the prompt.
+    Started {
+        user: Message,
+        reply: Message,
+        dropped: usize,
+    },
+    /// The next piece of the reply, already committed to the store.
+    Text(String),
+}
+
+/// Figures of one reply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplyStats {
+    pub prompt_tokens: usize,
+    pub reply_tokens: usize,
+    /// From the request to the first piece of text.
+    pub first_token_ms: u64,
+    /// Decode speed after the first token.
+    pub tokens_per_second: f64,
+}
+
+/// Why a turn did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TurnError {
+    /// Nothing to send.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// The message cannot fit the model's context even with no history; nothing was stored.
+    #[error("the message is too long: with the character's profile it needs {needed} tokens, and this model has room for {budget}; shorten it or split it")]
+    MessageTooLong { needed: usize, budget: usize },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// The engine failed after the reply began; the partial reply is stored as interrupted.
+    #[error("the reply stopped early: {reason}")]
+    Failed { reply: Message, reason: String },
+}
+
+/// A Stop button: cloned into the running turn, pressed from anywhere.
+#[derive(Clone, Debug)]
+pub struct Cancel(Arc<watch::Sender<bool>>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel(Arc::new(watch::channel(false).0))
+    }
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+    async fn cancelled(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel::new()
+    }
+}
+
+/// Runs one turn of `session_id`: see the module doc. `now` gives unix milliseconds.
+/// Returns the stored reply and its figures.
+#[allow(clippy::too_many_arguments)]
+pub async fn send(
+    store: &Store,
+    engine: &dyn Engine,
+    session_id: i64,
+    text: &str,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    now: &(dyn Fn() -> i64 + Sync),
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(TurnError::EmptyMessage);
+    }
+    let session = store.get_session(session_id)?;
+    let character = store.get_character(&session.character_id)?;
+
+    // Assemble: system prompt, then as much history as fits, newest kept.
+    let system = ChatMessage::new(
+        ChatRole::System,
+        prompt::system_prompt(&character, session.scenario),
+    );
+    let mut history = prompt::history(&store.list_messages(session_id)?);
+    history.push(ChatMessage::new(ChatRole::User, text));
+    let budget = engine
+        .info()
+        .context_length
+        .min(CONTEXT_CAP)
+        .saturating_sub(sampling.max_tokens);
+    let system_tokens = engine
+        .count_prompt_tokens(std::slice::from_ref(&system))
+        .await?;
+    let mut counts = Vec::with_capacity(history.len());
+    for m in &history {
+        counts.push(engine.count_tokens(&m.content).await? + MESSAGE_OVERHEAD);
+    }
+    let mut keep = match prompt::fit(system_tokens, &counts, budget) {
+        Fit::Keep { keep, .. } => keep,
+        Fit::TooLong { needed, budget } => {
+            return Err(TurnError::MessageTooLong { needed, budget })
+        }
+    };
+    // The estimate above is per message; check the exact templated size and trim if needed.
+    let messages = loop {
+        let mut m = vec![system.clone()];
+        m.extend_from_slice(&history[history.len() - keep..]);
+        let exact = engine.count_prompt_tokens(&m).await?;
+        if exact <= budget || keep == 1 {
+            if exact > budget {
+                return Err(TurnError::MessageTooLong {
+                    needed: exact,
+                    budget,
+                });
+            }
+            break m;
+        }
+        keep -= 1;
+    };
+    let dropped = history.len() - keep;
+
+    // Store, then stream.
+    let user =
+        store.insert_message(session_id, Role::User, text, MessageStatus::Complete, now())?;
+    let reply = store.insert_message(
+        session_id,
+        Role::Character,
+        "",
+        MessageStatus::Streaming,
+        now(),
+    )?;
+    on_event(TurnEvent::Started {
+        user,
+        reply: reply.clone(),
+        dropped,
+    });
+
+    let started = Instant::now();
+    let mut generation = engine.generate(messages, sampling.clone());
+    let mut filter = StopFilter::new(sampling.stop.clone());
+    let mut first_token_ms = None;
+    let mut n_pieces = 0usize;
+    let mut usage = None;
+    let mut failure = None;
+    let mut at_start = true;
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => None,
+            e = generation.recv() => Some(e),
+        };
+        let Some(event) = event else {
+            break; // Stop pressed; dropping `generation` below cancels the engine.
+        };
+        match event {
+            Some(EngineEvent::Text(piece)) => {
+                n_pieces += 1;
+                first_token_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+                // Models often open with a space or newline; the reply starts at its first word.
+                let piece = if at_start {
+                    piece.trim_start()
+                } else {
+                    piece.as_str()
+                };
+                let shown = filter.push(piece);
+                if !shown.is_empty() {
+                    at_start = false;
+                    store.append_to_message(reply.id, &shown)?;
+                    on_event(TurnEvent::Text(shown));
+                }
+                if filter.stopped() {
+                    break;
+                }
+            }
+            Some(EngineEvent::Finished { usage: u, .. }) => {
+                usage = u;
+                break;
+            }
+            Some(EngineEvent::Failed(reason)) => {
+                failure = Some(reason);
+                break;
+            }
+            None => {
+                failure = Some("the engine stopped without finishing the reply".into());
+                break;
+            }
+        }
+    }
+    drop(generation);
+    let cancelled =
+        cancel.is_cancelled() && failure.is_none() && usage.is_none() && !filter.stopped();
+    let rest = if cancelled {
+        String::new()
+    } else {
+        filter.finish()
+    };
+    if !rest.is_empty() {
+        on_event(TurnEvent::Text(rest));
+    }
+    let content = filter.shown().trim_end().to_string();
+    let status = if cancelled || failure.is_some() {
+        MessageStatus::Interrupted
+    } else {
+        MessageStatus::Complete
+    };
+    store.finish_message(reply.id, &content, status)?;
+    let reply = store.get_message(reply.id)?.unwrap_or(Message {
+        content,
+        status,
+        ..reply
+    });
+    if let Some(reason) = failure {
+        return Err(TurnError::Failed { reply, reason });
+    }
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let first = first_token_ms.unwrap_or((elapsed * 1000.0) as u64);
+    let decode_secs = elapsed - first as f64 / 1000.0;
+    let stats = ReplyStats {
+        prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
+        reply_tokens: usage.map(|u| u.completion_tokens).unwrap_or(n_pieces),
+        first_token_ms: first,
+        tokens_per_second: if decode_secs > 0.0 && n_pieces > 1 {
+            (n_pieces - 1) as f64 / decode_secs
+        } else {
+            0.0
+        },
+    };
+    Ok((reply, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::characters::builtin;
+    use crate::conversation::Scenario;
+    use crate::engine::ScriptedEngine;
+    use std::time::Duration;
+
+    fn setup() -> (Store, i64) {
+        let store = Store::open_in_memory().unwrap();
+        let c = builtin::all().remove(0);
+        store.insert_character_if_absent(&c, true, 0).unwrap();
+        let s = store
+            .create_session(&c.id, Scenario::ChitChat, "t", Some("Hello!"), 1)
+            .unwrap();
+        (store, s.id)
+    }
+
+    fn sampling(max_tokens: usize) -> Sampling {
+        Sampling {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens,
+            stop: prompt::stop_strings(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reply_is_stored_as_it_streams() {
+        let (store, sid) = setup();
+        let engine = ScriptedEngine::new(&["  Good", " day", " to you."], Duration::from_millis(1));
+        let mut seen = Vec::new();
+        let (reply, stats) = send(
+            &store,
+            &engine,
+            sid,
+            " Hi there ",
+            &sampling(50),
+            &Cancel::new(),
+            &|| 5,
+            &mut |e| {
+                if let TurnEvent::Text(t) = &e {
+                    // Every piece is in the database before it is shown.
+                    seen.push(t.clone());
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content, "Good day to you.");
+        assert_eq!(reply.status, MessageStatus::Complete);
+        assert_eq!(seen.concat(), "Good day to you.");
+        assert_eq!(stats.reply_tokens, 3);
+        let msgs = store.list_messages(sid).unwrap();
+        let texts: Vec<_> = msgs.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(
+            texts,
+            [
+                (Role::Character, "Hello!"),
+                (Role::User, "Hi there"),
+                (Role::Character, "Good day to you.")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_string_ends_the_reply_without_the_users_line() {
+        let (store, sid) = setup();
+        let engine =
+            ScriptedEngine::new(&["Fine.", "\nUser:", " me too"], Duration::from_millis(1));
+        let (reply, _) = send(
+            &store,
+            &engine,
+            sid,
+            "hello",
+            &sampling(50),
+            &Cancel::new(),
+            &|| 5,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content, "Fine.");
+    }
+
+    #[tokio::test]
+    async fn cancel_keeps_what_was_shown_and_marks_interrupted() {
+        let (store, sid) = setup();
+        let pieces: Vec<String> = (0..200).map(|i| format!(" w{i}")).collect();
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let engine =
+            ScriptedEngine::new(&pieces, Duration::from_millis(5)).with_context_length(4096);
+        let cancel = Cancel::new();
+        let mut shown = String::new();
+        let c2 = cancel.clone();
+        let (reply, _) = send(
+            &store,
+            &engine,
+            sid,
+            "go",
+            &sampling(500),
+            &cancel,
+            &|| 5,
+            &mut |e| {
+                if let TurnEvent::Text(t) = e {
+                    shown.push_str(&t);
+                    if shown.len() > 20 {
+                        c2.cancel();
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, MessageStatus::Interrupted);
+        assert_eq!(reply.content, shown.trim_end());
+        assert!(
+            reply.content.len() < 60,
+            "stopped promptly: {}",
+            reply.content
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_and_oversized_messages_store_nothing() {
+        let (store, sid) = setup();
+        let engine = ScriptedEngine::new(&["x"], Duration::from_millis(1)).with_context_length(400);
+        let r = send(
+            &store,
+            &engine,
+            sid,
+            "  \n ",
+            &sampling(50),
+            &Cancel::new(),
+            &|| 5,
+            &mut |_| {},
+        )
+        .await;
+        assert!(matches!(r, Err(TurnError::EmptyMessage)));
+        let huge = "word ".repeat(100_000 / 5);
+        let r = send(
+            &store,
+            &engine,
+            sid,
+            &huge,
+            &sampling(50),
+            &Cancel::new(),
+            &|| 5,
+            &mut |_| {},
+        )
+        .await;
+        assert!(matches!(r, Err(TurnError::MessageTooLong { .. })), "{r:?}");
+        assert_eq!(
+            store.list_messages(sid).unwrap().len(),
+            1,
+            "only the greeting"
+        );
+    }
+
+    #[tokio::test]
+    async fn old_history_is_dropped_to_fit() {
+        let (store, sid) = setup();
+        for i in 0..40 {
+            store
+                .insert_message(
+                    sid,
+                    Role::User,
+                    &"filler text ".repeat(10),
+                    MessageStatus::Complete,
+                    2 + i,
+                )
+                .unwrap();
+        }
+        let engine =
+            ScriptedEngine::new(&["ok"], Duration::from_millis(1)).with_context_length(700);
+        let mut dropped = 0;
+        send(
+            &store,
+            &engine,
+            sid,
+            "hello",
+            &sampling(50),
+            &Cancel::new(),
+            &|| 99,
+            &mut |e| {
+                if let TurnEvent::Started { dropped: d, .. } = e {
+                    dropped = d;
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert!(dropped > 0 && dropped < 41, "dropped {dropped}");
+    }
+}

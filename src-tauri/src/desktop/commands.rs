@@ -1,0 +1,212 @@
+//! The Tauri commands: each converts wire input, calls the core once and maps the error. The
+//! list of what the window can ask for is `desktop::run`'s `generate_handler!`.
+
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+
+use super::json::{
+    ApiError, ApiResult, CharacterDetail, CharacterSummary, EngineStatus, ErrorCode, Message,
+    ScenarioJson, Session, SettingsJson, StreamEvent,
+};
+use super::AppState;
+use crate::app::{now_ms, sampling};
+use crate::conversation::{self, Cancel, Scenario, TurnError};
+
+#[tauri::command]
+pub fn list_characters(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSummary>> {
+    Ok(state
+        .troupe()?
+        .store
+        .list_characters()?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+#[tauri::command]
+pub fn get_character(state: State<'_, AppState>, id: String) -> ApiResult<CharacterDetail> {
+    Ok(state.troupe()?.store.get_character(&id)?.into())
+}
+
+#[tauri::command]
+pub fn list_sessions(state: State<'_, AppState>, character_id: String) -> ApiResult<Vec<Session>> {
+    Ok(state
+        .troupe()?
+        .store
+        .list_sessions(&character_id)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+#[tauri::command]
+pub fn create_session(
+    state: State<'_, AppState>,
+    character_id: String,
+    scenario: ScenarioJson,
+) -> ApiResult<Session> {
+    let troupe = state.troupe()?;
+    let character = troupe.store.get_character(&character_id)?;
+    let scenario = Scenario::from(scenario);
+    let greeting = character.greetings.for_scenario(scenario);
+    Ok(troupe
+        .store
+        .create_session(
+            &character_id,
+            scenario,
+            scenario.label(),
+            greeting,
+            now_ms(),
+        )?
+        .into())
+}
+
+#[tauri::command]
+pub fn list_messages(state: State<'_, AppState>, session_id: i64) -> ApiResult<Vec<Message>> {
+    Ok(state
+        .troupe()?
+        .store
+        .list_messages(session_id)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Sends the user's message and streams the reply over `on_event`; resolves with the final reply.
+#[tauri::command]
+pub async fn send_message(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    session_id: i64,
+    text: String,
+    on_event: Channel<StreamEvent>,
+) -> ApiResult<Message> {
+    let troupe = state.troupe()?;
+    let engine = troupe.engine.engine()?;
+    let settings = super::load_settings(&app);
+    let cancel = state.start_reply(session_id)?;
+    let result = conversation::send(
+        &troupe.store,
+        engine.as_ref(),
+        session_id,
+        &text,
+        &sampling(&settings),
+        &cancel,
+        &now_ms,
+        &mut |e| {
+            // A closed channel (the window reloaded) must not stop the reply being saved.
+            let _ = on_event.send(e.into());
+        },
+    )
+    .await;
+    state.end_reply(session_id);
+    match result {
+        Ok((reply, stats)) => {
+            let reply: Message = reply.into();
+            let _ = on_event.send(StreamEvent::Finished {
+                reply: reply.clone(),
+                stats: Some(stats.into()),
+            });
+            Ok(reply)
+        }
+        Err(TurnError::Failed { reply, reason }) => {
+            let _ = on_event.send(StreamEvent::Finished {
+                reply: reply.into(),
+                stats: None,
+            });
+            Err(ApiError::new(
+                ErrorCode::ReplyFailed,
+                format!("The reply stopped early: {reason}"),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The Stop button: ends the reply being written in `session_id`, keeping what was said.
+#[tauri::command]
+pub fn stop_reply(state: State<'_, AppState>, session_id: i64) -> ApiResult<bool> {
+    Ok(state.stop_reply(session_id))
+}
+
+#[tauri::command]
+pub fn engine_status(state: State<'_, AppState>) -> ApiResult<EngineStatus> {
+    Ok(state.troupe()?.engine.status().into())
+}
+
+#[tauri::command]
+pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> ApiResult<SettingsJson> {
+    let troupe = state.troupe()?;
+    let settings = super::load_settings(&app);
+    let effective = troupe.model_file(&settings, state.model_override.as_deref());
+    Ok(SettingsJson::from_settings(&settings, &effective))
+}
+
+/// Saves the settings; a different model file starts loading it in the background.
+#[tauri::command]
+pub fn save_settings(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    settings: SettingsJson,
+) -> ApiResult<SettingsJson> {
+    let troupe = state.troupe()?;
+    let new = settings.to_settings();
+    new.validate()?;
+    let old = super::load_settings(&app);
+    super::save_settings(&app, &new).map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    let before = troupe.model_file(&old, state.model_override.as_deref());
+    let after = troupe.model_file(&new, state.model_override.as_deref());
+    if before != after {
+        super::load_model(troupe.engine.clone(), after.clone());
+    }
+    Ok(SettingsJson::from_settings(&new, &after))
+}
+
+/// Retries loading the model (after the user fixed the file).
+#[tauri::command]
+pub fn reload_model(app: AppHandle, state: State<'_, AppState>) -> ApiResult<()> {
+    let troupe = state.troupe()?;
+    let settings = super::load_settings(&app);
+    super::load_model(
+        troupe.engine.clone(),
+        troupe.model_file(&settings, state.model_override.as_deref()),
+    );
+    Ok(())
+}
+
+impl AppState {
+    fn start_reply(&self, session_id: i64) -> ApiResult<Cancel> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains_key(&session_id) {
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                "a reply is already being written in this session",
+            ));
+        }
+        let cancel = Cancel::new();
+        running.insert(session_id, cancel.clone());
+        Ok(cancel)
+    }
+
+    fn end_reply(&self, session_id: i64) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session_id);
+    }
+
+    fn stop_reply(&self, session_id: i64) -> bool {
+        match self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session_id)
+        {
+            Some(c) => {
+                c.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! The wire format between the window and the core: plain data types, converted by hand from
+//! the domain types, with TypeScript twins generated into `ui/src/api/types.ts` by the test
+//! `bindings_are_current` (run with `UPDATE_BINDINGS=1` to rewrite the file). Core types are not
+//! `Serialize` for the UI's sake; only this module knows the JSON.
+//!
+//! Every failure reaches the UI as `ApiError { code, message }`: `code` is for the UI to branch
+//! on, `message` is a sentence for the person.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::characters::{self, Category};
+use crate::conversation::{self, ReplyStats, Scenario, TurnError};
+use crate::engine::{self, EngineStatus as CoreStatus};
+use crate::settings;
+use crate::store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The character, session or message does not exist (any more).
+    NotFound,
+    /// The message was empty; nothing was sent.
+    EmptyMessage,
+    /// The message cannot fit the context; nothing was stored, the text stays in the box.
+    MessageTooLong,
+    /// A reply is already being written in this session.
+    Busy,
+    /// The model is still loading.
+    ModelLoading,
+    /// No usable model: missing, damaged, unsupported or failed to load. The message says how to fix it.
+    ModelUnavailable,
+    /// The reply stopped early because the engine failed; the partial reply is saved.
+    ReplyFailed,
+    /// A setting is out of range.
+    InvalidSetting,
+    /// The disk is full; nothing saved was lost.
+    DiskFull,
+    /// Anything else.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        let code = match &e {
+            store::Error::CharacterNotFound(_) | store::Error::SessionNotFound(_) => {
+                ErrorCode::NotFound
+            }
+            store::Error::DiskFull => ErrorCode::DiskFull,
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<engine::Error> for ApiError {
+    fn from(e: engine::Error) -> Self {
+        let code = match &e {
+            engine::Error::NotReady(_) => ErrorCode::ModelLoading,
+            engine::Error::Backend(_) => ErrorCode::ReplyFailed,
+            _ => ErrorCode::ModelUnavailable,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        match e {
+            TurnError::Store(e) => e.into(),
+            TurnError::Engine(e) => e.into(),
+            TurnError::EmptyMessage => ApiError::new(ErrorCode::EmptyMessage, e.to_string()),
+            TurnError::MessageTooLong { .. } => {
+                ApiError::new(ErrorCode::MessageTooLong, e.to_string())
+            }
+            TurnError::Failed { .. } => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+        }
+    }
+}
+
+impl From<settings::InvalidSetting> for ApiError {
+    fn from(e: settings::InvalidSetting) -> Self {
+        ApiError::new(ErrorCode::InvalidSetting, e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "Category")]
+pub enum CategoryJson {
+    Celebrity,
+    DailyLife,
+    Fictional,
+}
+
+impl From<Category> for CategoryJson {
+    fn from(c: Category) -> Self {
+        match c {
+            Category::Celebrity => CategoryJson::Celebrity,
+            Category::DailyLife => CategoryJson::DailyLife,
+            Category::Fictional => CategoryJson::Fictional,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "Scenario")]
+pub enum ScenarioJson {
+    ChitChat,
+    Interview,
+    Companionship,
+}
+
+impl From<Scenario> for ScenarioJson {
+    fn from(s: Scenario) -> Self {
+        match s {
+            Scenario::ChitChat => ScenarioJson::ChitChat,
+            Scenario::Interview => ScenarioJson::Interview,
+            Scenario::Companionship => ScenarioJson::Companionship,
+        }
+    }
+}
+
+impl From<ScenarioJson> for Scenario {
+    fn from(s: ScenarioJson) -> Self {
+        match s {
+            ScenarioJson::ChitChat => Scenario::ChitChat,
+            ScenarioJson::Interview => Scenario::Interview,
+            ScenarioJson::Companionship => Scenario::Companionship,
+        }
+    }
+}
+
+/// A gallery card.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CharacterSummary {
+    pub id: String,
+    pub name: String,
+    pub category: CategoryJson,
+    pub tagline: String,
+    /// URL of the avatar image, or null to draw initials.
+    pub avatar_url: Option<String>,
+    pub initials: String,
+    /// Unix ms of the last chat, if any.
+    pub last_chat_at: Option<i64>,
+}
+
+/// URL the window loads an avatar file from (served by the `avatar` protocol in `desktop`).
+pub fn avatar_url(file: &str) -> String {
+    format!("avatar://localhost/{file}")
+}
+
+impl From<store::CharacterSummary> for CharacterSummary {
+    fn from(c: store::CharacterSummary) -> Self {
+        CharacterSummary {
+            initials: characters::initials(&c.name),
+            id: c.id,
+            name: c.name,
+            category: c.category.into(),
+            tagline: c.tagline,
+            avatar_url: c.avatar.as_deref().map(avatar_url),
+            last_chat_at: c.last_chat_at,
+        }
+    }
+}
+
+/// What the chat view shows of a Character.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CharacterDetail {
+    pub id: String,
+    pub name: String,
+    pub category: CategoryJson,
+    pub tagline: String,
+    pub avatar_url: Option<String>,
+    pub initials: String,
+    pub tags: Vec<String>,
+    /// The profile as the prose the model reads.
+    pub profile_prose: String,
+}
+
+impl From<characters::Character> for CharacterDetail {
+    fn from(c: characters::Character) -> Self {
+        CharacterDetail {
+            profile_prose: c.profile.to_prose(&c.name),
+            initials: characters::initials(&c.name),
+            avatar_url: c.avatar.as_deref().map(avatar_url),
+            id: c.id,
+            name: c.name,
+            category: c.category.into(),
+            tagline: c.tagline,
+            tags: c.tags,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub id: i64,
+    pub character_id: String,
+    pub scenario: ScenarioJson,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: i64,
+    pub preview: String,
+}
+
+impl From<store::Session> for Session {
+    fn from(s: store::Session) -> Self {
+        Session {
+            id: s.id,
+            character_id: s.character_id,
+            scenario: s.scenario.into(),
+            title: s.title,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            message_count: s.n_messages,
+            preview: s.preview,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "Role")]
+pub enum RoleJson {
+    User,
+    Character,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "MessageStatus")]
+pub enum MessageStatusJson {
+    Complete,
+    Streaming,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: i64,
+    pub session_id: i64,
+    pub role: RoleJson,
+    pub content: String,
+    pub status: MessageStatusJson,
+    pub created_at: i64,
+}
+
+impl From<store::Message> for Message {
+    fn from(m: store::Message) -> Self {
+        Message {
+            id: m.id,
+            session_id: m.session_id,
+            role: match m.role {
+                store::Role::User => RoleJson::User,
+                store::Role::Character => RoleJson::Character,
+            },
+            content: m.content,
+            status: match m.status {
+                store::MessageStatus::Complete => MessageStatusJson::Complete,
+                store::MessageStatus::Streaming => MessageStatusJson::Streaming,
+                store::MessageStatus::Interrupted => MessageStatusJson::Interrupted,
+            },
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Figures of a finished reply.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ReplyStats")]
+pub struct ReplyStatsJson {
+    pub reply_tokens: usize,
+    pub first_token_ms: u64,
+    pub tokens_per_second: f64,
+}
+
+impl From<ReplyStats> for ReplyStatsJson {
+    fn from(s: ReplyStats) -> Self {
+        ReplyStatsJson {
+            reply_tokens: s.reply_tokens,
+            first_token_ms: s.first_token_ms,
+            tokens_per_second: (s.tokens_per_second * 10.0).round() / 10.0,
+        }
+    }
+}
+
+/// What `send_message` streams over its Channel.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "event", content = "data", rename_all = "camelCase")]
+pub enum StreamEvent {
+    /// The user's message is stored and the reply has begun.
+    #[serde(rename_all = "camelCase")]
+    Started {
+        user: Message,
+        reply: Message,
+        dropped: usize,
+    },
+    /// More reply text (already saved).
+    Text { text: String },
+    /// The reply is complete or was stopped.
+    #[serde(rename_all = "camelCase")]
+    Finished {
+        reply: Message,
+        stats: Option<ReplyStatsJson>,
+    },
+}
+
+impl From<conversation::TurnEvent> for StreamEvent {
+    fn from(e: conversation::TurnEvent) -> Self {
+        match e {
+            conversation::TurnEvent::Started {
+                user,
+                reply,
+                dropped,
+            } => StreamEvent::Started {
+                user: user.into(),
+                reply: reply.into(),
+                dropped,
+            },
+            conversation::TurnEvent::Text(text) => StreamEvent::Text { text },
+        }
+    }
+}
+
+/// The model's state, for the status bar (also sent as the `engine://status` event).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EngineStatus {
+    Loading {
+        model: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ready {
+        model: String,
+        device: String,
+        context_length: usize,
+        architecture: String,
+    },
+    Failed {
+        error: ApiError,
+    },
+}
+
+impl From<CoreStatus> for EngineStatus {
+    fn from(s: CoreStatus) -> Self {
+        let file = |p: &std::path::Path| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
+        match s {
+            CoreStatus::Loading { path } => EngineStatus::Loading { model: file(&path) },
+            CoreStatus::Ready(info) => EngineStatus::Ready {
+                model: info.name,
+                device: info.device,
+                context_length: info.context_length,
+                architecture: info.architecture,
+            },
+            CoreStatus::Failed(e) => EngineStatus::Failed { error: e.into() },
+        }
+    }
+}
+
+/// The settings form.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "Settings")]
+pub struct SettingsJson {
+    /// The GGUF file chosen by the user; null for the default model.
+    pub model_path: Option<String>,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_reply_tokens: usize,
+    /// The file actually used (the choice above, or an override from the command line).
+    #[serde(default)]
+    pub effective_model_path: String,
+}
+
+impl SettingsJson {
+    pub fn from_settings(s: &settings::Settings, effective: &std::path::Path) -> SettingsJson {
+        SettingsJson {
+            model_path: s.model_path.as_ref().map(|p| p.display().to_string()),
+            temperature: s.temperature,
+            top_p: s.top_p,
+            max_reply_tokens: s.max_reply_tokens,
+            effective_model_path: effective.display().to_string(),
+        }
+    }
+
+    pub fn to_settings(&self) -> settings::Settings {
+        settings::Settings {
+            model_path: self
+                .model_path
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_reply_tokens: self.max_reply_tokens,
+        }
+    }
+}
+
+/// The TypeScript twin of every wire type, as one module.
+pub fn typescript() -> String {
+    let cfg = ts_rs::Config::new().with_large_int("number");
+    let decls = [
+        ErrorCode::decl(&cfg),
+        ApiError::decl(&cfg),
+        CategoryJson::decl(&cfg),
+        ScenarioJson::decl(&cfg),
+        CharacterSummary::decl(&cfg),
+        CharacterDetail::decl(&cfg),
+        Session::decl(&cfg),
+        RoleJson::decl(&cfg),
+        MessageStatusJson::decl(&cfg),
+        Message::decl(&cfg),
+        ReplyStatsJson::decl(&cfg),
+        StreamEvent::decl(&cfg),
+        EngineStatus::decl(&cfg),
+        SettingsJson::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.\n\
+         // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/api/types.ts");
+        let want = typescript();
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "ui/src/api/types.ts is stale: run `UPDATE_BINDINGS=1 cargo test bindings`"
+        );
+    }
+
+    #[test]
+    fn errors_serialise_to_code_and_message_only() {
+        let e: ApiError = store::Error::CharacterNotFound("x".into()).into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "not_found", "message": "no character with id 'x'"})
+        );
+        let e: ApiError = TurnError::MessageTooLong {
+            needed: 9000,
+            budget: 3896,
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["code"],
+            "message_too_long"
+        );
+        let e: ApiError = engine::Error::ModelMissing {
+            path: "/m.gguf".into(),
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["code"],
+            "model_unavailable"
+        );
+    }
+
+    #[test]
+    fn stream_events_are_tagged() {
+        let e = StreamEvent::Text { text: "hi".into() };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"event": "text", "data": {"text": "hi"}})
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The desktop window: the only module that imports Tauri (checked by tests/architecture.rs).
+//!
+//! `run` is the composition root of the window: it opens the core (`app::Troupe`), registers the
+//! settings store (tauri-plugin-store, the same `settings.json` the CLI reads), serves avatar
+//! files over the `avatar://` protocol, starts loading the model in the background and hands
+//! the window its commands (`commands`). The model's status goes to the window as the app-wide
+//! event `engine://status`; replies stream over a per-call `tauri::ipc::Channel`.
+
+pub mod commands;
+pub mod json;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use tauri::{Emitter, Manager};
+use tauri_plugin_store::StoreExt;
+
+use crate::app::Troupe;
+use crate::conversation::Cancel;
+use crate::engine::Slot;
+use crate::settings::{Paths, Settings};
+use json::{ApiError, ErrorCode};
+
+/// What every command can reach.
+pub struct AppState {
+    troupe: Result<Troupe, String>,
+    /// `--model` from the command line (beats the setting, like `TROUPE_MODEL`).
+    model_override: Option<PathBuf>,
+    /// The Stop buttons of the replies being written, by session.
+    running: Mutex<HashMap<i64, Cancel>>,
+}
+
+impl AppState {
+    fn troupe(&self) -> Result<&Troupe, ApiError> {
+        self.troupe
+            .as_ref()
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.clone()))
+    }
+}
+
+/// Opens the window and runs until it closes.
+pub fn run(model_override: Option<PathBuf>) {
+    let paths = Paths::from_env();
+    let troupe = Troupe::open(paths.clone()).map_err(|e| {
+        format!(
+            "Troupe cannot open its data in {}: {e}",
+            paths.data.display()
+        )
+    });
+    if let Err(e) = &troupe {
+        tracing::error!("{e}");
+    }
+    let settings_path = paths.settings();
+    tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .register_uri_scheme_protocol("avatar", {
+            let dir = paths.avatars();
+            move |_ctx, request| serve_avatar(&dir, request.uri().path())
+        })
+        .manage(AppState {
+            troupe,
+            model_override,
+            running: Mutex::new(HashMap::new()),
+        })
+        .setup(move |app| {
+            // Open the store at the shared absolute path before anything reads settings.
+            let _ = app.store(settings_path.clone());
+            let handle = app.handle().clone();
+            let state = app.state::<AppState>();
+            if let Ok(troupe) = &state.troupe {
+                forward_engine_status(&handle, &troupe.engine);
+                let settings = load_settings(&handle);
+                load_model(
+                    troupe.engine.clone(),
+                    troupe.model_file(&settings, state.model_override.as_deref()),
+                );
+            }
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::list_characters,
+            commands::get_character,
+            commands::list_sessions,
+            commands::create_session,
+            commands::list_messages,
+            commands::send_message,
+            commands::stop_reply,
+            commands::engine_status,
+            commands::get_settings,
+            commands::save_settings,
+            commands::reload_model,
+        ])
+        .run(tauri::generate_context!())
+        .expect("the Tauri runtime failed to start");
+}
+
+/// Starts loading `path` in the background; the status bar follows through `engine://status`.
+fn load_model(slot: Slot, path: PathBuf) {
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = slot.load(path).await {
+            tracing::warn!("model not loaded: {e}");
+        }
+    });
+}
+
+fn forward_engine_status(app: &tauri::AppHandle, slot: &Slot) {
+    let mut rx = slot.subscribe();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let status: json::EngineStatus = rx.borrow_and_update().clone().into();
+            let _ = app.emit("engine://status", status);
+        }
+    });
+}
+
+fn settings_store(
+    app: &tauri::AppHandle,
+) -> Result<std::sync::Arc<tauri_plugin_store::Store<tauri::Wry>>, String> {
+    let path = Paths::from_env().settings();
+    app.store(path)
+        .map_err(|e| format!("cannot open the settings file: {e}"))
+}
+
+/// The settings, read through the store plugin (defaults when unreadable).
+fn load_settings(app: &tauri::AppHandle) -> Settings {
+    match settings_store(app) {
+        Ok(store) => Settings::from_json(serde_json::Value::Object(
+            store.entries().into_iter().collect(),
+        )),
+        Err(_) => Settings::default(),
+    }
+}
+
+fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
+    let store = settings_store(app)?;
+    let value = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            store.set(k, v);
+        }
+    }
+    store
+        .save()
+        .map_err(|e| format!("cannot save the settings: {e}"))
+}
+
+/// Serves `avatar://localhost/<file>` from the avatars folder; only plain file names, so a
+/// crafted URL cannot read outside it.
+fn serve_avatar(dir: &std::path::Path, uri_path: &str) -> tauri::http::Response<Vec<u8>> {
+    let name = uri_path.trim_start_matches('/');
+    let safe = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    let bytes = if safe {
+        std::fs::read(dir.join(name)).ok()
+    } else {
+        None
+    };
+    let builder = tauri::http::Response::builder().header("Access-Control-Allow-Origin", "*");
+    match bytes {
+        Some(b) => {
+            let mime = if b.starts_with(b"\x89PNG") {
+                "image/png"
+            } else if b.starts_with(&[0xff, 0xd8]) {
+                "image/jpeg"
+            } else if b.len() > 12 && &b[8..12] == b"WEBP" {
+                "image/webp"
+            } else {
+                "application/octet-stream"
+            };
+            builder
+                .header("Content-Type", mime)
+                .body(b)
+                .expect("static response")
+        }
+        None => builder
+            .status(404)
+            .body(Vec::new())
+            .expect("static response"),
+    }
+}

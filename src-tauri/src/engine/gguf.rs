@@ -1,0 +1,317 @@
+//! A small GGUF header reader: architecture, context length, size and whether the file is
+//! whole, read before a backend touches the file. Backends tend to panic or mmap garbage on a
+//! truncated or foreign file; this turns those cases into a sentence for the user.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// What the header says about a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub version: u32,
+    pub architecture: String,
+    pub name: Option<String>,
+    pub context_length: Option<u64>,
+    pub n_tensors: u64,
+    /// Parameters, summed over tensor shapes.
+    pub n_params: u64,
+    /// The most common tensor type, e.g. "Q4_1".
+    pub quantization: String,
+}
+
+const MAGIC: &[u8; 4] = b"GGUF";
+/// A length above this in a header is damage, not data (the largest real strings are templates
+/// of a few KB; the largest arrays are vocabularies of a few hundred thousand entries).
+const MAX_LEN: u64 = 1 << 28;
+
+/// Reads and checks the header of the GGUF at `path`; the error is a short reason.
+pub fn read_header(path: &Path) -> Result<Header, String> {
+    let file = File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut r = Reader {
+        inner: BufReader::with_capacity(1 << 16, file),
+    };
+
+    let mut magic = [0u8; 4];
+    r.inner
+        .read_exact(&mut magic)
+        .map_err(|_| "the file is empty or too short".to_string())?;
+    if &magic != MAGIC {
+        return Err("it does not start with the GGUF signature".into());
+    }
+    let version = r.u32()?;
+    if !(2..=3).contains(&version) {
+        return Err(format!("GGUF version {version} is not supported"));
+    }
+    let n_tensors = r.u64()?;
+    let n_kv = r.u64()?;
+    if n_tensors > MAX_LEN || n_kv > MAX_LEN {
+        return Err("the header is damaged".into());
+    }
+
+    let mut architecture = None;
+    let mut name = None;
+    let mut alignment = 32u64;
+    let mut context: Vec<(String, u64)> = Vec::new();
+    for _ in 0..n_kv {
+        let key = r.string()?;
+        let ty = r.u32()?;
+        match (key.as_str(), ty) {
+            ("general.architecture", 8) => architecture = Some(r.string()?),
+            ("general.name", 8) => name = Some(r.string()?),
+            ("general.alignment", 4) => alignment = u64::from(r.u32()?).max(1),
+            (k, 4) if k.ends_with(".context_length") => {
+                context.push((k.to_string(), u64::from(r.u32()?)))
+            }
+            (k, 10) if k.ends_with(".context_length") => context.push((k.to_string(), r.u64()?)),
+            _ => r.skip_value(ty)?,
+        }
+    }
+    let architecture = architecture.ok_or("it has no general.architecture")?;
+    let context_length = context
+        .iter()
+        .find(|(k, _)| *k == format!("{architecture}.context_length"))
+        .map(|(_, v)| *v);
+
+    let mut n_params = 0u64;
+    let mut counts: Vec<(u32, u64)> = Vec::new();
+    let mut data_needed = 0u64;
+    for _ in 0..n_tensors {
+        let _name = r.string()?;
+        let n_dims = r.u32()?;
+        if n_dims > 8 {
+            return Err("a tensor has an impossible shape".into());
+        }
+        let mut elems = 1u64;
+        for _ in 0..n_dims {
+            elems = elems
+                .checked_mul(r.u64()?)
+                .ok_or("a tensor has an impossible shape")?;
+        }
+        let ty = r.u32()?;
+        let offset = r.u64()?;
+        n_params += elems;
+        match counts.iter_mut().find(|(t, _)| *t == ty) {
+            Some((_, n)) => *n += elems,
+            None => counts.push((ty, elems)),
+        }
+        let bytes = type_size(ty)
+            .map(|(block, size)| elems.div_ceil(block) * size)
+            .unwrap_or(0);
+        data_needed = data_needed.max(offset.saturating_add(bytes));
+    }
+    let pos = r.inner.stream_position().map_err(|e| e.to_string())?;
+    let data_start = pos.div_ceil(alignment) * alignment;
+    if data_start.saturating_add(data_needed) > file_len {
+        return Err(format!(
+            "it is truncated: the tensors need {} bytes but the file has {}",
+            data_start + data_needed,
+            file_len
+        ));
+    }
+    let quantization = counts
+        .iter()
+        .filter(|(t, _)| !matches!(t, 0 | 1 | 30)) // the float tensors (norms) are not "the" quant
+        .max_by_key(|(_, n)| *n)
+        .or(counts.first())
+        .map(|(t, _)| type_name(*t))
+        .unwrap_or_else(|| "none".into());
+
+    Ok(Header {
+        version,
+        architecture,
+        name,
+        context_length,
+        n_tensors,
+        n_params,
+        quantization,
+    })
+}
+
+/// (elements per block, bytes per block) of a ggml tensor type, for the types we know.
+fn type_size(ty: u32) -> Option<(u64, u64)> {
+    Some(match ty {
+        0 => (1, 4),
+        1 => (1, 2),
+        2 => (32, 18),
+        3 => (32, 20),
+        6 => (32, 22),
+        7 => (32, 24),
+        8 => (32, 34),
+        9 => (32, 36),
+        10 => (256, 84),
+        11 => (256, 110),
+        12 => (256, 144),
+        13 => (256, 176),
+        14 => (256, 210),
+        15 => (256, 292),
+        24 => (1, 1),
+        25 => (1, 2),
+        26 => (1, 4),
+        27 => (1, 8),
+        28 => (1, 8),
+        30 => (1, 2),
+        _ => return None,
+    })
+}
+
+fn type_name(ty: u32) -> String {
+    let known = [
+        (0, "F32"),
+        (1, "F16"),
+        (2, "Q4_0"),
+        (3, "Q4_1"),
+        (6, "Q5_0"),
+        (7, "Q5_1"),
+        (8, "Q8_0"),
+        (9, "Q8_1"),
+        (10, "Q2_K"),
+        (11, "Q3_K"),
+        (12, "Q4_K"),
+        (13, "Q5_K"),
+        (14, "Q6_K"),
+        (15, "Q8_K"),
+        (30, "BF16"),
+    ];
+    known
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or(format!("type {ty}"))
+}
+
+struct Reader<R> {
+    inner: R,
+}
+
+impl<R: Read + Seek> Reader<R> {
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        self.inner
+            .read_exact(&mut b)
+            .map_err(|_| "the header ends early (truncated file)".to_string())?;
+        Ok(b)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.bytes()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.bytes()?))
+    }
+    fn len(&mut self) -> Result<u64, String> {
+        let n = self.u64()?;
+        if n > MAX_LEN {
+            return Err("the header is damaged (impossible length)".into());
+        }
+        Ok(n)
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = self.len()? as usize;
+        let mut b = vec![0u8; n];
+        self.inner
+            .read_exact(&mut b)
+            .map_err(|_| "the header ends early (truncated file)".to_string())?;
+        String::from_utf8(b).map_err(|_| "the header has a string that is not UTF-8".to_string())
+    }
+    fn skip(&mut self, n: u64) -> Result<(), String> {
+        self.inner
+            .seek(SeekFrom::Current(n as i64))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+    fn skip_value(&mut self, ty: u32) -> Result<(), String> {
+        match ty {
+            0 | 1 | 7 => self.skip(1),
+            2 | 3 => self.skip(2),
+            4 | 5 | 6 => self.skip(4),
+            10..=12 => self.skip(8),
+            8 => {
+                let n = self.len()?;
+                self.skip(n)
+            }
+            9 => {
+                let item = self.u32()?;
+                let n = self.len()?;
+                match item {
+                    0 | 1 | 7 => self.skip(n),
+                    2 | 3 => self.skip(n * 2),
+                    4 | 5 | 6 => self.skip(n * 4),
+                    10..=12 => self.skip(n * 8),
+                    8 => (0..n).try_for_each(|_| {
+                        let len = self.len()?;
+                        self.skip(len)
+                    }),
+                    _ => Err(format!("unknown array item type {item}")),
+                }
+            }
+            _ => Err(format!("unknown metadata type {ty}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A tiny, valid GGUF: one llama tensor of 64 F32 values.
+    pub(crate) fn tiny_gguf(arch: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"GGUF");
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes()); // tensors
+        b.extend_from_slice(&2u64.to_le_bytes()); // kvs
+        let s = |b: &mut Vec<u8>, s: &str| {
+            b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        };
+        s(&mut b, "general.architecture");
+        b.extend_from_slice(&8u32.to_le_bytes());
+        s(&mut b, arch);
+        s(&mut b, &format!("{arch}.context_length"));
+        b.extend_from_slice(&4u32.to_le_bytes());
+        b.extend_from_slice(&2048u32.to_le_bytes());
+        s(&mut b, "w");
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&64u64.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes()); // F32
+        b.extend_from_slice(&0u64.to_le_bytes());
+        while b.len() % 32 != 0 {
+            b.push(0);
+        }
+        b.extend_from_slice(&[0u8; 256]);
+        b
+    }
+
+    fn write(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_a_valid_header() {
+        let f = write(&tiny_gguf("llama"));
+        let h = read_header(f.path()).unwrap();
+        assert_eq!(h.architecture, "llama");
+        assert_eq!(h.context_length, Some(2048));
+        assert_eq!((h.n_tensors, h.n_params), (1, 64));
+        assert_eq!(h.quantization, "F32");
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation() {
+        let f = write(b"this is not a model at all, just text");
+        assert!(read_header(f.path())
+            .unwrap_err()
+            .contains("GGUF signature"));
+        let f = write(b"");
+        assert!(read_header(f.path()).unwrap_err().contains("empty"));
+        let full = tiny_gguf("llama");
+        let f = write(&full[..full.len() - 100]);
+        assert!(read_header(f.path()).unwrap_err().contains("truncated"));
+        let f = write(&full[..40]);
+        assert!(read_header(f.path()).unwrap_err().contains("truncated"));
+    }
+}

@@ -1,0 +1,345 @@
+//! The mistral.rs backend: a local GGUF file, run in this process.
+//!
+//! Settings that matter on CPU (measured in docs/PERFORMANCE.md and the research notes):
+//! F32 activations (mistral.rs's GGUF builder forces F16 on CPU, ~1.5x slower), the low-level
+//! loader so no network is touched, and the tokenizer and chat template from the GGUF itself.
+//! The binary itself is built for x86-64-v3 (see `.cargo/config.toml`): candle picks SIMD
+//! kernels at compile time.
+//!
+//! Cancelling: dropping the `Generation` receiver ends the reply at once from the caller's
+//! point of view; the task here then drops the mistral.rs stream and asks the scheduler to end
+//! running sequences at its next step, so the engine is free for the next request.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use either::Either;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use mistralrs::core::{
+    AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
+    GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig, TokenSource,
+};
+use mistralrs::{
+    Model, RequestBuilder, Response, SamplingParams, StopTokens, TextMessageRole, TextMessages,
+};
+use tokio::sync::mpsc;
+
+use super::{
+    check_model_file, ChatMessage, ChatRole, Engine, EngineEvent, Error, FinishReason, Generation,
+    ModelInfo, Sampling, Usage,
+};
+
+/// GGUF architectures mistral.rs 0.8 runs (its `GGUFArchitecture`, lowercased).
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "llama",
+    "mistral3",
+    "phi2",
+    "phi3",
+    "starcoder2",
+    "qwen2",
+    "qwen3",
+    "qwen3moe",
+];
+
+/// Completed sequences the prefix cache keeps, so the next turn of a chat prefills only its
+/// new tokens. Known issue (docs/PERFORMANCE.md): on CPU mistral.rs 0.8 never evicts them.
+const PREFIX_CACHE_N: usize = 16;
+
+pub struct MistralEngine {
+    model: Arc<Model>,
+    info: ModelInfo,
+}
+
+impl MistralEngine {
+    /// Loads the GGUF at `path`. Checks the file first (missing, damaged, unsupported), then
+    /// loads on a blocking thread; a panic inside mistral.rs becomes `Error::LoadFailed`.
+    pub async fn load(path: &Path) -> Result<MistralEngine, Error> {
+        let header = check_model_file(path)?;
+        let path = path.to_path_buf();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let file = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let load_failed = |reason: String| Error::LoadFailed {
+            path: path.clone(),
+            reason,
+        };
+
+        let device = device().map_err(load_failed)?;
+        let device_for_load = device.clone();
+        // An existing local directory as model id keeps mistral.rs off the network.
+        let loader = GGUFLoaderBuilder::new(
+            None,
+            None,
+            dir.to_string_lossy().into_owned(),
+            vec![file.clone()],
+            GGUFSpecificConfig::default(),
+            false,
+            None,
+        )
+        .build();
+        let pipeline = tokio::task::spawn_blocking(move || {
+            loader.load_model_from_hf(
+                None,
+                TokenSource::None,
+                &ModelDType::F32,
+                &device_for_load,
+                true,
+                DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+                None,
+                None,
+            )
+        })
+        .await
+        .map_err(|e| load_failed(panic_message(e)))?
+        .map_err(|e| load_failed(format!("{e:#}")))?;
+
+        let scheduler = SchedulerConfig::DefaultScheduler {
+            method: DefaultSchedulerMethod::Fixed(NonZeroUsize::new(4).expect("4 is not zero")),
+        };
+        // `build` runs a one-token warm-up; spawning keeps a panic there from taking us down.
+        let runner = tokio::spawn(async move {
+            MistralRsBuilder::new(pipeline, scheduler, false, None)
+                .with_prefix_cache_n(PREFIX_CACHE_N)
+                .build()
+                .await
+        })
+        .await
+        .map_err(|e| load_failed(panic_message(e)))?;
+        let model = Model::new(runner);
+
+        let context_length = model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .or(header.context_length.map(|c| c as usize))
+            .unwrap_or(2048);
+        let info = ModelInfo {
+            name: file,
+            path,
+            architecture: header.architecture,
+            context_length,
+            device: device_label(&device),
+        };
+        Ok(MistralEngine {
+            model: Arc::new(model),
+            info,
+        })
+    }
+}
+
+fn device() -> Result<mistralrs::Device, String> {
+    if cfg!(any(feature = "cuda", feature = "metal")) {
+        mistralrs::best_device(false).map_err(|e| e.to_string())
+    } else {
+        Ok(mistralrs::Device::Cpu)
+    }
+}
+
+fn device_label(device: &mistralrs::Device) -> String {
+    match device {
+        mistralrs::Device::Cpu if cfg!(target_feature = "avx2") => "CPU (AVX2)".into(),
+        mistralrs::Device::Cpu => "CPU (no AVX2 kernels: slow)".into(),
+        mistralrs::Device::Cuda(_) => "CUDA GPU".into(),
+        mistralrs::Device::Metal(_) => "Metal GPU".into(),
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the loader crashed".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn text_messages(messages: &[ChatMessage]) -> TextMessages {
+    messages.iter().fold(TextMessages::new(), |m, msg| {
+        m.add_message(role(msg.role), &msg.content)
+    })
+}
+
+fn role(r: ChatRole) -> TextMessageRole {
+    match r {
+        ChatRole::System => TextMessageRole::System,
+        ChatRole::User => TextMessageRole::User,
+        ChatRole::Assistant => TextMessageRole::Assistant,
+    }
+}
+
+impl Engine for MistralEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn count_prompt_tokens<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<usize, Error>> {
+        async move {
+            let toks = self
+                .model
+                .tokenize(
+                    Either::Left(text_messages(messages)),
+                    None,
+                    true,
+                    true,
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            Ok(toks.len())
+        }
+        .boxed()
+    }
+
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
+        async move {
+            let toks = self
+                .model
+                .tokenize(Either::Right(text.to_string()), None, false, false, None)
+                .await
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            Ok(toks.len())
+        }
+        .boxed()
+    }
+
+    fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation {
+        let (tx, rx) = mpsc::channel(256);
+        let model = self.model.clone();
+        tokio::spawn(async move {
+            let mut params = SamplingParams::neutral();
+            if sampling.temperature <= 0.0 {
+                params.top_k = Some(1);
+            } else {
+                // Setting temperature alone stays greedy in mistral.rs (its default top-k is 1),
+                // so top-p is set explicitly on neutral parameters.
+                params.temperature = Some(sampling.temperature);
+                params.top_p = Some(sampling.top_p);
+            }
+            params.repetition_penalty = Some(1.1);
+            params.max_len = Some(sampling.max_tokens);
+            if !sampling.stop.is_empty() {
+                params.stop_toks = Some(StopTokens::Seqs(sampling.stop.clone()));
+            }
+            let request = messages
+                .iter()
+                .fold(RequestBuilder::new(), |r, m| {
+                    r.add_message(role(m.role), &m.content)
+                })
+                .set_sampling(params);
+
+            let started = Instant::now();
+            let mut stream = match model.stream_chat_request(request).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(EngineEvent::Failed(e.to_string())).await;
+                    return;
+                }
+            };
+            let mut first_token: Option<f64> = None;
+            let mut n_chunks = 0usize;
+            loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => None,
+                    r = stream.next() => Some(r),
+                };
+                let Some(response) = next else {
+                    // The caller dropped the Generation: stop the sequence now.
+                    drop(stream);
+                    if let Ok(sender) = model.inner().get_sender(None) {
+                        let _ = sender
+                            .send(mistralrs::Request::TerminateAllSeqsNextStep)
+                            .await;
+                    }
+                    return;
+                };
+                let event = match response {
+                    None => EngineEvent::Failed("the engine closed the stream".into()),
+                    Some(Response::Chunk(chunk)) => {
+                        let Some(choice) = chunk.choices.into_iter().next() else {
+                            continue;
+                        };
+                        if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                            first_token.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                            n_chunks += 1;
+                            if tx.send(EngineEvent::Text(text)).await.is_err() {
+                                continue; // handled by `tx.closed()` on the next turn
+                            }
+                        }
+                        match choice.finish_reason.as_deref() {
+                            None => continue,
+                            Some("length") => finished(
+                                FinishReason::Length,
+                                chunk.usage,
+                                first_token,
+                                n_chunks,
+                                started,
+                            ),
+                            Some("canceled") => return,
+                            Some(_) => finished(
+                                FinishReason::Stop,
+                                chunk.usage,
+                                first_token,
+                                n_chunks,
+                                started,
+                            ),
+                        }
+                    }
+                    Some(Response::Done(done)) => {
+                        let reason = match done.choices.first().map(|c| c.finish_reason.as_str()) {
+                            Some("length") => FinishReason::Length,
+                            _ => FinishReason::Stop,
+                        };
+                        finished(reason, Some(done.usage), first_token, n_chunks, started)
+                    }
+                    Some(Response::ModelError(msg, _)) => EngineEvent::Failed(msg),
+                    Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                        EngineEvent::Failed(e.to_string())
+                    }
+                    Some(_) => EngineEvent::Failed("unexpected response from the engine".into()),
+                };
+                let _ = tx.send(event).await;
+                return;
+            }
+        });
+        rx
+    }
+}
+
+/// The end-of-reply event. mistral.rs's usage counts the prompt time of a prefix-cache hit as if
+/// the whole prompt were prefilled, so when it is missing or odd we fall back to our own clock.
+fn finished(
+    reason: FinishReason,
+    usage: Option<mistralrs::core::Usage>,
+    first_token: Option<f64>,
+    n_chunks: usize,
+    started: Instant,
+) -> EngineEvent {
+    let total = started.elapsed().as_secs_f64();
+    let ttft = first_token.unwrap_or(total);
+    let usage = Some(match usage {
+        Some(u) => Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            prompt_seconds: ttft,
+            completion_seconds: (total - ttft).max(0.0),
+        },
+        None => Usage {
+            prompt_tokens: 0,
+            completion_tokens: n_chunks,
+            prompt_seconds: ttft,
+            completion_seconds: (total - ttft).max(0.0),
+        },
+    });
+    EngineEvent::Finished { reason, usage }
+}

@@ -1,0 +1,270 @@
+//! The engine: turns chat messages into streamed text.
+//!
+//! `Engine` is the one trait every backend implements: `MistralEngine` (mistral.rs, a local
+//! GGUF, in process) today, a remote server later, and `ScriptedEngine`, a fake for tests of
+//! logic where the words do not matter. The engine knows nothing of Characters, SQLite or
+//! Tauri: it takes `ChatMessage`s and `Sampling` and yields `EngineEvent`s.
+//!
+//! `Slot` holds the process's one loaded Engine and its `EngineStatus`. Loading runs in the
+//! background (a model can take seconds to load), so the app is usable meanwhile; the status
+//! says what is happening and, when the model is missing, damaged or unsupported, what to do.
+//! The loaded model lives until another is loaded in its place or the process ends.
+
+pub mod gguf;
+pub mod mistral;
+pub mod scripted;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+
+pub use mistral::MistralEngine;
+pub use scripted::ScriptedEngine;
+
+/// Who wrote a chat message, in the model's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of a chat prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Sampling settings for one reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// 0 means greedy.
+    pub temperature: f64,
+    pub top_p: f64,
+    /// The most tokens the reply may have.
+    pub max_tokens: usize,
+    /// Generation stops when the text contains one of these.
+    pub stop: Vec<String>,
+}
+
+/// A streamed piece of a reply, or its end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// The next piece of text.
+    Text(String),
+    /// The reply ended normally.
+    Finished {
+        reason: FinishReason,
+        usage: Option<Usage>,
+    },
+    /// The engine failed mid-reply; what was streamed before stands.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn or hit a stop string.
+    Stop,
+    /// The reply reached `max_tokens`.
+    Length,
+}
+
+/// Counts the engine reports for one reply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub prompt_seconds: f64,
+    pub completion_seconds: f64,
+}
+
+/// A reply in progress. Dropping it cancels the generation.
+pub type Generation = mpsc::Receiver<EngineEvent>;
+
+/// What every backend offers.
+pub trait Engine: Send + Sync {
+    /// What is loaded.
+    fn info(&self) -> &ModelInfo;
+    /// Tokens `messages` take once rendered with the model's chat template, generation prompt
+    /// included: the exact size of the prompt they would make.
+    fn count_prompt_tokens<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<usize, Error>>;
+    /// Tokens of plain text, no template.
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
+    /// Starts a reply. Must be called inside a tokio runtime.
+    fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation;
+}
+
+/// What the user sees of a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// File name, for display.
+    pub name: String,
+    pub path: PathBuf,
+    pub architecture: String,
+    /// Tokens of context the model was trained for.
+    pub context_length: usize,
+    /// Where it runs, e.g. "CPU (AVX2)".
+    pub device: String,
+}
+
+/// Why an engine cannot load or answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No file at the model path.
+    #[error("the model file {path} does not exist; fetch the default model with `bash .ci/setup` or choose a GGUF file in Settings")]
+    ModelMissing { path: PathBuf },
+    /// The file is not a GGUF model, or is damaged.
+    #[error(
+        "{path} is not a usable GGUF model ({reason}); download it again or choose another file"
+    )]
+    ModelCorrupt { path: PathBuf, reason: String },
+    /// A GGUF of an architecture this build cannot run.
+    #[error(
+        "{path} is a '{architecture}' model, which Troupe cannot run yet; supported: {supported}"
+    )]
+    ModelUnsupported {
+        path: PathBuf,
+        architecture: String,
+        supported: String,
+    },
+    /// The backend failed to load the model.
+    #[error("the model {path} failed to load: {reason}")]
+    LoadFailed { path: PathBuf, reason: String },
+    /// No model is loaded yet (still loading, or loading failed).
+    #[error("{0}")]
+    NotReady(String),
+    /// The backend failed while answering.
+    #[error("the engine failed: {0}")]
+    Backend(String),
+}
+
+/// The state of the model, for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineStatus {
+    Loading { path: PathBuf },
+    Ready(ModelInfo),
+    Failed(Error),
+}
+
+/// The process's one Engine and its status. Cheap to clone.
+#[derive(Clone)]
+pub struct Slot {
+    engine: Arc<Mutex<Option<Arc<dyn Engine>>>>,
+    status: Arc<watch::Sender<EngineStatus>>,
+}
+
+impl Slot {
+    pub fn new() -> Slot {
+        let (tx, _) = watch::channel(EngineStatus::Failed(Error::NotReady(
+            "no model chosen yet".into(),
+        )));
+        Slot {
+            engine: Arc::new(Mutex::new(None)),
+            status: Arc::new(tx),
+        }
+    }
+
+    /// A slot already holding `engine` (tests, benchmarks).
+    pub fn with_engine(engine: Arc<dyn Engine>) -> Slot {
+        let slot = Slot::new();
+        slot.status
+            .send_replace(EngineStatus::Ready(engine.info().clone()));
+        *slot.engine.lock().unwrap() = Some(engine);
+        slot
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Changes of status, for the UI's status bar.
+    pub fn subscribe(&self) -> watch::Receiver<EngineStatus> {
+        self.status.subscribe()
+    }
+
+    /// The loaded engine, or why there is none.
+    pub fn engine(&self) -> Result<Arc<dyn Engine>, Error> {
+        if let Some(e) = self
+            .engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(e);
+        }
+        Err(match self.status() {
+            EngineStatus::Loading { path } => Error::NotReady(format!(
+                "the model {} is still loading; try again in a moment",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            )),
+            EngineStatus::Failed(e) => e,
+            EngineStatus::Ready(_) => Error::NotReady("no model loaded".into()),
+        })
+    }
+
+    /// Loads the GGUF at `path` with mistral.rs and puts it in the slot; the previous engine
+    /// serves until the new one is ready. Returns once loading has finished (spawn it to load
+    /// in the background).
+    pub async fn load(&self, path: PathBuf) -> Result<(), Error> {
+        self.status
+            .send_replace(EngineStatus::Loading { path: path.clone() });
+        let result = MistralEngine::load(&path).await;
+        match result {
+            Ok(engine) => {
+                let info = engine.info().clone();
+                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+                self.status.send_replace(EngineStatus::Ready(info));
+                Ok(())
+            }
+            Err(e) => {
+                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.status.send_replace(EngineStatus::Failed(e.clone()));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::new()
+    }
+}
+
+/// Checks a model file before handing it to a backend, so a missing, truncated or foreign file
+/// is a clear error rather than a panic deep in a loader.
+pub fn check_model_file(path: &Path) -> Result<gguf::Header, Error> {
+    if !path.is_file() {
+        return Err(Error::ModelMissing {
+            path: path.to_path_buf(),
+        });
+    }
+    let header = gguf::read_header(path).map_err(|reason| Error::ModelCorrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    if !mistral::SUPPORTED_ARCHITECTURES.contains(&header.architecture.as_str()) {
+        return Err(Error::ModelUnsupported {
+            path: path.to_path_buf(),
+            architecture: header.architecture,
+            supported: mistral::SUPPORTED_ARCHITECTURES.join(", "),
+        });
+    }
+    Ok(header)
+}

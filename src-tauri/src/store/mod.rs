@@ -1,0 +1,598 @@
+//! The store: every Character, Session and Message, in one SQLite file.
+//!
+//! `Store` owns the connection, its pragmas (WAL, `synchronous=NORMAL`, foreign keys, busy
+//! timeout), the versioned migrations in `store/migrations/` and every SQL statement in the
+//! crate. Callers get domain types and `store::Error`, never rusqlite types.
+//!
+//! Crash safety is a property of this module: a streamed reply is a `streaming` row whose
+//! content is rewritten, in its own committed transaction, before each piece is shown to the
+//! user (`append_to_message`). With WAL and `synchronous=NORMAL` a killed process loses no
+//! committed transaction, so whatever was shown is on disk. `Store::open` turns rows left
+//! `streaming` by a crash into `interrupted`.
+//!
+//! One connection behind a mutex: SQLite serialises writers anyway, every statement here is
+//! short, and the desktop app and the CLI are the only processes sharing the file (WAL lets
+//! them read while the other writes; `busy_timeout` covers write overlap).
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::characters::{Category, Character};
+use crate::conversation::Scenario;
+
+/// The migrations, in order. The database's `user_version` is the number applied; append only.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database file could not be opened or is not a database.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Troupe; we refuse to touch it rather than damage it.
+    #[error("the database is from a newer Troupe (schema {found}, this build knows {known}); update Troupe")]
+    TooNew { found: i64, known: i64 },
+    /// A migration failed; nothing of it was applied.
+    #[error("database migration {version} failed: {source}")]
+    Migration {
+        version: i64,
+        source: rusqlite::Error,
+    },
+    /// No character with this id.
+    #[error("no character with id '{0}'")]
+    CharacterNotFound(String),
+    /// No session with this id.
+    #[error("no session with id {0}")]
+    SessionNotFound(i64),
+    /// The disk is full; what was stored before is intact.
+    #[error("the disk is full: free some space (nothing already saved was lost)")]
+    DiskFull,
+    /// Any other SQLite failure.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    /// A stored character's JSON no longer parses.
+    #[error("stored character '{id}' is damaged: {source}")]
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Error::DiskFull,
+            _ => Error::Sqlite(e),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Character,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Character => "character",
+        }
+    }
+    fn parse(s: &str) -> Role {
+        if s == "user" {
+            Role::User
+        } else {
+            Role::Character
+        }
+    }
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// Written in full.
+    Complete,
+    /// A reply being generated right now.
+    Streaming,
+    /// A reply that stopped early: the user pressed Stop, the engine failed, or the app died.
+    Interrupted,
+}
+
+impl MessageStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Interrupted => "interrupted",
+        }
+    }
+    fn parse(s: &str) -> MessageStatus {
+        match s {
+            "streaming" => MessageStatus::Streaming,
+            "interrupted" => MessageStatus::Interrupted,
+            _ => MessageStatus::Complete,
+        }
+    }
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: i64,
+    pub session_id: i64,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub created_at: i64,
+}
+
+/// One conversation between the user and a Character, in one Scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: i64,
+    pub character_id: String,
+    pub scenario: Scenario,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// How many messages it holds (the greeting included).
+    pub n_messages: i64,
+    /// The newest message, shortened, for lists.
+    pub preview: String,
+}
+
+/// What the gallery shows of a Character: enough to draw a card, not the whole profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharacterSummary {
+    pub id: String,
+    pub name: String,
+    pub category: Category,
+    pub tagline: String,
+    pub avatar: Option<String>,
+    /// When the user last chatted with it (unix ms), if ever.
+    pub last_chat_at: Option<i64>,
+}
+
+/// The database. See the module doc for its guarantees.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies pending migrations in one
+    /// transaction each, and marks replies left `streaming` by a crash as `interrupted`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(|source| Error::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Store::from_connection(conn, &path.display().to_string())
+    }
+
+    /// An in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|source| Error::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Store::from_connection(conn, ":memory:")
+    }
+
+    fn from_connection(mut conn: Connection, path: &str) -> Result<Store> {
+        let open_err = |source| Error::Open {
+            path: path.to_string(),
+            source,
+        };
+        // journal_mode answers with a row, so it is queried rather than executed.
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(open_err)?;
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(open_err)?;
+        migrate(&mut conn)?;
+        conn.execute(
+            "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'",
+            [],
+        )?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version this database is at.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// `PRAGMA integrity_check`: `Ok(())` when SQLite says "ok".
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    // ---- characters -------------------------------------------------------------------
+
+    /// Inserts a Character unless one with its id exists. Returns whether it was inserted.
+    /// Built-ins are installed through this, so an update never overwrites the user's edits.
+    pub fn insert_character_if_absent(
+        &self,
+        c: &Character,
+        builtin: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let data = serde_json::to_string(c).expect("a Character always serialises");
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO characters (id, name, category, data, builtin, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![c.id, c.name, c.category.as_str(), data, builtin, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The gallery's view of every Character, most recently chatted first, then by name.
+    pub fn list_characters(&self) -> Result<Vec<CharacterSummary>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.id, c.name, c.category, json_extract(c.data, '$.tagline'),
+                    json_extract(c.data, '$.avatar'),
+                    (SELECT max(s.updated_at) FROM sessions s WHERE s.character_id = c.id)
+             FROM characters c
+             ORDER BY 6 IS NULL, 6 DESC, c.name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CharacterSummary {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                category: Category::parse(&r.get::<_, String>(2)?).unwrap_or(Category::Fictional),
+                tagline: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                avatar: r.get(4)?,
+                last_chat_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One whole Character.
+    pub fn get_character(&self, id: &str) -> Result<Character> {
+        let data: Option<String> = self
+            .conn()
+            .query_row("SELECT data FROM characters WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let data = data.ok_or_else(|| Error::CharacterNotFound(id.to_string()))?;
+        serde_json::from_str(&data).map_err(|source| Error::Corrupt {
+            id: id.to_string(),
+            source,
+        })
+    }
+
+    // ---- sessions -----------------------------------------------------------------------
+
+    /// Starts a Session with `character_id` in `scenario`; `greeting`, if any, becomes its first
+    /// message. One transaction: a session never exists without its greeting.
+    pub fn create_session(
+        &self,
+        character_id: &str,
+        scenario: Scenario,
+        title: &str,
+        greeting: Option<&str>,
+        now: i64,
+    ) -> Result<Session> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT 1 FROM characters WHERE id = ?1",
+                [character_id],
+                |_| Ok(true),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if !exists {
+            return Err(Error::CharacterNotFound(character_id.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO sessions (character_id, scenario, title, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![character_id, scenario.as_str(), title, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        if let Some(g) = greeting.filter(|g| !g.trim().is_empty()) {
+            insert_message_raw(&tx, id, Role::Character, g, MessageStatus::Complete, now)?;
+        }
+        tx.commit()?;
+        drop(conn);
+        self.get_session(id)
+    }
+
+    /// One Session.
+    pub fn get_session(&self, id: i64) -> Result<Session> {
+        let conn = self.conn();
+        let s = conn
+            .query_row(&session_select("WHERE s.id = ?1"), [id], session_from_row)
+            .optional()?;
+        s.ok_or(Error::SessionNotFound(id))
+    }
+
+    /// A Character's Sessions, most recently active first.
+    pub fn list_sessions(&self, character_id: &str) -> Result<Vec<Session>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&session_select(
+            "WHERE s.character_id = ?1 ORDER BY s.updated_at DESC, s.id DESC",
+        ))?;
+        let rows = stmt.query_map([character_id], session_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- messages -----------------------------------------------------------------------
+
+    /// Every message of a Session, oldest first.
+    pub fn list_messages(&self, session_id: i64) -> Result<Vec<Message>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, session_id, role, content, status, created_at FROM messages
+             WHERE session_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([session_id], message_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends a message to a Session and touches the Session's activity time.
+    pub fn insert_message(
+        &self,
+        session_id: i64,
+        role: Role,
+        content: &str,
+        status: MessageStatus,
+        now: i64,
+    ) -> Result<Message> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM sessions WHERE id = ?1", [session_id], |_| {
+                Ok(true)
+            })
+            .optional()?
+            .unwrap_or(false);
+        if !exists {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        let id = insert_message_raw(&tx, session_id, role, content, status, now)?;
+        tx.commit()?;
+        Ok(Message {
+            id,
+            session_id,
+            role,
+            content: content.to_string(),
+            status,
+            created_at: now,
+        })
+    }
+
+    /// Appends `piece` to a streaming message, committed before it returns (see module doc).
+    pub fn append_to_message(&self, message_id: i64, piece: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE messages SET content = content || ?2 WHERE id = ?1",
+            params![message_id, piece],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a streaming message: sets its final text and status.
+    pub fn finish_message(
+        &self,
+        message_id: i64,
+        content: &str,
+        status: MessageStatus,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE messages SET content = ?2, status = ?3 WHERE id = ?1",
+            params![message_id, content, status.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// One message.
+    pub fn get_message(&self, message_id: i64) -> Result<Option<Message>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, session_id, role, content, status, created_at FROM messages WHERE id = ?1",
+                [message_id],
+                message_from_row,
+            )
+            .optional()?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(Error::TooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|source| Error::Migration { version, source })?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", version))
+            .and_then(|_| tx.commit())
+            .map_err(|source| Error::Migration { version, source })?;
+    }
+    Ok(())
+}
+
+fn insert_message_raw(
+    tx: &rusqlite::Transaction<'_>,
+    session_id: i64,
+    role: Role,
+    content: &str,
+    status: MessageStatus,
+    now: i64,
+) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![session_id, role.as_str(), content, status.as_str(), now],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE sessions SET updated_at = ?2 WHERE id = ?1",
+        params![session_id, now],
+    )?;
+    Ok(id)
+}
+
+fn session_select(tail: &str) -> String {
+    format!(
+        "SELECT s.id, s.character_id, s.scenario, s.title, s.created_at, s.updated_at,
+                (SELECT count(*) FROM messages m WHERE m.session_id = s.id),
+                (SELECT substr(m.content, 1, 120) FROM messages m WHERE m.session_id = s.id ORDER BY m.id DESC LIMIT 1)
+         FROM sessions s {tail}"
+    )
+}
+
+fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        character_id: r.get(1)?,
+        scenario: Scenario::parse(&r.get::<_, String>(2)?).unwrap_or(Scenario::ChitChat),
+        title: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        n_messages: r.get(6)?,
+        preview: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+    })
+}
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        role: Role::parse(&r.get::<_, String>(2)?),
+        content: r.get(3)?,
+        status: MessageStatus::parse(&r.get::<_, String>(4)?),
+        created_at: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::characters::builtin;
+
+    fn store_with_builtins() -> Store {
+        let store = Store::open_in_memory().unwrap();
+        for c in builtin::all() {
+            store.insert_character_if_absent(&c, true, 1).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn session_starts_with_the_greeting() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(&c.id, Scenario::Interview, "t", Some("Hello there"), 10)
+            .unwrap();
+        let msgs = store.list_messages(s.id).unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].role, Role::Character);
+        assert_eq!(msgs[0].content, "Hello there");
+        assert_eq!(s.scenario, Scenario::Interview);
+        assert_eq!(s.n_messages, 1);
+    }
+
+    #[test]
+    fn streaming_message_grows_and_finishes() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(&c.id, Scenario::ChitChat, "t", None, 10)
+            .unwrap();
+        let m = store
+            .insert_message(s.id, Role::Character, "", MessageStatus::Streaming, 11)
+            .unwrap();
+        store.append_to_message(m.id, "Hel").unwrap();
+        store.append_to_message(m.id, "lo").unwrap();
+        assert_eq!(store.get_message(m.id).unwrap().unwrap().content, "Hello");
+        store
+            .finish_message(m.id, "Hello!", MessageStatus::Complete)
+            .unwrap();
+        let got = store.get_message(m.id).unwrap().unwrap();
+        assert_eq!(
+            (got.content.as_str(), got.status),
+            ("Hello!", MessageStatus::Complete)
+        );
+    }
+
+    #[test]
+    fn builtins_never_overwrite_user_edits() {
+        let store = store_with_builtins();
+        let mut c = builtin::all().remove(0);
+        c.name = "Edited by the user".into();
+        assert!(!store.insert_character_if_absent(&c, true, 2).unwrap());
+        assert_ne!(
+            store.get_character(&c.id).unwrap().name,
+            "Edited by the user"
+        );
+    }
+
+    #[test]
+    fn unknown_ids_are_typed_errors() {
+        let store = store_with_builtins();
+        assert!(matches!(
+            store.get_character("nobody"),
+            Err(Error::CharacterNotFound(_))
+        ));
+        assert!(matches!(
+            store.create_session("nobody", Scenario::ChitChat, "t", None, 1),
+            Err(Error::CharacterNotFound(_))
+        ));
+        assert!(matches!(
+            store.insert_message(99, Role::User, "x", MessageStatus::Complete, 1),
+            Err(Error::SessionNotFound(99))
+        ));
+    }
+
+    #[test]
+    fn gallery_lists_recently_chatted_first() {
+        let store = store_with_builtins();
+        let all = builtin::all();
+        let last = all.last().unwrap();
+        store
+            .create_session(&last.id, Scenario::ChitChat, "t", Some("hi"), 500)
+            .unwrap();
+        let list = store.list_characters().unwrap();
+        assert_eq!(list.len(), all.len());
+        assert_eq!(list[0].id, last.id);
+        assert_eq!(list[0].last_chat_at, Some(500));
+    }
+}
