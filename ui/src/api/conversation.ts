@@ -1,0 +1,11 @@
+import { call, stream } from './ipc';
+import type { Message, Scenario, Session, StreamEvent } from './types';
+
+export const listSessions = (characterId: string) => call<Session[]>('list_sessions', { characterId });
+export const createSession = (characterId: string, scenario: Scenario) =>
+  call<Session>('create_session', { characterId, scenario });
+export const listMessages = (sessionId: number) => call<Message[]>('list_messages', { sessionId });
+/** Sends `text`; the reply streams to `onEvent`; resolves with the stored reply. */
+export const sendMessage = (sessionId: number, text: string, onEvent: (e: StreamEvent) => void) =>
+  stream<StreamEvent, Message>('send_message', { sessionId, text }, onEvent);
+export const stopReply = (sessionId: number) => call<boolean>('stop_reply', { sessionId });

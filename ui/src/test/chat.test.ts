@@ -1,0 +1,71 @@
+// ChatState against a mocked api/ module: the words do not matter here, the bookkeeping does.
+// The real path (real model, real webview) is covered by tests/e2e.
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Message, StreamEvent } from '../api/types';
+
+const api = vi.hoisted(() => ({
+  listMessages: vi.fn(),
+  sendMessage: vi.fn(),
+  stopReply: vi.fn(),
+}));
+vi.mock('../api/conversation', () => api);
+vi.mock('../api/ipc', () => ({ BackendError: class extends Error {} }));
+
+import { ChatState } from '../lib/chat.svelte';
+
+const msg = (id: number, role: 'user' | 'character', content: string, status = 'complete'): Message =>
+  ({ id, sessionId: 1, role, content, status, createdAt: 0 }) as Message;
+
+beforeEach(() => vi.resetAllMocks());
+
+describe('ChatState', () => {
+  it('streams a reply into the message list', async () => {
+    api.listMessages.mockResolvedValue([msg(1, 'character', 'Hello!')]);
+    let seenDuring: string[] = [];
+    api.sendMessage.mockImplementation(async (_sid: number, text: string, on: (e: StreamEvent) => void) => {
+      on({ event: 'started', data: { user: msg(2, 'user', text), reply: msg(3, 'character', '', 'streaming'), dropped: 0 } });
+      on({ event: 'text', data: { text: 'Good ' } });
+      on({ event: 'text', data: { text: 'day.' } });
+      seenDuring = chat.messages.map((m) => m.content);
+      const done = msg(3, 'character', 'Good day.');
+      on({ event: 'finished', data: { reply: done, stats: null } });
+      return done;
+    });
+    const chat = new ChatState(1);
+    await chat.load();
+    expect(await chat.send('Hi')).toBe(true);
+    expect(seenDuring).toEqual(['Hello!', 'Hi', 'Good day.']);
+    expect(chat.messages.map((m) => [m.role, m.content, m.status])).toEqual([
+      ['character', 'Hello!', 'complete'],
+      ['user', 'Hi', 'complete'],
+      ['character', 'Good day.', 'complete'],
+    ]);
+    expect(chat.streaming).toBe(false);
+  });
+
+  it('does not send empty text', async () => {
+    const chat = new ChatState(1);
+    expect(await chat.send('   ')).toBe(false);
+    expect(api.sendMessage).not.toHaveBeenCalled();
+  });
+
+  it('reports a refused message and says it was not sent', async () => {
+    api.sendMessage.mockRejectedValue(Object.assign(new Error('too long'), { code: 'message_too_long' }));
+    const chat = new ChatState(1);
+    expect(await chat.send('x'.repeat(100_000))).toBe(false);
+    expect(chat.error?.message).toBe('too long');
+    expect(chat.messages).toEqual([]);
+  });
+
+  it('reloads what the backend kept when a reply fails midway', async () => {
+    api.sendMessage.mockImplementation(async (_s: number, _t: string, on: (e: StreamEvent) => void) => {
+      on({ event: 'started', data: { user: msg(2, 'user', 'Hi'), reply: msg(3, 'character', '', 'streaming'), dropped: 0 } });
+      throw Object.assign(new Error('engine died'), { code: 'reply_failed' });
+    });
+    api.listMessages.mockResolvedValue([msg(2, 'user', 'Hi'), msg(3, 'character', 'Par', 'interrupted')]);
+    const chat = new ChatState(1);
+    expect(await chat.send('Hi')).toBe(true);
+    expect(chat.error?.message).toBe('engine died');
+    expect(chat.messages[1].status).toBe('interrupted');
+  });
+});

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { ago, segments } from '../lib/format';
+
+describe('segments', () => {
+  it('turns *actions* into italic segments and keeps the rest as text', () => {
+    expect(segments('*smiles* Hello <b>there</b>')).toEqual([
+      { text: 'smiles', action: true },
+      { text: ' Hello <b>there</b>', action: false },
+    ]);
+  });
+  it('leaves a lone asterisk alone', () => {
+    expect(segments('2 * 3 = 6')).toEqual([{ text: '2 * 3 = 6', action: false }]);
+  });
+});
+
+describe('ago', () => {
+  it('speaks like a person', () => {
+    const now = 1_000_000_000;
+    expect(ago(now - 10_000, now)).toBe('just now');
+    expect(ago(now - 5 * 60_000, now)).toBe('5 minutes ago');
+    expect(ago(now - 3 * 86_400_000, now)).toBe('3 days ago');
+  });
+});
