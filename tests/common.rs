@@ -1,0 +1,23 @@
+//! Helpers shared by the integration tests (included with `mod common;`).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The real default model: `TROUPE_MODEL`, else the default location. These tests never skip:
+/// `.ci/test` fetches the model first; run it, or set TROUPE_MODEL.
+pub fn model() -> PathBuf {
+    let path = std::env::var_os("TROUPE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| troupe::settings::Paths::from_env().default_model());
+    assert!(
+        path.is_file(),
+        "the default model is not at {}: run `bash .ci/test` (it fetches it) or set TROUPE_MODEL",
+        path.display()
+    );
+    path
+}
+
+/// The `troupe` binary cargo built for these tests.
+pub fn troupe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_troupe")
+}

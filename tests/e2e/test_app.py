@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""End-to-end test of the real Troupe window, driven through WebKitWebDriver under Xvfb.
+
+Runs the real binary with the real default model and a fresh data directory, and does what a
+person does: open a character, start a conversation, send with Enter, watch the reply stream,
+stop a reply, restart the app and find the conversation again; then starts the app with a
+missing model file and checks that it says so while the gallery still works.
+
+Usage (inside Xvfb and a D-Bus session, as .ci/test does):
+    python3 tests/e2e/test_app.py path/to/troupe
+Needs TROUPE_MODEL (the default model's path). Screenshots go to tests/e2e/out/.
+Stdlib only.
+"""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+ENTER = "\ue007"
+
+
+class WebDriver:
+    def __init__(self, binary, env):
+        self.port = free_port()
+        self.env = env
+        self.proc = subprocess.Popen(
+            ["WebKitWebDriver", f"--port={self.port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                self.request("GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        caps = {"capabilities": {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": binary, "args": []}}}}
+        self.sid = self.request("POST", "/session", caps)["sessionId"]
+
+    def request(self, method, path, body=None, timeout=60):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"{}").get("value")
+
+    def s(self, method, path, body=None):
+        return self.request(method, f"/session/{self.sid}{path}", body)
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def find(self, css):
+        found = self.s("POST", "/elements", {"using": "css selector", "value": css})
+        return [list(e.values())[0] for e in found]
+
+    def click(self, css):
+        els = self.find(css)
+        if not els:
+            raise AssertionError(f"nothing to click at {css}")
+        self.s("POST", f"/element/{els[0]}/click", {})
+
+    def type(self, css, text):
+        self.s("POST", f"/element/{self.find(css)[0]}/value", {"text": text})
+
+    def screenshot(self, name):
+        os.makedirs(OUT, exist_ok=True)
+        png = base64.b64decode(self.s("GET", "/screenshot"))
+        path = os.path.join(OUT, name)
+        with open(path, "wb") as f:
+            f.write(png)
+        return path
+
+    def wait(self, what, fn, timeout=30, every=0.1):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = fn()
+            if last:
+                return last
+            time.sleep(every)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+    def quit(self):
+        try:
+            self.request("DELETE", f"/session/{self.sid}", timeout=20)
+        except OSError:
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+MESSAGES_JS = """
+return Array.from(document.querySelectorAll('[data-testid=message]')).map(m => ({
+  role: m.dataset.role, status: m.dataset.status,
+  text: m.querySelector('[data-testid=message-text]').textContent }));
+"""
+
+
+def messages(wd):
+    return wd.js(MESSAGES_JS)
+
+
+def engine_state(wd):
+    return wd.js("const e = document.querySelector('[data-testid=engine-status]'); return e && e.dataset.state;")
+
+
+results = []
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append((name, None))
+        print(f"ok   {name}", flush=True)
+    except Exception as e:  # noqa: BLE001 - a failed check is reported, the run goes on
+        results.append((name, e))
+        print(f"FAIL {name}: {e}", flush=True)
+
+
+def wait_for_app_exit(binary_name, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = subprocess.run(["pgrep", "-x", binary_name], capture_output=True)
+        if r.returncode != 0:
+            return
+        time.sleep(0.2)
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    model = os.environ.get("TROUPE_MODEL")
+    if not model or not os.path.isfile(model):
+        print("TROUPE_MODEL must name the default model file (run .ci/test)", file=sys.stderr)
+        return 2
+    data = tempfile.mkdtemp(prefix="troupe-e2e-")
+    # Short replies keep the test quick; the reply length does not change the path under test.
+    os.makedirs(data, exist_ok=True)
+    with open(os.path.join(data, "settings.json"), "w") as f:
+        json.dump({"max_reply_tokens": 48, "temperature": 0.7}, f)
+    env = dict(os.environ, TAURI_WEBVIEW_AUTOMATION="true", NO_AT_BRIDGE="1", TROUPE_DATA_DIR=data,
+               TROUPE_MODEL=model)
+    for bad in ("WEBKIT_DISABLE_COMPOSITING_MODE", "WEBKIT_DISABLE_DMABUF_RENDERER"):
+        env.pop(bad, None)  # with either set, WebDriver screenshots hang
+    state = {}
+
+    # ---- first run --------------------------------------------------------------------------
+    t0 = time.time()
+    wd = WebDriver(binary, env)
+    try:
+        def gallery_shows_builtins():
+            cards = wd.wait("gallery cards", lambda: wd.find("[data-testid=character-card]"), timeout=30)
+            state["gallery_s"] = time.time() - t0
+            names = wd.js("return Array.from(document.querySelectorAll('[data-testid=character-card] .name')).map(n => n.textContent)")
+            assert len(cards) >= 3, names
+            for n in ("Ada Lovelace", "Marisol Vega", "Sherlock Holmes"):
+                assert n in names, names
+            imgs = wd.js("return Array.from(document.querySelectorAll('[data-testid=character-card] img')).map(i => i.complete && i.naturalWidth)")
+            assert imgs and all(w == 512 for w in imgs), f"avatars did not load: {imgs}"
+            wd.screenshot("gallery.png")
+        check("gallery lists the built-in characters with avatars", gallery_shows_builtins)
+
+        def model_loads():
+            wd.wait("the model to be ready", lambda: engine_state(wd) == "ready", timeout=120)
+        check("the model loads in the background and the status bar says so", model_loads)
+
+        def open_character_and_start():
+            wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
+            wd.wait("the scenario picker", lambda: wd.find("[data-testid=scenario-picker]"))
+            wd.click("[data-testid=scenario][data-scenario=chit_chat]")
+            msgs = wd.wait("the greeting", lambda: messages(wd))
+            assert msgs[0]["role"] == "character" and "test tube" in msgs[0]["text"], msgs
+        check("opening a character starts a chit-chat session with its greeting", open_character_and_start)
+
+        def empty_message_is_not_sent():
+            disabled = wd.js("return document.querySelector('[data-testid=send]').disabled")
+            assert disabled is True
+            wd.type("[data-testid=composer]", ENTER)
+            time.sleep(0.3)
+            assert len(messages(wd)) == 1, messages(wd)
+        check("an empty message is not sent", empty_message_is_not_sent)
+
+        def reply_streams():
+            wd.type("[data-testid=composer]", "Hello! Who are you?" + ENTER)
+            lengths = []
+            def done():
+                m = messages(wd)
+                if len(m) >= 3:
+                    lengths.append(len(m[2]["text"]))
+                    return m[2]["status"] == "complete" and m
+                return None
+            msgs = wd.wait("the reply to complete", done, timeout=120, every=0.05)
+            assert msgs[1] == {"role": "user", "status": "complete", "text": "Hello! Who are you?"}, msgs[1]
+            assert msgs[2]["text"].strip(), "empty reply"
+            grew = sorted(set(n for n in lengths if n > 0))
+            assert len(grew) >= 2, f"the reply did not stream (lengths seen: {lengths[:20]})"
+            state["reply"] = msgs[2]["text"]
+            wd.screenshot("chat.png")
+        check("Enter sends and the reply streams in", reply_streams)
+
+        def stop_works():
+            wd.type("[data-testid=composer]", "Tell me a long story about your most famous case." + ENTER)
+            wd.wait("the reply to start", lambda: len(messages(wd)) >= 5 and len(messages(wd)[4]["text"]) > 0,
+                    timeout=60, every=0.05)
+            wd.click("[data-testid=stop]")
+            t = time.time()
+            wd.wait("the reply to stop", lambda: messages(wd)[4]["status"] == "interrupted"
+                    and not wd.find("[data-testid=stop]"), timeout=5, every=0.05)
+            state["stop_s"] = time.time() - t
+            assert state["stop_s"] < 1.0, f"stop took {state['stop_s']:.2f}s"
+            state["stopped_text"] = messages(wd)[4]["text"]
+            # The engine serves the next request.
+            wd.type("[data-testid=composer]", "Never mind. What is your address?" + ENTER)
+            wd.wait("the next reply", lambda: len(messages(wd)) >= 7 and messages(wd)[6]["status"] == "complete",
+                    timeout=120)
+        check("Stop ends a reply within a second and the next one works", stop_works)
+    finally:
+        wd.quit()
+        wait_for_app_exit(os.path.basename(binary))
+
+    # ---- restart: the conversation is there and goes on -------------------------------------
+    wd = WebDriver(binary, env)
+    try:
+        def history_survives_restart():
+            wd.wait("gallery", lambda: wd.find("[data-testid=character-card]"))
+            first = wd.js("return document.querySelector('[data-testid=character-card]').dataset.id")
+            assert first == "sherlock-holmes", f"last chatted should come first, got {first}"
+            wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
+            msgs = wd.wait("the session's messages", lambda: len(messages(wd)) >= 7 and messages(wd))
+            assert msgs[1]["text"] == "Hello! Who are you?", msgs
+            assert msgs[2]["text"] == state.get("reply"), (msgs[2]["text"], state.get("reply"))
+            assert msgs[4]["status"] == "interrupted" and msgs[4]["text"] == state.get("stopped_text")
+            wd.wait("the model", lambda: engine_state(wd) == "ready", timeout=120)
+            wd.type("[data-testid=composer]", "Do you remember me?" + ENTER)
+            wd.wait("a reply after restart", lambda: len(messages(wd)) >= 9 and messages(wd)[8]["status"] == "complete",
+                    timeout=120)
+            wd.screenshot("after-restart.png")
+        check("after a restart the same session is there and continues", history_survives_restart)
+    finally:
+        wd.quit()
+        wait_for_app_exit(os.path.basename(binary))
+
+    # ---- a missing model: a clear error, the rest works ---------------------------------------
+    wd = WebDriver(binary, dict(env, TROUPE_MODEL=os.path.join(data, "no-such-model.gguf")))
+    try:
+        def missing_model_is_explained():
+            wd.wait("gallery", lambda: wd.find("[data-testid=character-card]"))
+            wd.wait("the failed status", lambda: engine_state(wd) == "failed", timeout=30)
+            text = wd.js("return document.querySelector('[data-testid=engine-error]').textContent")
+            assert "does not exist" in text and "no-such-model.gguf" in text, text
+            wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
+            msgs = wd.wait("history without a model", lambda: len(messages(wd)) >= 9 and messages(wd))
+            assert msgs[1]["text"] == "Hello! Who are you?"
+            placeholder = wd.js("return document.querySelector('[data-testid=composer]').placeholder")
+            assert "not available" in placeholder, placeholder
+            wd.screenshot("missing-model.png")
+        check("a missing model is a clear error and the history still opens", missing_model_is_explained)
+    finally:
+        wd.quit()
+        wait_for_app_exit(os.path.basename(binary))
+
+    shutil.rmtree(data, ignore_errors=True)
+    if "gallery_s" in state:
+        print(f"figures: launch to gallery {state['gallery_s']:.2f} s (WebDriver session start included); "
+              f"stop took {state.get('stop_s', float('nan')):.2f} s")
+    failed = sum(1 for _, e in results if e)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
