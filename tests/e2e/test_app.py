@@ -78,6 +78,7 @@ class WebDriver:
 
     def screenshot(self, name):
         os.makedirs(OUT, exist_ok=True)
+        time.sleep(0.5)  # let decoded images and the last tokens paint
         png = base64.b64decode(self.s("GET", "/screenshot"))
         path = os.path.join(OUT, name)
         with open(path, "wb") as f:

@@ -7,8 +7,8 @@
 //! kernels at compile time.
 //!
 //! Cancelling: dropping the `Generation` receiver ends the reply at once from the caller's
-//! point of view; the task here then drops the mistral.rs stream and asks the scheduler to end
-//! running sequences at its next step, so the engine is free for the next request.
+//! point of view; the task here then drops the mistral.rs stream, which ends the sequence at its
+//! next token, so the engine is free for the next request.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -254,13 +254,10 @@ impl Engine for MistralEngine {
                     r = stream.next() => Some(r),
                 };
                 let Some(response) = next else {
-                    // The caller dropped the Generation: stop the sequence now.
-                    drop(stream);
-                    if let Ok(sender) = model.inner().get_sender(None) {
-                        let _ = sender
-                            .send(mistralrs::Request::TerminateAllSeqsNextStep)
-                            .await;
-                    }
+                    // The caller dropped the Generation. Dropping the stream makes mistral.rs
+                    // cancel the sequence at its next token. (Not `TerminateAllSeqsNextStep`:
+                    // that flag is global and, when no sequence is left to end, it kills the
+                    // next request instead.)
                     return;
                 };
                 let event = match response {
@@ -285,7 +282,9 @@ impl Engine for MistralEngine {
                                 n_chunks,
                                 started,
                             ),
-                            Some("canceled") => return,
+                            Some("canceled") => {
+                                EngineEvent::Failed("the engine cancelled the reply".into())
+                            }
                             Some(_) => finished(
                                 FinishReason::Stop,
                                 chunk.usage,
