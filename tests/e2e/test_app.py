@@ -3,7 +3,8 @@
 
 Runs the real binary with the real default model and a fresh data directory, and does what a
 person does: open a character, start a conversation, send with Enter, watch the reply stream,
-stop a reply, restart the app and find the conversation again; then starts the app with a
+stop a reply, kill the app with kill -9 mid-reply, restart it and find the conversation again
+with everything that was shown; then starts the app with a
 missing model file and checks that it says so while the gallery still works.
 
 Usage (inside Xvfb and a D-Bus session, as .ci/test does):
@@ -203,6 +204,25 @@ def main():
             assert len(messages(wd)) == 1, messages(wd)
         check("an empty message is not sent", empty_message_is_not_sent)
 
+        def huge_message_is_refused_and_kept():
+            huge = "tell me more about your cases " * 3400  # about 100,000 characters
+            wd.js("const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0];"
+                  "t.dispatchEvent(new Event('input', {bubbles: true}));", huge)
+            wd.click("[data-testid=send]")
+            err = wd.wait("the refusal", lambda: wd.find("[data-testid=chat-error]"), timeout=30)
+            code = wd.s("GET", f"/element/{err[0]}/attribute/data-code")
+            assert code == "message_too_long", code
+            text = wd.js("return document.querySelector('[data-testid=chat-error]').textContent")
+            assert "too long" in text, text
+            kept = wd.js("return document.querySelector('[data-testid=composer]').value")
+            assert kept == huge, "the refused text must stay in the box"
+            assert len(messages(wd)) == 1, "nothing was stored"
+            wd.screenshot("too-long.png")
+            wd.js("const t = document.querySelector('[data-testid=composer]'); t.value = '';"
+                  "t.dispatchEvent(new Event('input', {bubbles: true}));")
+            wd.click("[data-testid=chat-error] button")
+        check("a 100,000-character message is refused with a reason and kept in the box", huge_message_is_refused_and_kept)
+
         def reply_streams():
             wd.type("[data-testid=composer]", "Hello! Who are you?" + ENTER)
             lengths = []
@@ -237,6 +257,15 @@ def main():
             wd.wait("the next reply", lambda: len(messages(wd)) >= 7 and messages(wd)[6]["status"] == "complete",
                     timeout=120)
         check("Stop ends a reply within a second and the next one works", stop_works)
+
+        def kill_9_mid_reply():
+            wd.type("[data-testid=composer]", "Describe London in the fog, street by street." + ENTER)
+            shown = wd.wait("a good part of the reply on screen",
+                            lambda: len(messages(wd)) >= 9 and len(messages(wd)[8]["text"]) > 30 and messages(wd)[8]["text"],
+                            timeout=60, every=0.02)
+            subprocess.run(["pkill", "-9", "-x", os.path.basename(binary)], check=True)
+            state["killed_shown"] = shown
+        check("kill -9 in the middle of a reply", kill_9_mid_reply)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))
@@ -249,16 +278,23 @@ def main():
             first = wd.js("return document.querySelector('[data-testid=character-card]').dataset.id")
             assert first == "sherlock-holmes", f"last chatted should come first, got {first}"
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
-            msgs = wd.wait("the session's messages", lambda: len(messages(wd)) >= 7 and messages(wd))
+            msgs = wd.wait("the session's messages", lambda: len(messages(wd)) >= 9 and messages(wd))
             assert msgs[1]["text"] == "Hello! Who are you?", msgs
             assert msgs[2]["text"] == state.get("reply"), (msgs[2]["text"], state.get("reply"))
             assert msgs[4]["status"] == "interrupted" and msgs[4]["text"] == state.get("stopped_text")
             wd.wait("the model", lambda: engine_state(wd) == "ready", timeout=120)
             wd.type("[data-testid=composer]", "Do you remember me?" + ENTER)
-            wd.wait("a reply after restart", lambda: len(messages(wd)) >= 9 and messages(wd)[8]["status"] == "complete",
+            wd.wait("a reply after restart", lambda: len(messages(wd)) >= 11 and messages(wd)[10]["status"] == "complete",
                     timeout=120)
             wd.screenshot("after-restart.png")
         check("after a restart the same session is there and continues", history_survives_restart)
+
+        def killed_reply_kept_what_was_shown():
+            m = messages(wd)[8]
+            shown = state.get("killed_shown", "")
+            assert shown and m["text"].startswith(shown), (shown, m["text"])
+            assert m["status"] == "interrupted", m
+        check("the reply cut by kill -9 kept everything that was shown", killed_reply_kept_what_was_shown)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))
@@ -272,7 +308,7 @@ def main():
             text = wd.js("return document.querySelector('[data-testid=engine-error]').textContent")
             assert "does not exist" in text and "no-such-model.gguf" in text, text
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
-            msgs = wd.wait("history without a model", lambda: len(messages(wd)) >= 9 and messages(wd))
+            msgs = wd.wait("history without a model", lambda: len(messages(wd)) >= 11 and messages(wd))
             assert msgs[1]["text"] == "Hello! Who are you?"
             placeholder = wd.js("return document.querySelector('[data-testid=composer]').placeholder")
             assert "not available" in placeholder, placeholder

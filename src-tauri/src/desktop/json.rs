@@ -379,7 +379,8 @@ impl From<CoreStatus> for EngineStatus {
             CoreStatus::Ready(info) => EngineStatus::Ready {
                 model: info.name,
                 device: info.device,
-                context_length: info.context_length,
+                // What a conversation can actually use (Troupe caps long contexts on CPU).
+                context_length: info.context_length.min(conversation::turn::CONTEXT_CAP),
                 architecture: info.architecture,
             },
             CoreStatus::Failed(e) => EngineStatus::Failed { error: e.into() },

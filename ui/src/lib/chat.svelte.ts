@@ -2,7 +2,7 @@
 // Components read it and call its methods; it talks to the backend only through ui/src/api/.
 import * as api from '../api/conversation';
 import { BackendError } from '../api/ipc';
-import type { Message, StreamEvent } from '../api/types';
+import type { Message, ReplyStats, StreamEvent } from '../api/types';
 
 export class ChatState {
   readonly sessionId: number;
@@ -11,6 +11,7 @@ export class ChatState {
   #error = $state<BackendError | null>(null);
   #notice = $state<string | null>(null);
   #loaded = $state(false);
+  #stats = $state<ReplyStats | null>(null);
 
   constructor(sessionId: number) {
     this.sessionId = sessionId;
@@ -30,6 +31,10 @@ export class ChatState {
   }
   get loaded() {
     return this.#loaded;
+  }
+  /** Figures of the last finished reply: first-token latency and speed. */
+  get stats() {
+    return this.#stats;
   }
 
   async load() {
@@ -88,6 +93,7 @@ export class ChatState {
       case 'finished': {
         const i = this.#messages.findIndex((m) => m.id === e.data.reply.id);
         if (i >= 0) this.#messages[i] = e.data.reply;
+        this.#stats = e.data.stats;
         break;
       }
     }
