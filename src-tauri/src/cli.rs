@@ -471,9 +471,12 @@ async fn bench(
             ("decode (tokens/s)", "decode_tps"),
         ] {
             let s = &t["spread"][key];
+            let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
             println!(
-                "{label:<28}{:>10}{:>10}{:>10}",
-                s["median"], s["min"], s["max"]
+                "{label:<28}{:>10.1}{:>10.1}{:>10.1}",
+                f("median"),
+                f("min"),
+                f("max")
             );
         }
         println!(
