@@ -123,6 +123,26 @@ pub async fn send_message(
     }
 }
 
+/// Prefills the prompt of `session_id`'s next reply in the background (see
+/// `conversation::warm`), once per state of the session, so its first word comes quickly.
+#[tauri::command]
+pub fn warm_session(app: AppHandle, state: State<'_, AppState>, session_id: i64) -> ApiResult<()> {
+    let troupe = state.troupe()?;
+    let engine = troupe.engine.engine()?;
+    let n_messages = troupe.store.get_session(session_id)?.n_messages;
+    if !state.should_warm(session_id, n_messages) {
+        return Ok(());
+    }
+    let store = troupe.store.clone();
+    let sampling = sampling(&super::load_settings(&app));
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = conversation::warm(&store, engine.as_ref(), session_id, &sampling).await {
+            tracing::debug!("warming session {session_id} failed: {e}");
+        }
+    });
+    Ok(())
+}
+
 /// The Stop button: ends the reply being written in `session_id`, keeping what was said.
 #[tauri::command]
 pub fn stop_reply(state: State<'_, AppState>, session_id: i64) -> ApiResult<bool> {
@@ -186,6 +206,21 @@ impl AppState {
         let cancel = Cancel::new();
         running.insert(session_id, cancel.clone());
         Ok(cancel)
+    }
+
+    /// False when a reply is running in the session or it was already warmed as it is now (an
+    /// identical prompt gets no help from the prefix cache, so warming it again is wasted).
+    fn should_warm(&self, session_id: i64, n_messages: i64) -> bool {
+        if self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&session_id)
+        {
+            return false;
+        }
+        let mut warmed = self.warmed.lock().unwrap_or_else(|p| p.into_inner());
+        warmed.insert(session_id, n_messages) != Some(n_messages)
     }
 
     fn end_reply(&self, session_id: i64) {

@@ -29,6 +29,8 @@ pub struct AppState {
     model_override: Option<PathBuf>,
     /// The Stop buttons of the replies being written, by session.
     running: Mutex<HashMap<i64, Cancel>>,
+    /// Sessions whose next prompt was prefilled, with their message count at the time.
+    warmed: Mutex<HashMap<i64, i64>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ pub fn run(model_override: Option<PathBuf>) {
             troupe,
             model_override,
             running: Mutex::new(HashMap::new()),
+            warmed: Mutex::new(HashMap::new()),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
@@ -86,6 +89,7 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::list_messages,
             commands::send_message,
             commands::stop_reply,
+            commands::warm_session,
             commands::engine_status,
             commands::get_settings,
             commands::save_settings,

@@ -9,3 +9,5 @@ export const listMessages = (sessionId: number) => call<Message[]>('list_message
 export const sendMessage = (sessionId: number, text: string, onEvent: (e: StreamEvent) => void) =>
   stream<StreamEvent, Message>('send_message', { sessionId, text }, onEvent);
 export const stopReply = (sessionId: number) => call<boolean>('stop_reply', { sessionId });
+/** Prefills the session's prompt in the background so the next reply starts quickly. */
+export const warmSession = (sessionId: number) => call<void>('warm_session', { sessionId });

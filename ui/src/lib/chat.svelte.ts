@@ -73,6 +73,12 @@ export class ChatState {
     return accepted;
   }
 
+  /** Asks the engine to prefill this session's prompt while the user reads and types. Best
+   *  effort: a model that is not ready yet simply means no warm-up. */
+  warm() {
+    api.warmSession(this.sessionId).catch(() => {});
+  }
+
   async stop() {
     if (this.#streaming) await api.stopReply(this.sessionId);
   }
