@@ -102,6 +102,32 @@ pub fn fit(system_tokens: usize, message_tokens: &[usize], budget: usize) -> Fit
     Fit::Keep { keep, tokens: used }
 }
 
+/// `text` up to the end of its last complete sentence (closing quotes and `*` included), or all
+/// of it when it has no sentence end at all.
+pub fn trim_incomplete_sentence(text: &str) -> &str {
+    let closers = ['"', '\'', '*', ')', '\u{201d}', '\u{2019}'];
+    let mut end = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '.' | '!' | '?' | '\u{2026}') {
+            let mut j = i + c.len_utf8();
+            while let Some(&(k, n)) = chars.peek() {
+                if matches!(n, '.' | '!' | '?') || closers.contains(&n) {
+                    j = k + n.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            end = Some(j);
+        }
+    }
+    match end {
+        Some(j) => &text[..j],
+        None => text,
+    }
+}
+
 /// Holds back streamed text that might be the start of a stop string, and cuts the text at the
 /// first stop string. (mistral.rs stops on stop strings too, but streams one token past them.)
 #[derive(Debug)]
@@ -261,6 +287,30 @@ mod tests {
         let mut f = StopFilter::new(stop_strings());
         assert_eq!(f.push("ends with <|im"), "ends with ");
         assert_eq!(f.finish(), "<|im");
+    }
+
+    #[test]
+    fn incomplete_sentences_are_trimmed() {
+        assert_eq!(
+            trim_incomplete_sentence("I went home. Then I saw"),
+            "I went home."
+        );
+        assert_eq!(
+            trim_incomplete_sentence("*smiles.* Well! And so"),
+            "*smiles.* Well!"
+        );
+        assert_eq!(
+            trim_incomplete_sentence("\"Elementary.\" He said that the"),
+            "\"Elementary.\""
+        );
+        assert_eq!(
+            trim_incomplete_sentence("no sentence end at all"),
+            "no sentence end at all"
+        );
+        assert_eq!(
+            trim_incomplete_sentence("Wait... what?! Right"),
+            "Wait... what?!"
+        );
     }
 
     #[test]

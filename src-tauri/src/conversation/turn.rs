@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::engine::{self, ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
+use crate::engine::{self, ChatMessage, ChatRole, Engine, EngineEvent, FinishReason, Sampling};
 use crate::store::{self, Message, MessageStatus, Role, Store};
 
 use super::prompt::{self, Fit, StopFilter};
@@ -136,6 +136,7 @@ pub async fn send(
     let mut usage = None;
     let mut failure = None;
     let mut at_start = true;
+    let mut cut_off = false;
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => None,
@@ -164,8 +165,9 @@ pub async fn send(
                     break;
                 }
             }
-            Some(EngineEvent::Finished { usage: u, .. }) => {
+            Some(EngineEvent::Finished { usage: u, reason }) => {
                 usage = u;
+                cut_off = reason == FinishReason::Length;
                 break;
             }
             Some(EngineEvent::Failed(reason)) => {
@@ -189,7 +191,14 @@ pub async fn send(
     if !rest.is_empty() {
         on_event(TurnEvent::Text(rest));
     }
-    let content = filter.shown().trim_end().to_string();
+    // A reply that ran out of tokens ends mid-sentence; like SillyTavern's "trim incomplete
+    // sentences", keep it up to its last full sentence (when it has one).
+    let content = if cut_off {
+        prompt::trim_incomplete_sentence(filter.shown())
+    } else {
+        filter.shown()
+    };
+    let content = content.trim_end().to_string();
     let status = if cancelled || failure.is_some() {
         MessageStatus::Interrupted
     } else {
@@ -370,6 +379,26 @@ mod tests {
                 (Role::Character, "Good day to you.")
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_off_by_the_token_limit_ends_at_its_last_sentence() {
+        let (store, sid) = setup();
+        let engine = ScriptedEngine::new(&["One.", " Two", " three"], Duration::from_millis(1));
+        let (reply, _) = send(
+            &store,
+            &engine,
+            sid,
+            "count",
+            &sampling(3),
+            &Cancel::new(),
+            &|| 5,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content, "One.");
+        assert_eq!(reply.status, MessageStatus::Complete);
     }
 
     #[tokio::test]
