@@ -7,3 +7,4 @@ cp 256x256.png 128x128@2x.png
 convert -background none -density 384 source.svg -resize 1024x1024 PNG32:icon.png
 # Windows wants one .ico holding several sizes.
 convert 256x256.png 128x128.png 32x32.png -background none icon.ico 2>/dev/null || convert 128x128@2x.png 128x128.png 32x32.png icon.ico
+rm -f 256x256.png
