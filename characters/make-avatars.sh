@@ -12,3 +12,9 @@ draw() { # file initials from to
 draw ada-lovelace.png AL '#6d4aff' '#2b1a66'      # celebrity: violet
 draw marisol-vega.png MV '#ff9a4d' '#c2410c'      # daily life: amber
 draw sherlock-holmes.png SH '#2a9d8f' '#134e4a'   # fictional: teal
+draw marie-curie.png MC '#8f6bff' '#3a2580'       # celebrity
+draw leonardo-da-vinci.png LV '#7a5cf0' '#2e1d6e' # celebrity
+draw walt-okafor.png WO '#f0a04b' '#9a3412'       # daily life
+draw priya-raman.png PR '#ffb067' '#b45309'       # daily life
+draw elizabeth-bennet.png EB '#3fb8a9' '#155e57'  # fictional
+draw captain-isolde-marrow.png IM '#2f8f9d' '#123f4a' # fictional

@@ -4,23 +4,28 @@
 
 use super::Character;
 
+/// `characters/<id>.json` and `characters/<id>.png`, for each id.
+macro_rules! builtins {
+    ($($id:literal),* $(,)?) => {
+        &[$((
+            include_str!(concat!("../../../characters/", $id, ".json")),
+            concat!($id, ".png"),
+            include_bytes!(concat!("../../../characters/", $id, ".png")),
+        )),*]
+    };
+}
+
 /// (character JSON, avatar file name, avatar PNG bytes)
-const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        include_str!("../../../characters/ada-lovelace.json"),
-        "ada-lovelace.png",
-        include_bytes!("../../../characters/ada-lovelace.png"),
-    ),
-    (
-        include_str!("../../../characters/marisol-vega.json"),
-        "marisol-vega.png",
-        include_bytes!("../../../characters/marisol-vega.png"),
-    ),
-    (
-        include_str!("../../../characters/sherlock-holmes.json"),
-        "sherlock-holmes.png",
-        include_bytes!("../../../characters/sherlock-holmes.png"),
-    ),
+const FILES: &[(&str, &str, &[u8])] = builtins![
+    "ada-lovelace",
+    "marie-curie",
+    "leonardo-da-vinci",
+    "marisol-vega",
+    "walt-okafor",
+    "priya-raman",
+    "sherlock-holmes",
+    "elizabeth-bennet",
+    "captain-isolde-marrow",
 ];
 
 /// Every built-in Character.
