@@ -184,6 +184,27 @@ def main():
             wd.screenshot("gallery.png")
         check("gallery lists the built-in characters with avatars", gallery_shows_builtins)
 
+        def settings_are_saved_where_the_cli_reads_them():
+            wd.click("[data-testid=open-settings]")
+            wd.wait("the settings form", lambda: wd.find("[data-testid=settings-max-tokens]"))
+            wd.wait("the settings values", lambda: wd.js(
+                "return document.querySelector('[data-testid=settings-max-tokens]').value") == "48")
+            set_js = ("const i = document.querySelector(arguments[0]); i.value = arguments[1];"
+                      "i.dispatchEvent(new Event('input', {bubbles: true}));")
+            wd.js(set_js, "[data-testid=settings-temperature]", "5")
+            wd.click("[data-testid=settings-save]")
+            err = wd.wait("the validation error", lambda: wd.js(
+                "const e = document.querySelector('[data-testid=settings-error]'); return e && e.textContent"))
+            assert "temperature" in err, err
+            wd.js(set_js, "[data-testid=settings-temperature]", "0.7")
+            wd.js(set_js, "[data-testid=settings-max-tokens]", "60")
+            wd.click("[data-testid=settings-save]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+            with open(os.path.join(data, "settings.json")) as f:
+                saved = json.load(f)
+            assert saved.get("max_reply_tokens") == 60 and saved.get("temperature") == 0.7, saved
+        check("settings are validated and saved to settings.json", settings_are_saved_where_the_cli_reads_them)
+
         def model_loads():
             wd.wait("the model to be ready", lambda: engine_state(wd) == "ready", timeout=120)
         check("the model loads in the background and the status bar says so", model_loads)
