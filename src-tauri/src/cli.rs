@@ -76,6 +76,9 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Instead: send this many short requests and print memory as it goes (a soak test).
+        #[arg(long, value_name = "REQUESTS")]
+        soak: Option<usize>,
     },
 }
 
@@ -132,10 +135,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Bench {
+            soak: Some(requests),
+            ..
+        } => soak(&troupe, cli.model, requests).await?,
+        Command::Bench {
             runs,
             max_tokens,
             threads,
             json,
+            soak: None,
         } => bench(&troupe, cli.model, runs, max_tokens, threads, json).await?,
     }
     Ok(())
@@ -235,6 +243,54 @@ async fn chat(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Sends `requests` distinct chat requests (a character prompt, 8 new tokens each) and prints
+/// resident memory at the start, every 50 requests and at the end. The engine's memory should
+/// stay bounded however long the app runs; with mistral.rs 0.8 on CPU it does not (its prefix
+/// cache is never evicted there, docs/PERFORMANCE.md), and this is the measurement to fix it by.
+async fn soak(troupe: &Troupe, model: Option<PathBuf>, requests: usize) -> anyhow::Result<()> {
+    let settings = troupe.settings();
+    let engine = MistralEngine::load(&troupe.model_file(&settings, model.as_deref())).await?;
+    let character = troupe.store.get_character("marisol-vega")?;
+    let sampling = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        max_tokens: 8,
+        stop: vec![],
+    };
+    let start = rss_mb();
+    println!("soak: {requests} requests · RSS at start {start:.0} MB");
+    let t0 = Instant::now();
+    for i in 1..=requests {
+        let messages = vec![
+            ChatMessage::new(
+                ChatRole::System,
+                format!(
+                    "Visit {i}.\n{}",
+                    prompt::system_prompt(&character, Scenario::ChitChat)
+                ),
+            ),
+            ChatMessage::new(
+                ChatRole::User,
+                format!("Good morning! I would like {i} rolls, please."),
+            ),
+        ];
+        one_run(&engine, messages, &sampling).await?;
+        if i % 50 == 0 || i == requests {
+            println!(
+                "after {i:>4} requests: RSS {:.0} MB · {:.0} s",
+                rss_mb(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "soak: RSS at start {start:.0} MB, at end {:.0} MB, peak {:.0} MB",
+        rss_mb(),
+        peak_rss_mb()
+    );
+    Ok(())
 }
 
 /// Peak resident memory of this process, in MB (Linux; 0 elsewhere).
