@@ -225,6 +225,18 @@ def main():
             assert len(messages(wd)) == 1, messages(wd)
         check("an empty message is not sent", empty_message_is_not_sent)
 
+        def shift_enter_is_a_newline():
+            # Shift is sticky within one WebDriver value command and released at its end.
+            wd.type("[data-testid=composer]", "line one" + "\ue008" + ENTER)
+            wd.type("[data-testid=composer]", "line two")
+            time.sleep(0.3)
+            value = wd.js("return document.querySelector('[data-testid=composer]').value")
+            assert value == "line one\nline two", repr(value)
+            assert len(messages(wd)) == 1, "Shift+Enter must not send"
+            wd.js("const t = document.querySelector('[data-testid=composer]'); t.value = '';"
+                  "t.dispatchEvent(new Event('input', {bubbles: true}));")
+        check("Shift+Enter starts a new line instead of sending", shift_enter_is_a_newline)
+
         def huge_message_is_refused_and_kept():
             huge = "tell me more about your cases " * 3400  # about 100,000 characters
             wd.js("const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0];"
