@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// The identifier in tauri.conf.json; it names the data directory.
 pub const APP_ID: &str = "app.troupe";
-/// The default model's file name, fetched by `.ci/setup` into `<data>/models/`.
+/// The default model's file name, fetched by `.ci/start` into `<data>/models/`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Debug, Clone, PartialEq)]

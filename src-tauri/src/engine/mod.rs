@@ -127,7 +127,7 @@ pub struct ModelInfo {
 #[non_exhaustive]
 pub enum Error {
     /// No file at the model path.
-    #[error("the model file {path} does not exist; fetch the default model with `bash .ci/setup` or choose a GGUF file in Settings")]
+    #[error("the model file {path} does not exist; run `bash .ci/start` from the Troupe folder to fetch the default model, or choose a GGUF file in Settings")]
     ModelMissing { path: PathBuf },
     /// The file is not a GGUF model, or is damaged.
     #[error(
