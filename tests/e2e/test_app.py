@@ -257,12 +257,15 @@ def main():
         check("a 100,000-character message is refused with a reason and kept in the box", huge_message_is_refused_and_kept)
 
         def reply_streams():
+            t_sent = time.time()
             wd.type("[data-testid=composer]", "Hello! Who are you?" + ENTER)
             lengths = []
             def done():
                 m = messages(wd)
                 if len(m) >= 3:
                     lengths.append(len(m[2]["text"]))
+                    if m[2]["text"] and "first_word_s" not in state:
+                        state["first_word_s"] = time.time() - t_sent
                     return m[2]["status"] == "complete" and m
                 return None
             msgs = wd.wait("the reply to complete", done, timeout=120, every=0.05)
@@ -354,7 +357,8 @@ def main():
     shutil.rmtree(data, ignore_errors=True)
     if "gallery_s" in state:
         print(f"figures: launch to gallery {state['gallery_s']:.2f} s (WebDriver session start included); "
-              f"stop took {state.get('stop_s', float('nan')):.2f} s")
+              f"first message sent right after opening a chat: first word after "
+              f"{state.get('first_word_s', float('nan')):.1f} s; stop took {state.get('stop_s', float('nan')):.2f} s")
     failed = sum(1 for _, e in results if e)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -1,6 +1,9 @@
 //! The Tauri commands: each converts wire input, calls the core once and maps the error. The
 //! list of what the window can ask for is `desktop::run`'s `generate_handler!`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
@@ -85,6 +88,10 @@ pub async fn send_message(
     let engine = troupe.engine.engine()?;
     let settings = super::load_settings(&app);
     let cancel = state.start_reply(session_id)?;
+    // A warm-up of this session still prefilling: wait for it, so this reply reuses its work
+    // instead of competing with it for the same cores.
+    let warming = state.warm_lock(session_id);
+    let _ = tokio::time::timeout(Duration::from_secs(30), warming.lock()).await;
     let result = conversation::send(
         &troupe.store,
         engine.as_ref(),
@@ -133,9 +140,13 @@ pub fn warm_session(app: AppHandle, state: State<'_, AppState>, session_id: i64)
     if !state.should_warm(session_id, n_messages) {
         return Ok(());
     }
+    let Ok(warming) = state.warm_lock(session_id).try_lock_owned() else {
+        return Ok(()); // One is running already.
+    };
     let store = troupe.store.clone();
     let sampling = sampling(&super::load_settings(&app));
     tauri::async_runtime::spawn(async move {
+        let _warming = warming; // Held until the prefill is done; `send_message` waits on it.
         if let Err(e) = conversation::warm(&store, engine.as_ref(), session_id, &sampling).await {
             tracing::debug!("warming session {session_id} failed: {e}");
         }
@@ -221,6 +232,16 @@ impl AppState {
         }
         let mut warmed = self.warmed.lock().unwrap_or_else(|p| p.into_inner());
         warmed.insert(session_id, n_messages) != Some(n_messages)
+    }
+
+    /// The lock a session's warm-up holds while it prefills.
+    fn warm_lock(&self, session_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.warming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(session_id)
+            .or_default()
+            .clone()
     }
 
     fn end_reply(&self, session_id: i64) {

@@ -31,6 +31,8 @@ pub struct AppState {
     running: Mutex<HashMap<i64, Cancel>>,
     /// Sessions whose next prompt was prefilled, with their message count at the time.
     warmed: Mutex<HashMap<i64, i64>>,
+    /// Per session, held by a running warm-up (see `commands::send_message`).
+    warming: Mutex<HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ pub fn run(model_override: Option<PathBuf>) {
             model_override,
             running: Mutex::new(HashMap::new()),
             warmed: Mutex::new(HashMap::new()),
+            warming: Mutex::new(HashMap::new()),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
