@@ -334,6 +334,27 @@ mod tests {
         (store, s.id)
     }
 
+    /// One turn with no Stop pressed and no one watching the stream.
+    async fn reply_to(
+        store: &Store,
+        engine: &ScriptedEngine,
+        sid: i64,
+        text: &str,
+        max_tokens: usize,
+    ) -> Result<(Message, ReplyStats), TurnError> {
+        send(
+            store,
+            engine,
+            sid,
+            text,
+            &sampling(max_tokens),
+            &Cancel::new(),
+            &|| 5,
+            &mut |_| {},
+        )
+        .await
+    }
+
     fn sampling(max_tokens: usize) -> Sampling {
         Sampling {
             temperature: 0.0,
@@ -385,18 +406,7 @@ mod tests {
     async fn a_reply_cut_off_by_the_token_limit_ends_at_its_last_sentence() {
         let (store, sid) = setup();
         let engine = ScriptedEngine::new(&["One.", " Two", " three"], Duration::from_millis(1));
-        let (reply, _) = send(
-            &store,
-            &engine,
-            sid,
-            "count",
-            &sampling(3),
-            &Cancel::new(),
-            &|| 5,
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        let (reply, _) = reply_to(&store, &engine, sid, "count", 3).await.unwrap();
         assert_eq!(reply.content, "One.");
         assert_eq!(reply.status, MessageStatus::Complete);
     }
@@ -406,18 +416,7 @@ mod tests {
         let (store, sid) = setup();
         let engine =
             ScriptedEngine::new(&["Fine.", "\nUser:", " me too"], Duration::from_millis(1));
-        let (reply, _) = send(
-            &store,
-            &engine,
-            sid,
-            "hello",
-            &sampling(50),
-            &Cancel::new(),
-            &|| 5,
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        let (reply, _) = reply_to(&store, &engine, sid, "hello", 50).await.unwrap();
         assert_eq!(reply.content, "Fine.");
     }
 
@@ -463,30 +462,10 @@ mod tests {
     async fn empty_and_oversized_messages_store_nothing() {
         let (store, sid) = setup();
         let engine = ScriptedEngine::new(&["x"], Duration::from_millis(1)).with_context_length(400);
-        let r = send(
-            &store,
-            &engine,
-            sid,
-            "  \n ",
-            &sampling(50),
-            &Cancel::new(),
-            &|| 5,
-            &mut |_| {},
-        )
-        .await;
+        let r = reply_to(&store, &engine, sid, "  \n ", 50).await;
         assert!(matches!(r, Err(TurnError::EmptyMessage)));
         let huge = "word ".repeat(100_000 / 5);
-        let r = send(
-            &store,
-            &engine,
-            sid,
-            &huge,
-            &sampling(50),
-            &Cancel::new(),
-            &|| 5,
-            &mut |_| {},
-        )
-        .await;
+        let r = reply_to(&store, &engine, sid, &huge, 50).await;
         assert!(matches!(r, Err(TurnError::MessageTooLong { .. })), "{r:?}");
         assert_eq!(
             store.list_messages(sid).unwrap().len(),
@@ -537,18 +516,7 @@ mod tests {
         let engine = ScriptedEngine::new(&["Hm", "m."], Duration::from_millis(1));
         warm(&store, &engine, sid, &sampling(50)).await.unwrap();
         assert_eq!(store.list_messages(sid).unwrap().len(), 1);
-        let (reply, _) = send(
-            &store,
-            &engine,
-            sid,
-            "hello",
-            &sampling(50),
-            &Cancel::new(),
-            &|| 5,
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        let (reply, _) = reply_to(&store, &engine, sid, "hello", 50).await.unwrap();
         assert_eq!(reply.content, "Hmm.");
     }
 }
