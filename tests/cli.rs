@@ -168,3 +168,137 @@ fn bad_input_gets_clear_errors() {
     );
     assert!(err.contains("choose another file"), "{err}");
 }
+
+#[test]
+fn sampling_is_set_per_character_and_a_seed_reproduces_a_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.json"),
+        r#"{"max_reply_tokens": 24}"#,
+    )
+    .unwrap();
+    let set = troupe(
+        dir.path(),
+        &[
+            "sampling",
+            "--character",
+            "marisol-vega",
+            "--preset",
+            "creative",
+            "--set",
+            "seed=7",
+            "--set",
+            "maxTokens=24",
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert_eq!(
+        (shown["seed"].as_u64(), shown["temperature"].as_f64()),
+        (Some(7), Some(1.1))
+    );
+
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["chat", "--character", "marisol-vega", "--new"];
+        args.extend_from_slice(extra);
+        args.push("Tell me something surprising about bread.");
+        let out = troupe(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // Sessions 1 and 2 inherit the character's seed: the same prompt gives the same reply.
+    let first = ask(&[]);
+    let second = ask(&[]);
+    assert!(!first.trim().is_empty());
+    assert_eq!(first, second, "the same seed must reproduce the reply");
+
+    // Session 3 overrides the seed for itself only.
+    let third_session = troupe(
+        dir.path(),
+        &["chat", "--character", "marisol-vega", "--new", "Hello."],
+    );
+    assert!(third_session.status.success());
+    let own = troupe(
+        dir.path(),
+        &["sampling", "--session", "3", "--set", "seed=8"],
+    );
+    assert!(own.status.success(), "{}", text(&own.stderr));
+    let inherited: serde_json::Value =
+        serde_json::from_slice(&troupe(dir.path(), &["sampling", "--session", "1"]).stdout)
+            .unwrap();
+    assert_eq!(
+        inherited["seed"], 7,
+        "session 1 still follows the character"
+    );
+
+    // Clearing the character's setting falls back to the settings file.
+    let cleared = troupe(
+        dir.path(),
+        &["sampling", "--character", "marisol-vega", "--clear"],
+    );
+    let back: serde_json::Value = serde_json::from_slice(&cleared.stdout).unwrap();
+    assert_eq!(back["maxTokens"], 24);
+    assert_eq!(back["seed"], serde_json::Value::Null);
+
+    // Out of range: a clear error naming the field, nothing changed.
+    let bad = troupe(
+        dir.path(),
+        &[
+            "sampling",
+            "--character",
+            "marisol-vega",
+            "--set",
+            "temperature=5",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("temperature"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models_dir = dir.path().join("models");
+    std::fs::create_dir_all(&models_dir).unwrap();
+    std::os::unix::fs::symlink(common::model(), models_dir.join("smol.gguf")).unwrap();
+    let out = troupe(dir.path(), &["models"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    assert!(list.contains("this machine:"), "{list}");
+    let line = list.lines().find(|l| l.contains("smol.gguf")).expect(&list);
+    assert!(
+        line.contains("llama") && line.contains("135 M params") && line.contains("Q4_1"),
+        "{line}"
+    );
+    assert!(line.contains("fits: needs about"), "{line}");
+
+    let bogus = dir.path().join("notes.gguf");
+    std::fs::write(&bogus, "not a model").unwrap();
+    let out = troupe(dir.path(), &["models", "add", bogus.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a usable GGUF model"),
+        "{}",
+        text(&out.stderr)
+    );
+    let settings = std::fs::read_to_string(dir.path().join("settings.json")).unwrap_or_default();
+    assert!(
+        !settings.contains("notes.gguf"),
+        "nothing was added: {settings}"
+    );
+
+    let out = troupe(
+        dir.path(),
+        &["models", "add", common::model().to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("added "),
+        "{}",
+        text(&out.stdout)
+    );
+}

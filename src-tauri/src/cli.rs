@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::app::{now_ms, sampling, Troupe};
+use crate::app::{now_ms, sampling_for_session, Troupe};
 use crate::characters::Character;
 use crate::conversation::{self, prompt, Cancel, Scenario, TurnError, TurnEvent};
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, MistralEngine, Sampling};
@@ -30,6 +30,22 @@ pub struct Cli {
     pub model: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Add a GGUF from elsewhere on disk to the list (checked first).
+    Add { path: PathBuf },
+    /// Download a GGUF from a Hugging Face repository (HF_ENDPOINT, HF_TOKEN) into the models
+    /// folder, resuming an interrupted download and checking its SHA-256.
+    Download {
+        /// owner/name
+        repo: String,
+        /// The file in the repository.
+        file: String,
+    },
+    /// Make a model file the one that runs (the window picks it up at its next start).
+    Use { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +78,29 @@ pub enum Command {
         /// The message.
         message: String,
     },
+    /// The model manager: list models with what their header says and whether they suit this
+    /// machine; add a file, download one from Hugging Face, choose which one runs.
+    Models {
+        #[command(subcommand)]
+        action: Option<ModelsAction>,
+    },
+    /// Show or change sampling: the settings' default, a Character's own (--character) or a
+    /// Session's override (--session). Prints the result as JSON.
+    Sampling {
+        #[arg(long)]
+        character: Option<String>,
+        #[arg(long, conflicts_with = "character")]
+        session: Option<i64>,
+        /// Start from a preset: balanced, precise, creative or deterministic.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Change one field, e.g. --set temperature=0.7 --set seed=42 (repeatable).
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// Remove the Character's or Session's own setting, so it inherits again.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench {
         /// Measured runs (after one warm-up).
@@ -79,6 +118,19 @@ pub enum Command {
         /// Instead: send this many short requests and print memory as it goes (a soak test).
         #[arg(long, value_name = "REQUESTS")]
         soak: Option<usize>,
+        /// Instead: hold one chat of this many turns with a built-in Character, as the window
+        /// does (the next prompt warmed while the user would read), and print the time to
+        /// first token of every turn.
+        #[arg(long, value_name = "TURNS", conflicts_with = "soak")]
+        turns: Option<usize>,
+        /// Also run llama.cpp's llama-bench on the same file, threads, prompt length and reply
+        /// length, and print the ratios.
+        #[arg(long)]
+        vs_llama_cpp: bool,
+        /// The llama-bench binary (default: $LLAMA_BENCH, else the one `bash .ci/llama-cpp.sh`
+        /// builds).
+        #[arg(long, value_name = "PATH", requires = "vs_llama_cpp")]
+        llama_bench: Option<PathBuf>,
     },
 }
 
@@ -134,18 +186,216 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?
         }
+        Command::Models { action } => models_command(&troupe, cli.model, action).await?,
+        Command::Sampling {
+            character,
+            session,
+            preset,
+            set,
+            clear,
+        } => sampling_command(&troupe, character, session, preset, set, clear)?,
         Command::Bench {
             soak: Some(requests),
             ..
         } => soak(&troupe, cli.model, requests).await?,
+        Command::Bench {
+            turns: Some(turns),
+            max_tokens,
+            ..
+        } => long_chat(cli.model, turns, max_tokens).await?,
         Command::Bench {
             runs,
             max_tokens,
             threads,
             json,
             soak: None,
-        } => bench(&troupe, cli.model, runs, max_tokens, threads, json).await?,
+            turns: None,
+            vs_llama_cpp,
+            llama_bench,
+        } => {
+            let opts = BenchOptions {
+                runs,
+                max_tokens,
+                threads,
+                json,
+                llama_bench: vs_llama_cpp
+                    .then(|| llama_bench.unwrap_or_else(llama_bench::default_path)),
+            };
+            bench(&troupe, cli.model, opts).await?
+        }
     }
+    Ok(())
+}
+
+async fn models_command(
+    troupe: &Troupe,
+    model: Option<PathBuf>,
+    action: Option<ModelsAction>,
+) -> anyhow::Result<()> {
+    use crate::engine::{check_model_file, download, models};
+    let mut settings = troupe.settings();
+    let mem = models::machine_memory();
+    match action {
+        None => {
+            let in_use = troupe.model_file(&settings, model.as_deref());
+            let gb = |b: u64| b as f64 / 1e9;
+            println!(
+                "this machine: {:.1} GB of memory, {:.1} GB free{}",
+                gb(mem.total),
+                gb(mem.available),
+                mem.gpu
+                    .map(|g| format!(", GPU {:.1} GB", gb(g)))
+                    .unwrap_or_default()
+            );
+            for m in models::list(&troupe.paths.models(), &settings.models, &mem) {
+                let mark = if m.path == in_use { "*" } else { " " };
+                let fit = match m.fit {
+                    models::Fit::Fits => "fits",
+                    models::Fit::MaySlow => "may be slow",
+                    models::Fit::WontFit => "won't fit",
+                    models::Fit::Unusable => "unusable",
+                };
+                match &m.header {
+                    Ok(h) => println!(
+                        "{mark} {}\t{} · {:.0} M params · {} · {} ctx · {:.0} MB\t{fit}: {}",
+                        m.path.display(),
+                        h.architecture,
+                        h.n_params as f64 / 1e6,
+                        h.quantization,
+                        h.context_length.unwrap_or(0),
+                        m.size_bytes as f64 / 1e6,
+                        m.fit_reason
+                    ),
+                    Err(e) => println!("{mark} {}\t{fit}: {e}", m.path.display()),
+                }
+            }
+        }
+        Some(ModelsAction::Add { path }) => {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            check_model_file(&path)?;
+            if !settings.models.contains(&path) {
+                settings.models.push(path.clone());
+                settings.save(&troupe.paths.settings())?;
+            }
+            let m = models::describe(&path, &mem);
+            println!("added {} ({})", path.display(), m.fit_reason);
+        }
+        Some(ModelsAction::Use { path }) => {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            check_model_file(&path)?;
+            settings.model_path = Some(path.clone());
+            settings.engine = crate::settings::EngineChoice::Local;
+            settings.save(&troupe.paths.settings())?;
+            println!("using {}", path.display());
+        }
+        Some(ModelsAction::Download { repo, file }) => {
+            let token = std::env::var("HF_TOKEN").ok();
+            let mut last = Instant::now();
+            let path = download::download(
+                &download::endpoint(),
+                &download::Request::new(&repo, &file),
+                &troupe.paths.models(),
+                token.as_deref(),
+                |p| {
+                    if p.resumed_from > 0 && p.done == p.resumed_from {
+                        eprintln!("resuming after {:.1} MB", p.resumed_from as f64 / 1e6);
+                    }
+                    if last.elapsed().as_millis() >= 500 || p.total == Some(p.done) {
+                        last = Instant::now();
+                        match p.total {
+                            Some(t) if t > 0 => eprint!(
+                                "\r{:.1} / {:.1} MB ({:.0}%)   ",
+                                p.done as f64 / 1e6,
+                                t as f64 / 1e6,
+                                p.done as f64 * 100.0 / t as f64
+                            ),
+                            _ => eprint!("\r{:.1} MB   ", p.done as f64 / 1e6),
+                        }
+                    }
+                },
+                || false,
+            )
+            .await?;
+            eprintln!();
+            let m = models::describe(&path, &mem);
+            println!("downloaded {} ({})", path.display(), m.fit_reason);
+        }
+    }
+    Ok(())
+}
+
+fn sampling_command(
+    troupe: &Troupe,
+    character: Option<String>,
+    session: Option<i64>,
+    preset: Option<String>,
+    set: Vec<String>,
+    clear: bool,
+) -> anyhow::Result<()> {
+    use crate::app::{sampling_at, set_sampling_at, SamplingScope};
+    use crate::engine::sampling;
+    let settings = troupe.settings();
+    let scope = match (&character, session) {
+        (Some(c), _) => Some(SamplingScope::Character(c)),
+        (None, Some(s)) => Some(SamplingScope::Session(s)),
+        (None, None) => None,
+    };
+    let current = match scope {
+        Some(scope) => sampling_at(&troupe.store, &settings, scope)?.effective,
+        None => settings.sampling.clone(),
+    };
+    let changing = preset.is_some() || !set.is_empty();
+    if clear {
+        if changing {
+            bail!("--clear cannot be combined with --preset or --set");
+        }
+        let Some(scope) = scope else {
+            bail!("--clear needs --character or --session");
+        };
+        set_sampling_at(&troupe.store, scope, None)?;
+    } else if changing {
+        let mut value = serde_json::to_value(match &preset {
+            Some(name) => sampling::preset(name).with_context(|| {
+                let names: Vec<_> = sampling::PRESETS.iter().map(|(n, _)| *n).collect();
+                format!("no preset '{name}': use {}", names.join(", "))
+            })?,
+            None => current,
+        })?;
+        for kv in &set {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--set {kv}: write FIELD=VALUE"))?;
+            if value.get(k).is_none() {
+                bail!("--set {kv}: no field '{k}' (temperature, topP, topK, minP, repetitionPenalty, maxTokens, seed)");
+            }
+            value[k] = if v == "none" {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(v)
+                    .with_context(|| format!("--set {kv}: '{v}' is not a number"))?
+            };
+        }
+        let new: Sampling = serde_json::from_value(value.clone())
+            .with_context(|| format!("invalid sampling: {value}"))?;
+        match scope {
+            Some(scope) => set_sampling_at(&troupe.store, scope, Some(&new))?,
+            None => {
+                if let Err((field, why)) = new.validate() {
+                    bail!("{field}: {why}");
+                }
+                let mut s = settings.clone();
+                s.sampling = new;
+                s.save(&troupe.paths.settings())
+                    .context("cannot save the settings")?;
+            }
+        }
+    }
+    let settings = troupe.settings();
+    let shown = match scope {
+        Some(scope) => sampling_at(&troupe.store, &settings, scope)?.effective,
+        None => settings.sampling,
+    };
+    println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(())
 }
 
@@ -196,8 +446,7 @@ async fn chat(
     );
 
     let settings = troupe.settings();
-    let path = troupe.model_file(&settings, model.as_deref());
-    troupe.engine.load(path).await?;
+    troupe.start_engine(&settings, model.as_deref()).await?;
     let engine = troupe.engine.engine()?;
 
     // Ctrl+C stops the reply and keeps what was said, like the Stop button.
@@ -214,7 +463,7 @@ async fn chat(
         engine.as_ref(),
         session.id,
         message,
-        &sampling(&settings),
+        &sampling_for_session(&troupe.store, &settings, session.id)?,
         &cancel,
         &now_ms,
         &mut |e| match e {
@@ -245,20 +494,20 @@ async fn chat(
     }
 }
 
-/// Sends `requests` distinct chat requests (a character prompt, 8 new tokens each) and prints
-/// resident memory at the start, every 50 requests and at the end. The engine's memory should
-/// stay bounded however long the app runs; with mistral.rs 0.8 on CPU it does not (its prefix
-/// cache is never evicted there, docs/PERFORMANCE.md), and this is the measurement to fix it by.
+/// Sends `requests` distinct chat requests (a short character prompt, 8 new tokens each) and
+/// prints resident memory at the start, along the way and at the end: it must stay flat however
+/// long the app runs. (Upstream mistral.rs never evicts its prefix cache on CPU, about 23-46 MB
+/// per request; our vendored patch bounds it. Every request's KV cache is allocated in blocks of
+/// 512 tokens, so a short prompt leaks as much as a long one would and the soak runs quicker.)
 async fn soak(troupe: &Troupe, model: Option<PathBuf>, requests: usize) -> anyhow::Result<()> {
     let settings = troupe.settings();
-    let engine = MistralEngine::load(&troupe.model_file(&settings, model.as_deref())).await?;
+    let engine = MistralEngine::load(
+        &troupe.model_file(&settings, model.as_deref()),
+        Some(&Paths::model_cache()),
+    )
+    .await?;
     let character = troupe.store.get_character("marisol-vega")?;
-    let sampling = Sampling {
-        temperature: 0.0,
-        top_p: 1.0,
-        max_tokens: 8,
-        stop: vec![],
-    };
+    let sampling = Sampling::greedy(8);
     let start = rss_mb();
     println!("soak: {requests} requests · RSS at start {start:.0} MB");
     let t0 = Instant::now();
@@ -267,8 +516,8 @@ async fn soak(troupe: &Troupe, model: Option<PathBuf>, requests: usize) -> anyho
             ChatMessage::new(
                 ChatRole::System,
                 format!(
-                    "Visit {i}.\n{}",
-                    prompt::system_prompt(&character, Scenario::ChitChat)
+                    "Visit {i}. You are {}, {}.",
+                    character.name, character.tagline
                 ),
             ),
             ChatMessage::new(
@@ -277,7 +526,7 @@ async fn soak(troupe: &Troupe, model: Option<PathBuf>, requests: usize) -> anyho
             ),
         ];
         one_run(&engine, messages, &sampling).await?;
-        if i % 50 == 0 || i == requests {
+        if i % 50 == 0 || i == requests || i == 10 || i == 25 {
             println!(
                 "after {i:>4} requests: RSS {:.0} MB · {:.0} s",
                 rss_mb(),
@@ -291,6 +540,106 @@ async fn soak(troupe: &Troupe, model: Option<PathBuf>, requests: usize) -> anyho
         peak_rss_mb()
     );
     Ok(())
+}
+
+/// A chat of `turns` turns with a built-in Character in a scratch database, like a person in the
+/// window: after each reply the next prompt is warmed (the window does that while the user
+/// reads), then the next message is sent. Prints each turn's time to first token, and turn 2
+/// against the last turn: a long chat must answer as fast as a short one.
+async fn long_chat(model: Option<PathBuf>, turns: usize, max_tokens: usize) -> anyhow::Result<()> {
+    let scratch = tempfile_dir()?;
+    let troupe = Troupe::open(Paths::at(&scratch))?;
+    let settings = troupe.settings();
+    troupe.start_engine(&settings, model.as_deref()).await?;
+    let engine = troupe.engine.engine()?;
+    let c = troupe.store.get_character("marisol-vega")?;
+    let session = troupe.store.create_session(
+        &c.id,
+        Scenario::ChitChat,
+        "bench",
+        c.greetings.for_scenario(Scenario::ChitChat),
+        now_ms(),
+    )?;
+    let sampling = Sampling {
+        max_tokens,
+        stop: prompt::stop_strings(),
+        ..Sampling::greedy(max_tokens)
+    };
+    let topics = [
+        "the first loaf you ever baked",
+        "how early you wake up",
+        "your favourite flour",
+        "what your grandmother taught you",
+        "the busiest day of the year",
+        "a customer you remember",
+        "rye or wheat",
+        "what you do on Sundays",
+    ];
+    let mut ttft = Vec::with_capacity(turns);
+    println!("turn\tfirst token ms\tprompt tokens\tdropped");
+    for i in 1..=turns {
+        let message = format!(
+            "Turn {i}. Tell me about {}, in a sentence or two.",
+            topics[i % topics.len()]
+        );
+        let mut dropped = 0;
+        let (_, stats) = conversation::send(
+            &troupe.store,
+            engine.as_ref(),
+            session.id,
+            &message,
+            &sampling,
+            &Cancel::new(),
+            &now_ms,
+            &mut |e| {
+                if let TurnEvent::Started { dropped: d, .. } = e {
+                    dropped = d;
+                }
+            },
+        )
+        .await
+        .or_else(|e| match e {
+            TurnError::Failed { .. } => Ok((
+                troupe
+                    .store
+                    .list_messages(session.id)?
+                    .pop()
+                    .expect("a reply"),
+                conversation::ReplyStats {
+                    prompt_tokens: 0,
+                    reply_tokens: 0,
+                    first_token_ms: 0,
+                    tokens_per_second: 0.0,
+                },
+            )),
+            e => Err(anyhow::Error::from(e)),
+        })?;
+        ttft.push(stats.first_token_ms as f64);
+        println!(
+            "{i}\t{}\t{}\t{dropped}",
+            stats.first_token_ms, stats.prompt_tokens
+        );
+        conversation::warm(&troupe.store, engine.as_ref(), session.id, &sampling).await?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if turns >= 2 {
+        let (t2, last) = (ttft[1], ttft[turns - 1]);
+        println!(
+            "turn 2: {t2:.0} ms · turn {turns}: {last:.0} ms · ratio {:.2} · median {} ms · max {} ms",
+            last / t2.max(1.0),
+            stats(&ttft)["median"],
+            stats(&ttft)["max"]
+        );
+    }
+    Ok(())
+}
+
+/// A fresh scratch directory under the system's temp dir.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("troupe-bench-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Peak resident memory of this process, in MB (Linux; 0 elsewhere).
@@ -409,19 +758,35 @@ fn stats(xs: &[f64]) -> serde_json::Value {
     })
 }
 
-async fn bench(
-    troupe: &Troupe,
-    model: Option<PathBuf>,
+struct BenchOptions {
     runs: usize,
     max_tokens: usize,
     threads: Option<usize>,
     json: bool,
-) -> anyhow::Result<()> {
+    llama_bench: Option<PathBuf>,
+}
+
+async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: BenchOptions) -> anyhow::Result<()> {
+    let BenchOptions {
+        runs,
+        max_tokens,
+        threads,
+        json,
+        llama_bench,
+    } = opts;
     let settings = troupe.settings();
     let path = troupe.model_file(&settings, model.as_deref());
+    if let Some(bin) = &llama_bench {
+        if !bin.is_file() {
+            bail!(
+                "llama-bench not found at {}; build it with `bash .ci/llama-cpp.sh` or pass its path",
+                bin.display()
+            );
+        }
+    }
     let rss_before = rss_mb();
     let t0 = Instant::now();
-    let engine = MistralEngine::load(&path).await?;
+    let engine = MistralEngine::load(&path, Some(&Paths::model_cache())).await?;
     let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let rss_loaded = rss_mb();
     let character = troupe.store.get_character("sherlock-holmes").or_else(|_| {
@@ -434,12 +799,7 @@ async fn bench(
         troupe.store.get_character(&id)
     })?;
     // Greedy and without stop strings, so every run generates the same, full length.
-    let sampling = Sampling {
-        temperature: 0.0,
-        top_p: 1.0,
-        max_tokens,
-        stop: vec![],
-    };
+    let sampling = Sampling::greedy(max_tokens);
 
     let (mut ttft, mut prefill, mut decode, mut warm) = (vec![], vec![], vec![], vec![]);
     let mut opened = vec![];
@@ -506,8 +866,9 @@ async fn bench(
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "model": engine.info().name,
+        "quantization": engine.info().quantization,
         "device": engine.info().device,
         "threads": threads,
         "runs": runs,
@@ -532,6 +893,29 @@ async fn bench(
             }
         }
     });
+    if let Some(bin) = &llama_bench {
+        // Same file (the user's original, not Troupe's transcoded copy), threads, prompt length
+        // and reply length.
+        let l = llama_bench::run(bin, &path, threads, prompt_tokens, max_tokens, runs)?;
+        let ratio = |k: &str| {
+            let (a, b) = (
+                report["troupe"][k].as_f64().unwrap_or(0.0),
+                l[k].as_f64().unwrap_or(0.0),
+            );
+            serde_json::json!(if b > 0.0 {
+                (a / b * 100.0).round() / 100.0
+            } else {
+                0.0
+            })
+        };
+        report["ratio"] = serde_json::json!({
+            "decode_tps": ratio("decode_tps"),
+            "prefill_tps": ratio("prefill_tps"),
+            "ttft_ms": ratio("ttft_ms"),
+            "peak_rss_mb": ratio("peak_rss_mb"),
+        });
+        report["llama_cpp"] = l;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -566,6 +950,167 @@ async fn bench(
             "model load {} ms · RSS {} MB before load, {} MB loaded, peak {} MB",
             t["load_ms"], t["idle_rss_mb_before_load"], t["idle_rss_mb_loaded"], t["peak_rss_mb"]
         );
+        if let Some(l) = report.get("llama_cpp") {
+            println!();
+            println!(
+                "vs llama.cpp ({}), same file, {} threads:",
+                l["build"].as_str().unwrap_or(""),
+                threads
+            );
+            println!(
+                "{:<28}{:>10}{:>10}{:>10}",
+                "", "troupe", "llama.cpp", "ratio"
+            );
+            for (label, key) in [
+                ("time to first token (ms)", "ttft_ms"),
+                ("prefill (tokens/s)", "prefill_tps"),
+                ("decode (tokens/s)", "decode_tps"),
+                ("peak memory (MB)", "peak_rss_mb"),
+            ] {
+                let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+                println!(
+                    "{label:<28}{:>10.1}{:>10.1}{:>9.2}x",
+                    f(&t[key]),
+                    f(&l[key]),
+                    f(&report["ratio"][key])
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// llama.cpp's own benchmark, run as a child process, for `troupe bench --vs-llama-cpp`.
+mod llama_bench {
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    use anyhow::{bail, Context};
+
+    /// $LLAMA_BENCH, else where `.ci/llama-cpp.sh` builds it.
+    pub fn default_path() -> PathBuf {
+        if let Some(p) = std::env::var_os("LLAMA_BENCH").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        home.join(".cache/troupe/llama.cpp-0.94.0/build/bin/llama-bench")
+    }
+
+    /// Runs llama-bench twice: `prompt_tokens` of prefill, then `new_tokens` of decode after a
+    /// context of `prompt_tokens` (`-d`), as Troupe's decode follows its prompt; `runs` times
+    /// each. llama-bench feeds random tokens rather than our text; the work per token is the
+    /// same, so the lengths are what make the runs comparable. Its time to first token is the
+    /// prefill time of the prompt (the first token comes from the prefill's logits).
+    pub fn run(
+        bin: &Path,
+        model: &Path,
+        threads: usize,
+        prompt_tokens: usize,
+        new_tokens: usize,
+        runs: usize,
+    ) -> anyhow::Result<serde_json::Value> {
+        let run = |args: &[String]| -> anyhow::Result<(serde_json::Value, f64)> {
+            let mut child = Command::new(bin)
+                .arg("-m")
+                .arg(model)
+                .args(["-t", &threads.to_string(), "-r", &runs.max(1).to_string()])
+                .args(["-o", "json"])
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot run {}", bin.display()))?;
+            // Peak memory: the child's own high-water mark, polled until it exits. (The
+            // rusage of children would report this process's peak: Linux carries the
+            // high-water mark of the forking process across exec.)
+            let status_path = format!("/proc/{}/status", child.id());
+            let mut peak_kb = 0f64;
+            let mut stdout = child.stdout.take().expect("piped");
+            let reader = std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let _ = stdout.read_to_end(&mut out);
+                out
+            });
+            let status = loop {
+                if let Some(hwm) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                }) {
+                    peak_kb = peak_kb.max(hwm);
+                }
+                if let Some(status) = child.try_wait()? {
+                    break status;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            let out = reader.join().unwrap_or_default();
+            if !status.success() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!(
+                    "llama-bench failed: {}",
+                    err.lines().last().unwrap_or("(no message)")
+                );
+            }
+            let rows: serde_json::Value =
+                serde_json::from_slice(&out).context("llama-bench printed no JSON")?;
+            let row = rows
+                .as_array()
+                .and_then(|r| r.first())
+                .cloned()
+                .context("llama-bench's JSON has no results")?;
+            Ok((row, peak_kb / 1024.0))
+        };
+        let (pp_row, pp_peak) = run(&[
+            "-p".into(),
+            prompt_tokens.to_string(),
+            "-n".into(),
+            "0".into(),
+        ])?;
+        let (tg_row, tg_peak) = run(&[
+            "-p".into(),
+            "0".into(),
+            "-n".into(),
+            new_tokens.to_string(),
+            "-d".into(),
+            prompt_tokens.to_string(),
+        ])?;
+        let samples = |row: &serde_json::Value| -> Vec<f64> {
+            row["samples_ts"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+                .unwrap_or_default()
+        };
+        let (pp, tg) = (samples(&pp_row), samples(&tg_row));
+        if pp.is_empty() || tg.is_empty() {
+            bail!("llama-bench's JSON has no prompt or generation results");
+        }
+        let ttft: Vec<f64> = pp
+            .iter()
+            .map(|t| prompt_tokens as f64 / t * 1000.0)
+            .collect();
+        Ok(serde_json::json!({
+            "build": format!(
+                "llama.cpp {} ({}), {}",
+                pp_row["build_commit"].as_str().unwrap_or("?"),
+                pp_row["backends"].as_str().unwrap_or("CPU"),
+                pp_row["cpu_info"].as_str().unwrap_or("")
+            ),
+            "decode_tps": super::stats(&tg)["median"],
+            "prefill_tps": super::stats(&pp)["median"],
+            "ttft_ms": super::stats(&ttft)["median"],
+            "peak_rss_mb": pp_peak.max(tg_peak).round(),
+            "spread": {
+                "decode_tps": super::stats(&tg),
+                "prefill_tps": super::stats(&pp),
+                "ttft_ms": super::stats(&ttft),
+            }
+        }))
+    }
 }

@@ -5,13 +5,16 @@
 //! same folder Tauri gives the identifier `app.troupe`, so the window and the CLI share one
 //! database, one settings file and one model.
 //!
-//! `Settings` are a flat JSON object in `settings.json`, the format tauri-plugin-store reads and
-//! writes: the desktop app edits it through the plugin, the CLI reads it directly. Unknown keys
-//! are kept by the plugin; missing keys take defaults, so old files keep working.
+//! `Settings` are a JSON object in `settings.json` (`model_path`, `sampling`), the format
+//! tauri-plugin-store reads and writes: the desktop app edits it through the plugin, the CLI
+//! reads and writes it directly. Unknown keys are kept; missing keys take defaults; the first
+//! release's flat sampling keys are read and then replaced, so old files keep working.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::engine::Sampling;
 
 /// The identifier in tauri.conf.json; it names the data directory.
 pub const APP_ID: &str = "app.troupe";
@@ -59,30 +62,88 @@ impl Paths {
     pub fn default_model(&self) -> PathBuf {
         self.models().join(DEFAULT_MODEL_FILE)
     }
+
+    /// Derived files that can be rebuilt at will (transcoded models): `TROUPE_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/app.troupe`, else `~/.cache/app.troupe`. Not under the data directory,
+    /// so test and scratch data directories share one copy instead of making a new one each.
+    pub fn cache() -> PathBuf {
+        if let Some(d) = std::env::var_os("TROUPE_CACHE_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(d);
+        }
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join(APP_ID)
+    }
+
+    /// Transcoded copies of models (engine::transcode).
+    pub fn model_cache() -> PathBuf {
+        Paths::cache().join("models")
+    }
 }
 
 /// What the user can set. Field names are the keys in settings.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Settings {
     /// The GGUF to load; `None` means the default model in the data directory.
     pub model_path: Option<PathBuf>,
-    pub temperature: f64,
-    pub top_p: f64,
-    pub max_reply_tokens: usize,
+    /// Sampling for every chat, unless a Character or Session sets its own.
+    pub sampling: Sampling,
+    /// GGUF files the user added from elsewhere on disk (the models folder is listed anyway).
+    pub models: Vec<PathBuf>,
+    /// Which engine answers: the local model or a remote server.
+    pub engine: EngineChoice,
+    /// The remote server, used when `engine` is `remote`.
+    pub remote: RemoteSettings,
 }
 
-impl Default for Settings {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    #[default]
+    Local,
+    Remote,
+}
+
+/// An OpenAI-compatible server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteSettings {
+    /// e.g. "http://gpu-box:1234/v1".
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// Empty: the server's first model.
+    pub model: String,
+    pub context_length: usize,
+}
+
+impl Default for RemoteSettings {
     fn default() -> Self {
-        // Small models loop at temperature 0; 0.8 / 0.95 keeps them varied but coherent.
-        Settings {
-            model_path: None,
-            temperature: 0.8,
-            top_p: 0.95,
-            max_reply_tokens: 200,
+        RemoteSettings {
+            base_url: String::new(),
+            api_key: None,
+            model: String::new(),
+            context_length: 4096,
         }
     }
 }
+
+impl RemoteSettings {
+    pub fn config(&self) -> crate::engine::RemoteConfig {
+        crate::engine::RemoteConfig {
+            api_key: self.api_key.clone().filter(|k| !k.trim().is_empty()),
+            model: self.model.trim().to_string(),
+            context_length: self.context_length,
+            ..crate::engine::RemoteConfig::new(&self.base_url)
+        }
+    }
+}
+
+/// Keys of the first release, now inside `sampling`; removed when settings are saved.
+pub const OLD_KEYS: &[&str] = &["temperature", "top_p", "max_reply_tokens"];
 
 /// A setting out of range.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -103,38 +164,82 @@ impl Settings {
             .unwrap_or_default()
     }
 
-    /// From the store's JSON object; fields of the wrong type take their defaults.
+    /// From the store's JSON object; fields of the wrong type take their defaults. Reads the
+    /// first release's flat `temperature` / `top_p` / `max_reply_tokens` keys too.
     pub fn from_json(v: serde_json::Value) -> Settings {
-        let d = Settings::default();
         let get = |k: &str| v.get(k).cloned().unwrap_or(serde_json::Value::Null);
-        Settings {
-            model_path: serde_json::from_value(get("model_path")).unwrap_or(d.model_path),
-            temperature: serde_json::from_value(get("temperature")).unwrap_or(d.temperature),
-            top_p: serde_json::from_value(get("top_p")).unwrap_or(d.top_p),
-            max_reply_tokens: serde_json::from_value(get("max_reply_tokens"))
-                .unwrap_or(d.max_reply_tokens),
+        let mut sampling = Sampling::default();
+        if let Some(obj) = v.get("sampling").and_then(|s| s.as_object()) {
+            // Field by field, so one bad value does not discard the rest.
+            let mut merged = serde_json::to_value(&sampling).unwrap_or_default();
+            for (k, val) in obj {
+                let mut trial = merged.clone();
+                trial[k] = val.clone();
+                if serde_json::from_value::<Sampling>(trial.clone()).is_ok() {
+                    merged = trial;
+                }
+            }
+            sampling = serde_json::from_value(merged).unwrap_or_default();
+        } else {
+            let old = |k: &str| get(k).as_f64();
+            if let Some(t) = old("temperature") {
+                sampling.temperature = t;
+            }
+            if let Some(p) = old("top_p") {
+                sampling.top_p = p;
+            }
+            if let Some(n) = get("max_reply_tokens").as_u64() {
+                sampling.max_tokens = n as usize;
+            }
         }
+        Settings {
+            model_path: serde_json::from_value(get("model_path")).unwrap_or_default(),
+            sampling,
+            models: serde_json::from_value(get("models")).unwrap_or_default(),
+            engine: serde_json::from_value(get("engine")).unwrap_or_default(),
+            remote: serde_json::from_value(get("remote")).unwrap_or_default(),
+        }
+    }
+
+    /// Writes the settings into settings.json (the CLI's path; the window saves through the
+    /// store plugin). Keys this build does not know are kept; the file is replaced atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut obj = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        for old in OLD_KEYS {
+            obj.remove(*old);
+        }
+        if let serde_json::Value::Object(ours) = serde_json::to_value(self)? {
+            obj.extend(ours);
+        }
+        let tmp = path.with_extension("json.part");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&obj)?)?;
+        std::fs::rename(tmp, path)
     }
 
     /// Checks ranges; the UI shows the message next to the field.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        if !(0.0..=2.0).contains(&self.temperature) {
-            return Err(InvalidSetting {
-                field: "temperature",
-                problem: "must be between 0 and 2".into(),
-            });
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(InvalidSetting {
-                field: "top_p",
-                problem: "must be above 0 and at most 1".into(),
-            });
-        }
-        if !(1..=4096).contains(&self.max_reply_tokens) {
-            return Err(InvalidSetting {
-                field: "max_reply_tokens",
-                problem: "must be between 1 and 4096".into(),
-            });
+        self.sampling
+            .validate()
+            .map_err(|(field, problem)| InvalidSetting { field, problem })?;
+        if self.engine == EngineChoice::Remote {
+            let url = self.remote.base_url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(InvalidSetting {
+                    field: "remoteUrl",
+                    problem: "must start with http:// or https:// (e.g. http://gpu-box:1234/v1)"
+                        .into(),
+                });
+            }
+            if !(512..=1_048_576).contains(&self.remote.context_length) {
+                return Err(InvalidSetting {
+                    field: "remoteContext",
+                    problem: "must be between 512 and 1048576 tokens".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -160,11 +265,11 @@ mod tests {
 
     #[test]
     fn settings_tolerate_missing_and_wrong_keys() {
-        let s = Settings::from_json(
-            serde_json::json!({"temperature": 0.3, "top_p": "high", "other": 1}),
-        );
-        assert_eq!(s.temperature, 0.3);
-        assert_eq!(s.top_p, Settings::default().top_p);
+        let s = Settings::from_json(serde_json::json!({
+            "sampling": {"temperature": 0.3, "topP": "high", "other": 1}
+        }));
+        assert_eq!(s.sampling.temperature, 0.3);
+        assert_eq!(s.sampling.top_p, Sampling::default().top_p);
         assert_eq!(
             Settings::load(Path::new("/nonexistent/settings.json")),
             Settings::default()
@@ -172,12 +277,51 @@ mod tests {
     }
 
     #[test]
+    fn save_keeps_unknown_keys_and_drops_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, r#"{"theme":"dark","temperature":0.2}"#).unwrap();
+        let s = Settings::default();
+        s.save(&path).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["theme"], "dark");
+        assert!(v.get("temperature").is_none());
+        assert_eq!(Settings::load(&path), s);
+    }
+
+    #[test]
+    fn first_release_settings_still_read() {
+        let s = Settings::from_json(
+            serde_json::json!({"temperature": 1.1, "top_p": 0.5, "max_reply_tokens": 77}),
+        );
+        assert_eq!(
+            (
+                s.sampling.temperature,
+                s.sampling.top_p,
+                s.sampling.max_tokens
+            ),
+            (1.1, 0.5, 77)
+        );
+    }
+
+    #[test]
     fn settings_round_trip_through_the_store_format() {
         let s = Settings {
             model_path: Some("/m/x.gguf".into()),
-            temperature: 1.1,
-            top_p: 0.5,
-            max_reply_tokens: 77,
+            sampling: Sampling {
+                temperature: 1.1,
+                top_k: 20,
+                seed: Some(9),
+                ..Sampling::default()
+            },
+            models: vec!["/elsewhere/big.gguf".into()],
+            engine: EngineChoice::Remote,
+            remote: RemoteSettings {
+                base_url: "http://gpu:1234/v1".into(),
+                model: "qwen".into(),
+                ..RemoteSettings::default()
+            },
         };
         assert_eq!(Settings::from_json(serde_json::to_value(&s).unwrap()), s);
     }
@@ -185,7 +329,10 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let s = Settings {
-            temperature: 3.0,
+            sampling: Sampling {
+                temperature: 3.0,
+                ..Sampling::default()
+            },
             ..Settings::default()
         };
         assert_eq!(s.validate().unwrap_err().field, "temperature");

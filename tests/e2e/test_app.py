@@ -202,12 +202,38 @@ def main():
             wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
             with open(os.path.join(data, "settings.json")) as f:
                 saved = json.load(f)
-            assert saved.get("max_reply_tokens") == 60 and saved.get("temperature") == 0.7, saved
+            sampling = saved.get("sampling", {})
+            assert sampling.get("maxTokens") == 60 and sampling.get("temperature") == 0.7, saved
+            assert "max_reply_tokens" not in saved, "the first release's keys are replaced"
         check("settings are validated and saved to settings.json", settings_are_saved_where_the_cli_reads_them)
 
         def model_loads():
             wd.wait("the model to be ready", lambda: engine_state(wd) == "ready", timeout=120)
         check("the model loads in the background and the status bar says so", model_loads)
+
+        def model_manager_describes_the_model():
+            wd.click("[data-testid=open-settings]")
+            wd.wait("the model list", lambda: wd.find("[data-testid=model]"))
+            info = wd.js("return Array.from(document.querySelectorAll('[data-testid=model]')).map(r => r.textContent)")
+            smol = [t for t in info if "SmolLM2-135M-Instruct.Q4_1.gguf" in t]
+            assert smol, info
+            assert "llama" in smol[0] and "135 M parameters" in smol[0] and "Q4_1" in smol[0], smol[0]
+            assert "In use" in smol[0] and "Fits" in smol[0], smol[0]
+            # A file that is not a model is refused with the reason, and nothing is added.
+            bogus = os.path.join(data, "notes.gguf")
+            with open(bogus, "w") as f:
+                f.write("not a model")
+            wd.js("const i = document.querySelector('[data-testid=add-model-path]'); i.value = arguments[0];"
+                  "i.dispatchEvent(new Event('input', {bubbles: true}));", bogus)
+            wd.click("[data-testid=add-model]")
+            err = wd.wait("the refusal", lambda: wd.js(
+                "const e = document.querySelector('[data-testid=models-error]'); return e && e.textContent"))
+            assert "GGUF" in err, err
+            os.remove(bogus)
+            wd.screenshot("models.png")
+            wd.click("[data-testid=settings-cancel]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+        check("the model manager shows the model's header and whether it fits", model_manager_describes_the_model)
 
         def open_character_and_start():
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
@@ -276,6 +302,20 @@ def main():
             state["reply"] = msgs[2]["text"]
             wd.screenshot("chat.png")
         check("Enter sends and the reply streams in", reply_streams)
+
+        def sampling_is_set_per_chat():
+            wd.click("[data-testid=open-sampling]")
+            wd.wait("the sampling dialog", lambda: wd.find("[data-testid=sampling-dialog] [data-testid=sampling-form-preset]"))
+            wd.js("const s = document.querySelector('[data-testid=sampling-form-preset]'); s.value = 'deterministic';"
+                  "s.dispatchEvent(new Event('change', {bubbles: true}));")
+            wd.click("[data-testid=sampling-save]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=sampling-dialog]"), timeout=5)
+            session = wd.js("return document.querySelector('[data-testid=session].on').dataset.id")
+            out = subprocess.run([binary, "sampling", "--session", str(session)], env=env,
+                                 capture_output=True, text=True, timeout=30)
+            got = json.loads(out.stdout)
+            assert got["temperature"] == 0 and got["seed"] == 0, out.stdout + out.stderr
+        check("sampling set for one chat is stored with it (the CLI reads it back)", sampling_is_set_per_chat)
 
         def stop_works():
             wd.type("[data-testid=composer]", "Tell me a long story about your most famous case." + ENTER)

@@ -9,7 +9,7 @@
 pub mod prompt;
 pub mod turn;
 
-pub use turn::{send, warm, Cancel, ReplyStats, TurnError, TurnEvent};
+pub use turn::{send, warm, warm_character, Cancel, ReplyStats, TurnError, TurnEvent};
 
 /// The three conversation scenarios of the CharacterGLM evaluation, chosen per Session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,9 +13,22 @@ use super::Scenario;
 /// the engine's prefix cache can reuse its computation.
 pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
     let name = &character.name;
+    let mut s = character_prefix(character);
+    s.push_str(&format!("\n\n{}", scenario.framing(name)));
+    s.push_str(&format!(
+        "\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
+         Never write the user's lines and never say you are an AI."
+    ));
+    s
+}
+
+/// The part of the system prompt that depends on the Character alone (who it is, its profile,
+/// how it talks), which comes first so that it is the same in every Scenario: the engine can
+/// prefill it as soon as the Character is opened, before a Scenario is chosen.
+pub fn character_prefix(character: &Character) -> String {
+    let name = &character.name;
     let mut s = format!(
-        "You are {name}. {}\n\nAbout {name}: {}",
-        scenario.framing(name),
+        "You are {name}.\n\nAbout {name}: {}",
         character.profile.to_prose(name)
     );
     if !character.example_dialogue.is_empty() {
@@ -28,10 +41,6 @@ pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
             ));
         }
     }
-    s.push_str(&format!(
-        "\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
-         Never write the user's lines and never say you are an AI."
-    ));
     s
 }
 
@@ -70,6 +79,14 @@ pub enum Fit {
     TooLong { needed: usize, budget: usize },
 }
 
+/// When history must be dropped, it is dropped in whole chunks of this many messages, counted
+/// from the Session's first message: the kept history then starts at the same message for
+/// several turns in a row, so the prompt's prefix stays the same and the engine's prefix cache
+/// serves it. Dropping exactly what no longer fits would change the first kept message on
+/// every turn once a chat is long: a full prefill of the whole context (tens of seconds on a
+/// CPU) before every reply. The price is up to this many messages more left out.
+pub const DROP_CHUNK: usize = 24;
+
 pub fn fit(system_tokens: usize, message_tokens: &[usize], budget: usize) -> Fit {
     let Some(&newest) = message_tokens.last() else {
         return if system_tokens <= budget {
@@ -98,6 +115,20 @@ pub fn fit(system_tokens: usize, message_tokens: &[usize], budget: usize) -> Fit
         }
         used += t;
         keep += 1;
+    }
+    let n = message_tokens.len();
+    if keep < n {
+        // Start at the next chunk boundary (never past the newest message). In a context so
+        // small that a whole chunk would drop more than two thirds of what fits, smaller chunks.
+        let min_start = n - keep;
+        for chunk in [DROP_CHUNK, DROP_CHUNK / 2, DROP_CHUNK / 4, 2, 1] {
+            let start = (min_start.div_ceil(chunk) * chunk).min(n - 1);
+            if n - start >= keep.div_ceil(3) || chunk == 1 {
+                keep = n - start;
+                break;
+            }
+        }
+        used = system_tokens + message_tokens[n - keep..].iter().sum::<usize>();
     }
     Fit::Keep { keep, tokens: used }
 }
@@ -220,13 +251,38 @@ mod tests {
             .find(|c| c.id == "sherlock-holmes")
             .unwrap();
         let p = system_prompt(&c, Scenario::Interview);
-        assert!(p.starts_with("You are Sherlock Holmes. "));
+        assert!(p.starts_with("You are Sherlock Holmes.\n\nAbout Sherlock Holmes: "));
+        assert!(
+            p.starts_with(&character_prefix(&c)),
+            "the Character part comes first"
+        );
         assert!(p.contains("221B Baker Street"));
         assert!(p.contains(&Scenario::Interview.framing("Sherlock Holmes")));
         assert!(p.contains("Examples of how Sherlock Holmes talks:\nUser: How did you know"));
         // Byte-stable: the same inputs give the same prefix on every turn.
         assert_eq!(p, system_prompt(&c, Scenario::Interview));
         assert_ne!(p, system_prompt(&c, Scenario::Companionship));
+    }
+
+    #[test]
+    fn long_chats_keep_the_same_first_message_for_many_turns() {
+        // 10-token messages, room for 40 of them: as the chat grows by a turn (2 messages) at a
+        // time, the first kept message moves only in steps of DROP_CHUNK.
+        let mut starts = Vec::new();
+        for n in (40..=140).step_by(2) {
+            let Fit::Keep { keep, tokens } = fit(0, &vec![10; n], 400) else {
+                panic!()
+            };
+            assert!(tokens <= 400);
+            assert!(keep >= 40 - DROP_CHUNK, "kept {keep} of {n}");
+            starts.push(n - keep);
+        }
+        assert!(starts.iter().all(|s| s % DROP_CHUNK == 0), "{starts:?}");
+        let changes = starts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= 5,
+            "the prefix changed {changes} times in 50 turns: {starts:?}"
+        );
     }
 
     #[test]
@@ -238,18 +294,28 @@ mod tests {
                 tokens: 250
             }
         );
+        // Dropping goes by chunks from the first message; tiny contexts get tiny chunks.
         assert_eq!(
             fit(100, &[50, 50, 50], 220),
             Fit::Keep {
-                keep: 2,
-                tokens: 200
+                keep: 1,
+                tokens: 150
             }
         );
         assert_eq!(
             fit(100, &[500, 10, 50], 200),
             Fit::Keep {
-                keep: 2,
-                tokens: 160
+                keep: 1,
+                tokens: 150
+            }
+        );
+        // 30 messages of 10, room for 20: a chunk of 12 from the start keeps 18 (a chunk of 24
+        // would keep only 6, under a third of what fits).
+        assert_eq!(
+            fit(0, &[10; 30], 200),
+            Fit::Keep {
+                keep: 18,
+                tokens: 180
             }
         );
         assert_eq!(

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::characters::Character;
 use crate::engine::{self, ChatMessage, ChatRole, Engine, EngineEvent, FinishReason, Sampling};
 use crate::store::{self, Message, MessageStatus, Role, Store};
 
@@ -257,6 +258,23 @@ pub async fn warm(
     Ok(())
 }
 
+/// Prefills the Character's part of every system prompt (`prompt::character_prefix`), so a new
+/// Session with it, in any Scenario, finds most of its prompt in the engine's prefix cache.
+/// Meant to run in the background when the user opens the Character, before they pick a
+/// Scenario. Stores nothing.
+pub async fn warm_character(engine: &dyn Engine, character: &Character) {
+    let messages = vec![ChatMessage::new(
+        ChatRole::System,
+        prompt::character_prefix(character),
+    )];
+    let mut generation = engine.generate(messages, Sampling::greedy(1));
+    while let Some(event) = generation.recv().await {
+        if !matches!(event, EngineEvent::Text(_)) {
+            break;
+        }
+    }
+}
+
 /// The system message of a Session and its history as chat messages.
 fn context(store: &Store, session_id: i64) -> Result<(ChatMessage, Vec<ChatMessage>), TurnError> {
     let session = store.get_session(session_id)?;
@@ -266,6 +284,35 @@ fn context(store: &Store, session_id: i64) -> Result<(ChatMessage, Vec<ChatMessa
         prompt::system_prompt(&character, session.scenario),
     );
     Ok((system, prompt::history(&store.list_messages(session_id)?)))
+}
+
+/// Token counts of message texts, by model and text. A long chat's every turn measures its
+/// whole history; asking the engine's tokenizer for each message each time cost a few hundred
+/// milliseconds at a hundred turns, before the reply could start. Stored messages never change,
+/// so their counts are remembered (bounded: cleared when it grows past 20,000 texts).
+static TOKEN_COUNTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<(String, u64), usize>>,
+> = std::sync::LazyLock::new(Default::default);
+
+async fn count_cached(engine: &dyn Engine, text: &str) -> Result<usize, engine::Error> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let key = (engine.info().name.clone(), h.finish());
+    if let Some(&n) = TOKEN_COUNTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
+        return Ok(n);
+    }
+    let n = engine.count_tokens(text).await?;
+    let mut map = TOKEN_COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() > 20_000 {
+        map.clear();
+    }
+    map.insert(key, n);
+    Ok(n)
 }
 
 /// Prompt tokens available: the context Troupe uses minus the reply's budget.
@@ -290,7 +337,7 @@ async fn assemble(
         .await?;
     let mut counts = Vec::with_capacity(history.len());
     for m in &history {
-        counts.push(engine.count_tokens(&m.content).await? + MESSAGE_OVERHEAD);
+        counts.push(count_cached(engine, &m.content).await? + MESSAGE_OVERHEAD);
     }
     let mut keep = match prompt::fit(system_tokens, &counts, budget) {
         Fit::Keep { keep, .. } => keep,
@@ -357,10 +404,8 @@ mod tests {
 
     fn sampling(max_tokens: usize) -> Sampling {
         Sampling {
-            temperature: 0.0,
-            top_p: 1.0,
-            max_tokens,
             stop: prompt::stop_strings(),
+            ..Sampling::greedy(max_tokens)
         }
     }
 
@@ -508,6 +553,7 @@ mod tests {
         .await
         .unwrap();
         assert!(dropped > 0 && dropped < 41, "dropped {dropped}");
+        assert_eq!(dropped % 2, 0, "dropped in chunks: {dropped}");
     }
 
     #[tokio::test]

@@ -8,12 +8,16 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
 use super::json::{
-    ApiError, ApiResult, CharacterDetail, CharacterSummary, EngineStatus, ErrorCode, Message,
-    ScenarioJson, Session, SettingsJson, StreamEvent,
+    ApiError, ApiResult, CharacterDetail, CharacterSummary, DownloadEvent, EngineStatus, ErrorCode,
+    Message, ModelFileJson, PresetJson, SamplingJson, SamplingLevelJson, ScenarioJson, Session,
+    SettingsJson, StreamEvent,
 };
 use super::AppState;
-use crate::app::{now_ms, sampling};
+use crate::app::{now_ms, sampling_at, sampling_for_session, set_sampling_at, SamplingScope};
 use crate::conversation::{self, Cancel, Scenario, TurnError};
+use crate::engine::Sampling;
+use crate::engine::{download, models};
+use crate::settings::EngineChoice;
 
 #[tauri::command]
 pub fn list_characters(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSummary>> {
@@ -86,18 +90,24 @@ pub async fn send_message(
 ) -> ApiResult<Message> {
     let troupe = state.troupe()?;
     let engine = troupe.engine.engine()?;
-    let settings = super::load_settings(&app);
+    let sampling = sampling_for_session(&troupe.store, &super::load_settings(&app), session_id)?;
     let cancel = state.start_reply(session_id)?;
     // A warm-up of this session still prefilling: wait for it, so this reply reuses its work
     // instead of competing with it for the same cores.
     let warming = state.warm_lock(session_id);
-    let _ = tokio::time::timeout(Duration::from_secs(30), warming.lock()).await;
+    // (One after the other, never both held: the session's warm-up itself waits for the
+    // Character's.)
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        drop(state.character_warming.lock().await);
+        drop(warming.lock().await);
+    })
+    .await;
     let result = conversation::send(
         &troupe.store,
         engine.as_ref(),
         session_id,
         &text,
-        &sampling(&settings),
+        &sampling,
         &cancel,
         &now_ms,
         &mut |e| {
@@ -144,12 +154,32 @@ pub fn warm_session(app: AppHandle, state: State<'_, AppState>, session_id: i64)
         return Ok(()); // One is running already.
     };
     let store = troupe.store.clone();
-    let sampling = sampling(&super::load_settings(&app));
+    let sampling = sampling_for_session(&store, &super::load_settings(&app), session_id)?;
+    let character_warming = state.character_warming.clone();
     tauri::async_runtime::spawn(async move {
         let _warming = warming; // Held until the prefill is done; `send_message` waits on it.
+                                // A Character warm-up still running: let it finish, then build on its prefix.
+        drop(character_warming.lock().await);
         if let Err(e) = conversation::warm(&store, engine.as_ref(), session_id, &sampling).await {
             tracing::debug!("warming session {session_id} failed: {e}");
         }
+    });
+    Ok(())
+}
+
+/// Prefills the Character's part of the prompt in the background (see
+/// `conversation::warm_character`), when the user opens a Character; skipped if one runs.
+#[tauri::command]
+pub fn warm_character(state: State<'_, AppState>, character_id: String) -> ApiResult<()> {
+    let troupe = state.troupe()?;
+    let engine = troupe.engine.engine()?;
+    let character = troupe.store.get_character(&character_id)?;
+    let Ok(warming) = state.character_warming.clone().try_lock_owned() else {
+        return Ok(());
+    };
+    tauri::async_runtime::spawn(async move {
+        let _warming = warming;
+        conversation::warm_character(engine.as_ref(), &character).await;
     });
     Ok(())
 }
@@ -181,16 +211,186 @@ pub fn save_settings(
     settings: SettingsJson,
 ) -> ApiResult<SettingsJson> {
     let troupe = state.troupe()?;
-    let new = settings.to_settings();
-    new.validate()?;
     let old = super::load_settings(&app);
+    let new = settings.to_settings(&old);
+    new.validate()?;
     super::save_settings(&app, &new).map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
     let before = troupe.model_file(&old, state.model_override.as_deref());
     let after = troupe.model_file(&new, state.model_override.as_deref());
-    if before != after {
-        super::load_model(troupe.engine.clone(), after.clone());
+    let engine_changed = before != after
+        || old.engine != new.engine
+        || (new.engine == EngineChoice::Remote && old.remote != new.remote);
+    if engine_changed {
+        super::start_engine(troupe, new.clone(), state.model_override.clone());
     }
     Ok(SettingsJson::from_settings(&new, &after))
+}
+
+/// The named sampling presets.
+#[tauri::command]
+pub fn sampling_presets() -> Vec<PresetJson> {
+    crate::engine::sampling::PRESETS
+        .iter()
+        .map(|(name, s)| PresetJson {
+            name: name.to_string(),
+            sampling: s.clone().into(),
+        })
+        .collect()
+}
+
+fn scope(character_id: &Option<String>, session_id: Option<i64>) -> ApiResult<SamplingScope<'_>> {
+    match (character_id, session_id) {
+        (Some(c), None) => Ok(SamplingScope::Character(c)),
+        (None, Some(s)) => Ok(SamplingScope::Session(s)),
+        _ => Err(ApiError::new(
+            ErrorCode::Internal,
+            "give either a character or a session",
+        )),
+    }
+}
+
+/// The Sampling of a Character (its default) or a Session (its override).
+#[tauri::command]
+pub fn get_sampling(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    character_id: Option<String>,
+    session_id: Option<i64>,
+) -> ApiResult<SamplingLevelJson> {
+    let troupe = state.troupe()?;
+    let settings = super::load_settings(&app);
+    Ok(sampling_at(&troupe.store, &settings, scope(&character_id, session_id)?)?.into())
+}
+
+/// Sets a Character's or Session's Sampling; null clears it, so it inherits again.
+#[tauri::command]
+pub fn set_sampling(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    character_id: Option<String>,
+    session_id: Option<i64>,
+    sampling: Option<SamplingJson>,
+) -> ApiResult<SamplingLevelJson> {
+    let troupe = state.troupe()?;
+    let scope = scope(&character_id, session_id)?;
+    let sampling: Option<Sampling> = sampling.map(Into::into);
+    set_sampling_at(&troupe.store, scope, sampling.as_ref())?;
+    let settings = super::load_settings(&app);
+    Ok(sampling_at(&troupe.store, &settings, scope)?.into())
+}
+
+/// The model manager's list: the models folder and the files the user added.
+#[tauri::command]
+pub fn list_models(app: AppHandle, state: State<'_, AppState>) -> ApiResult<Vec<ModelFileJson>> {
+    let troupe = state.troupe()?;
+    let settings = super::load_settings(&app);
+    let in_use = troupe.model_file(&settings, state.model_override.as_deref());
+    let mem = models::machine_memory();
+    Ok(models::list(&troupe.paths.models(), &settings.models, &mem)
+        .into_iter()
+        .map(|m| {
+            let added = settings.models.contains(&m.path);
+            let using = m.path == in_use;
+            ModelFileJson::new(m, using, added)
+        })
+        .collect())
+}
+
+/// Adds a GGUF from elsewhere on disk to the list, after checking it is one Troupe can run.
+#[tauri::command]
+pub fn add_model(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    path: String,
+) -> ApiResult<ModelFileJson> {
+    let troupe = state.troupe()?;
+    let path = std::path::PathBuf::from(path.trim());
+    crate::engine::check_model_file(&path)?;
+    let mut settings = super::load_settings(&app);
+    if !settings.models.contains(&path) {
+        settings.models.push(path.clone());
+        super::save_settings(&app, &settings).map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    }
+    let in_use = troupe.model_file(&settings, state.model_override.as_deref()) == path;
+    Ok(ModelFileJson::new(
+        models::describe(&path, &models::machine_memory()),
+        in_use,
+        true,
+    ))
+}
+
+/// Takes an added file off the list (the file itself is left alone).
+#[tauri::command]
+pub fn forget_model(app: AppHandle, path: String) -> ApiResult<()> {
+    let mut settings = super::load_settings(&app);
+    settings.models.retain(|p| p.as_os_str() != path.as_str());
+    super::save_settings(&app, &settings).map_err(|e| ApiError::new(ErrorCode::Internal, e))
+}
+
+/// Switches to a model file: it becomes the setting and loads in the background (the current
+/// model answers until the new one is ready). No restart.
+#[tauri::command]
+pub fn use_model(app: AppHandle, state: State<'_, AppState>, path: String) -> ApiResult<()> {
+    let troupe = state.troupe()?;
+    let path = std::path::PathBuf::from(path);
+    crate::engine::check_model_file(&path)?;
+    let mut settings = super::load_settings(&app);
+    settings.model_path = (path != troupe.paths.default_model()).then_some(path);
+    settings.engine = EngineChoice::Local;
+    super::save_settings(&app, &settings).map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    super::start_engine(troupe, settings, state.model_override.clone());
+    Ok(())
+}
+
+/// Downloads a GGUF from a Hugging Face repository into the models folder, streaming progress;
+/// a second call while one runs is refused. Interrupted downloads resume.
+#[tauri::command]
+pub async fn download_model(
+    state: State<'_, AppState>,
+    repo: String,
+    file: String,
+    on_event: Channel<DownloadEvent>,
+) -> ApiResult<ModelFileJson> {
+    let troupe = state.troupe()?;
+    let Ok(_one_at_a_time) = state.downloading.clone().try_lock_owned() else {
+        return Err(ApiError::new(
+            ErrorCode::Busy,
+            "a download is already running",
+        ));
+    };
+    state
+        .cancel_download
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let cancel = state.cancel_download.clone();
+    let token = std::env::var("HF_TOKEN").ok();
+    let path = download::download(
+        &download::endpoint(),
+        &download::Request::new(&repo, &file),
+        &troupe.paths.models(),
+        token.as_deref(),
+        |p| {
+            let _ = on_event.send(DownloadEvent::Progress {
+                done: p.done,
+                total: p.total,
+                resumed_from: p.resumed_from,
+            });
+        },
+        || cancel.load(std::sync::atomic::Ordering::SeqCst),
+    )
+    .await?;
+    Ok(ModelFileJson::new(
+        models::describe(&path, &models::machine_memory()),
+        false,
+        false,
+    ))
+}
+
+/// Stops the running download; what arrived is kept for a resume.
+#[tauri::command]
+pub fn cancel_download(state: State<'_, AppState>) {
+    state
+        .cancel_download
+        .store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Retries loading the model (after the user fixed the file).
@@ -198,10 +398,7 @@ pub fn save_settings(
 pub fn reload_model(app: AppHandle, state: State<'_, AppState>) -> ApiResult<()> {
     let troupe = state.troupe()?;
     let settings = super::load_settings(&app);
-    super::load_model(
-        troupe.engine.clone(),
-        troupe.model_file(&settings, state.model_override.as_deref()),
-    );
+    super::start_engine(troupe, settings, state.model_override.clone());
     Ok(())
 }
 

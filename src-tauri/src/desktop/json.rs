@@ -11,7 +11,7 @@ use ts_rs::TS;
 
 use crate::characters::{self, Category};
 use crate::conversation::{self, ReplyStats, Scenario, TurnError};
-use crate::engine::{self, EngineStatus as CoreStatus};
+use crate::engine::{self, EngineStatus as CoreStatus, Sampling};
 use crate::settings;
 use crate::store;
 
@@ -34,6 +34,8 @@ pub enum ErrorCode {
     ReplyFailed,
     /// A setting is out of range.
     InvalidSetting,
+    /// A model download failed (network, checksum); what arrived is kept for a resume.
+    DownloadFailed,
     /// The disk is full; nothing saved was lost.
     DiskFull,
     /// Anything else.
@@ -90,6 +92,19 @@ impl From<TurnError> for ApiError {
             }
             TurnError::Failed { .. } => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
         }
+    }
+}
+
+impl From<engine::download::Error> for ApiError {
+    fn from(e: engine::download::Error) -> Self {
+        use engine::download::Error as D;
+        let code = match &e {
+            D::Model(inner) => return inner.clone().into(),
+            D::BadRepo(_) | D::BadFile(_) => ErrorCode::InvalidSetting,
+            D::Write { reason, .. } if reason.contains("No space") => ErrorCode::DiskFull,
+            _ => ErrorCode::DownloadFailed,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
@@ -360,6 +375,12 @@ pub enum EngineStatus {
         device: String,
         context_length: usize,
         architecture: String,
+        /// e.g. "Q4_1 → Q8_0" when Troupe runs a transcoded copy.
+        quantization: String,
+        #[ts(type = "number")]
+        parameters: u64,
+        /// e.g. "all 30 layers on the CPU".
+        layers: Option<String>,
     },
     Failed {
         error: ApiError,
@@ -382,10 +403,112 @@ impl From<CoreStatus> for EngineStatus {
                 // What a conversation can actually use (Troupe caps long contexts on CPU).
                 context_length: info.context_length.min(conversation::turn::CONTEXT_CAP),
                 architecture: info.architecture,
+                quantization: info.quantization,
+                parameters: info.parameters,
+                layers: info.layers,
             },
             CoreStatus::Failed(e) => EngineStatus::Failed { error: e.into() },
         }
     }
+}
+
+/// How replies are sampled (engine::Sampling, less the per-reply stop strings).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "Sampling")]
+pub struct SamplingJson {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub min_p: f64,
+    pub repetition_penalty: f64,
+    pub max_tokens: usize,
+    pub seed: Option<u64>,
+}
+
+impl From<Sampling> for SamplingJson {
+    fn from(s: Sampling) -> Self {
+        SamplingJson {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            max_tokens: s.max_tokens,
+            seed: s.seed,
+        }
+    }
+}
+
+impl From<SamplingJson> for Sampling {
+    fn from(s: SamplingJson) -> Self {
+        Sampling {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            max_tokens: s.max_tokens,
+            seed: s.seed,
+            stop: vec![],
+        }
+    }
+}
+
+/// A named sampling preset, for the preset menu.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(rename = "Preset")]
+pub struct PresetJson {
+    pub name: String,
+    pub sampling: SamplingJson,
+}
+
+/// The Sampling at a Character or Session: its own (null = inherits) and what applies.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(rename = "SamplingLevel")]
+pub struct SamplingLevelJson {
+    pub own: Option<SamplingJson>,
+    pub effective: SamplingJson,
+    /// Where `effective` comes from: "session", "character" or "settings".
+    pub source: String,
+}
+
+impl From<crate::app::SamplingLevel> for SamplingLevelJson {
+    fn from(l: crate::app::SamplingLevel) -> Self {
+        use crate::app::SamplingSource;
+        SamplingLevelJson {
+            own: l.own.map(Into::into),
+            effective: l.effective.into(),
+            source: match l.source {
+                SamplingSource::Session => "session",
+                SamplingSource::Character => "character",
+                SamplingSource::Settings => "settings",
+            }
+            .into(),
+        }
+    }
+}
+
+impl From<crate::app::SetSamplingError> for ApiError {
+    fn from(e: crate::app::SetSamplingError) -> Self {
+        match e {
+            crate::app::SetSamplingError::Invalid(..) => {
+                ApiError::new(ErrorCode::InvalidSetting, e.to_string())
+            }
+            crate::app::SetSamplingError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The remote server's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "RemoteSettings")]
+pub struct RemoteSettingsJson {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub context_length: usize,
 }
 
 /// The settings form.
@@ -395,9 +518,10 @@ impl From<CoreStatus> for EngineStatus {
 pub struct SettingsJson {
     /// The GGUF file chosen by the user; null for the default model.
     pub model_path: Option<String>,
-    pub temperature: f64,
-    pub top_p: f64,
-    pub max_reply_tokens: usize,
+    pub sampling: SamplingJson,
+    /// "local" or "remote".
+    pub engine: String,
+    pub remote: RemoteSettingsJson,
     /// The file actually used (the choice above, or an override from the command line).
     #[serde(default)]
     pub effective_model_path: String,
@@ -407,14 +531,25 @@ impl SettingsJson {
     pub fn from_settings(s: &settings::Settings, effective: &std::path::Path) -> SettingsJson {
         SettingsJson {
             model_path: s.model_path.as_ref().map(|p| p.display().to_string()),
-            temperature: s.temperature,
-            top_p: s.top_p,
-            max_reply_tokens: s.max_reply_tokens,
+            sampling: s.sampling.clone().into(),
+            engine: match s.engine {
+                settings::EngineChoice::Local => "local",
+                settings::EngineChoice::Remote => "remote",
+            }
+            .into(),
+            remote: RemoteSettingsJson {
+                base_url: s.remote.base_url.clone(),
+                api_key: s.remote.api_key.clone(),
+                model: s.remote.model.clone(),
+                context_length: s.remote.context_length,
+            },
             effective_model_path: effective.display().to_string(),
         }
     }
 
-    pub fn to_settings(&self) -> settings::Settings {
+    /// The settings this form describes; `models` (the added files) is not in the form and is
+    /// taken from `current`.
+    pub fn to_settings(&self, current: &settings::Settings) -> settings::Settings {
         settings::Settings {
             model_path: self
                 .model_path
@@ -422,11 +557,85 @@ impl SettingsJson {
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(Into::into),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            max_reply_tokens: self.max_reply_tokens,
+            sampling: self.sampling.clone().into(),
+            models: current.models.clone(),
+            engine: if self.engine == "remote" {
+                settings::EngineChoice::Remote
+            } else {
+                settings::EngineChoice::Local
+            },
+            remote: settings::RemoteSettings {
+                base_url: self.remote.base_url.trim().to_string(),
+                api_key: self.remote.api_key.clone().filter(|k| !k.trim().is_empty()),
+                model: self.remote.model.trim().to_string(),
+                context_length: self.remote.context_length,
+            },
         }
     }
+}
+
+/// A model file in the model manager.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ModelFile")]
+pub struct ModelFileJson {
+    pub path: String,
+    pub file_name: String,
+    pub size_bytes: u64,
+    pub architecture: Option<String>,
+    pub parameters: Option<u64>,
+    pub quantization: Option<String>,
+    pub context_length: Option<u64>,
+    /// "fits", "may_slow", "wont_fit" or "unusable".
+    pub fit: String,
+    /// The reason behind `fit` (or the file's problem, when unusable).
+    pub fit_reason: String,
+    /// The model the local engine uses (or would, when the remote one is chosen).
+    pub in_use: bool,
+    /// Added from elsewhere (can be removed from the list); false for files in the models folder.
+    pub added: bool,
+}
+
+impl ModelFileJson {
+    pub fn new(m: engine::models::ModelFile, in_use: bool, added: bool) -> ModelFileJson {
+        use engine::models::Fit;
+        let h = m.header.as_ref().ok();
+        ModelFileJson {
+            path: m.path.display().to_string(),
+            file_name: m
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size_bytes: m.size_bytes,
+            architecture: h.map(|h| h.architecture.clone()),
+            parameters: h.map(|h| h.n_params),
+            quantization: h.map(|h| h.quantization.clone()),
+            context_length: h.and_then(|h| h.context_length),
+            fit: match m.fit {
+                Fit::Fits => "fits",
+                Fit::MaySlow => "may_slow",
+                Fit::WontFit => "wont_fit",
+                Fit::Unusable => "unusable",
+            }
+            .into(),
+            fit_reason: m.fit_reason,
+            in_use,
+            added,
+        }
+    }
+}
+
+/// Progress of a model download, streamed to the UI.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DownloadEvent {
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        done: u64,
+        total: Option<u64>,
+        resumed_from: u64,
+    },
 }
 
 /// The TypeScript twin of every wire type, as one module.
@@ -446,7 +655,13 @@ pub fn typescript() -> String {
         ReplyStatsJson::decl(&cfg),
         StreamEvent::decl(&cfg),
         EngineStatus::decl(&cfg),
+        SamplingJson::decl(&cfg),
+        PresetJson::decl(&cfg),
+        SamplingLevelJson::decl(&cfg),
+        RemoteSettingsJson::decl(&cfg),
         SettingsJson::decl(&cfg),
+        ModelFileJson::decl(&cfg),
+        DownloadEvent::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.\n\

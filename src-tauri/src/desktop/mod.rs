@@ -33,6 +33,11 @@ pub struct AppState {
     warmed: Mutex<HashMap<i64, i64>>,
     /// Per session, held by a running warm-up (see `commands::send_message`).
     warming: Mutex<HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Held by a running Character warm-up (`commands::warm_character`).
+    character_warming: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Held by the running model download (one at a time), and its Cancel button.
+    downloading: std::sync::Arc<tokio::sync::Mutex<()>>,
+    cancel_download: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -68,6 +73,9 @@ pub fn run(model_override: Option<PathBuf>) {
             running: Mutex::new(HashMap::new()),
             warmed: Mutex::new(HashMap::new()),
             warming: Mutex::new(HashMap::new()),
+            character_warming: Default::default(),
+            downloading: Default::default(),
+            cancel_download: Default::default(),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
@@ -77,10 +85,7 @@ pub fn run(model_override: Option<PathBuf>) {
             if let Ok(troupe) = &state.troupe {
                 forward_engine_status(&handle, &troupe.engine);
                 let settings = load_settings(&handle);
-                load_model(
-                    troupe.engine.clone(),
-                    troupe.model_file(&settings, state.model_override.as_deref()),
-                );
+                start_engine(troupe, settings, state.model_override.clone());
             }
             Ok(())
         })
@@ -93,20 +98,35 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::send_message,
             commands::stop_reply,
             commands::warm_session,
+            commands::warm_character,
             commands::engine_status,
             commands::get_settings,
             commands::save_settings,
             commands::reload_model,
+            commands::sampling_presets,
+            commands::get_sampling,
+            commands::set_sampling,
+            commands::list_models,
+            commands::add_model,
+            commands::forget_model,
+            commands::use_model,
+            commands::download_model,
+            commands::cancel_download,
         ])
         .run(tauri::generate_context!())
         .expect("the Tauri runtime failed to start");
 }
 
-/// Starts loading `path` in the background; the status bar follows through `engine://status`.
-fn load_model(slot: Slot, path: PathBuf) {
+/// Starts the chosen engine in the background (loading a model can take a while); the status
+/// bar follows through `engine://status`.
+fn start_engine(troupe: &Troupe, settings: Settings, model_override: Option<PathBuf>) {
+    let troupe = troupe.clone();
     tauri::async_runtime::spawn(async move {
-        if let Err(e) = slot.load(path).await {
-            tracing::warn!("model not loaded: {e}");
+        if let Err(e) = troupe
+            .start_engine(&settings, model_override.as_deref())
+            .await
+        {
+            tracing::warn!("engine not started: {e}");
         }
     });
 }
@@ -143,6 +163,9 @@ fn load_settings(app: &tauri::AppHandle) -> Settings {
 fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
     let store = settings_store(app)?;
     let value = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+    for old in crate::settings::OLD_KEYS {
+        store.delete(old);
+    }
     if let serde_json::Value::Object(map) = value {
         for (k, v) in map {
             store.set(k, v);

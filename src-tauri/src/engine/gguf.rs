@@ -18,6 +18,22 @@ pub struct Header {
     pub n_params: u64,
     /// The most common tensor type, e.g. "Q4_1".
     pub quantization: String,
+    /// Transformer blocks (layers), attention heads, key/value heads and hidden size, where
+    /// the header says: what the KV cache of a context costs.
+    pub layers: Option<u64>,
+    pub heads: Option<u64>,
+    pub kv_heads: Option<u64>,
+    pub embedding: Option<u64>,
+}
+
+impl Header {
+    /// Bytes of F32 KV cache per token of context (keys and values, every layer); `None` when
+    /// the header lacks the shape.
+    pub fn kv_bytes_per_token(&self) -> Option<u64> {
+        let (layers, heads, embedding) = (self.layers?, self.heads?, self.embedding?);
+        let kv_heads = self.kv_heads.unwrap_or(heads);
+        Some(layers * 2 * kv_heads * (embedding / heads.max(1)) * 4)
+    }
 }
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -53,26 +69,42 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
     let mut architecture = None;
     let mut name = None;
     let mut alignment = 32u64;
-    let mut context: Vec<(String, u64)> = Vec::new();
+    // Numbers under `<arch>.`, read before we know the architecture (it is usually first).
+    let shape_keys = [
+        ".context_length",
+        ".block_count",
+        ".attention.head_count",
+        ".attention.head_count_kv",
+        ".embedding_length",
+    ];
+    let mut numbers: Vec<(String, u64)> = Vec::new();
     for _ in 0..n_kv {
         let key = r.string()?;
         let ty = r.u32()?;
+        let shape = shape_keys.iter().any(|s| key.ends_with(s));
         match (key.as_str(), ty) {
             ("general.architecture", 8) => architecture = Some(r.string()?),
             ("general.name", 8) => name = Some(r.string()?),
             ("general.alignment", 4) => alignment = u64::from(r.u32()?).max(1),
-            (k, 4) if k.ends_with(".context_length") => {
-                context.push((k.to_string(), u64::from(r.u32()?)))
-            }
-            (k, 10) if k.ends_with(".context_length") => context.push((k.to_string(), r.u64()?)),
+            (k, 4) if shape => numbers.push((k.to_string(), u64::from(r.u32()?))),
+            (k, 10) if shape => numbers.push((k.to_string(), r.u64()?)),
             _ => r.skip_value(ty)?,
         }
     }
     let architecture = architecture.ok_or("it has no general.architecture")?;
-    let context_length = context
-        .iter()
-        .find(|(k, _)| *k == format!("{architecture}.context_length"))
-        .map(|(_, v)| *v);
+    let number = |suffix: &str| {
+        numbers
+            .iter()
+            .find(|(k, _)| *k == format!("{architecture}{suffix}"))
+            .map(|(_, v)| *v)
+    };
+    let context_length = number(".context_length");
+    let (layers, heads, kv_heads, embedding) = (
+        number(".block_count"),
+        number(".attention.head_count"),
+        number(".attention.head_count_kv"),
+        number(".embedding_length"),
+    );
 
     let mut n_params = 0u64;
     let mut counts: Vec<(u32, u64)> = Vec::new();
@@ -126,11 +158,15 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
         n_tensors,
         n_params,
         quantization,
+        layers,
+        heads,
+        kv_heads,
+        embedding,
     })
 }
 
 /// (elements per block, bytes per block) of a ggml tensor type, for the types we know.
-fn type_size(ty: u32) -> Option<(u64, u64)> {
+pub(super) fn type_size(ty: u32) -> Option<(u64, u64)> {
     Some(match ty {
         0 => (1, 4),
         1 => (1, 2),
@@ -156,7 +192,7 @@ fn type_size(ty: u32) -> Option<(u64, u64)> {
     })
 }
 
-fn type_name(ty: u32) -> String {
+pub(super) fn type_name(ty: u32) -> String {
     let known = [
         (0, "F32"),
         (1, "F16"),
@@ -181,32 +217,32 @@ fn type_name(ty: u32) -> String {
         .unwrap_or(format!("type {ty}"))
 }
 
-struct Reader<R> {
-    inner: R,
+pub(super) struct Reader<R> {
+    pub(super) inner: R,
 }
 
 impl<R: Read + Seek> Reader<R> {
-    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    pub(super) fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut b = [0u8; N];
         self.inner
             .read_exact(&mut b)
             .map_err(|_| "the header ends early (truncated file)".to_string())?;
         Ok(b)
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.bytes()?))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.bytes()?))
     }
-    fn len(&mut self) -> Result<u64, String> {
+    pub(super) fn len(&mut self) -> Result<u64, String> {
         let n = self.u64()?;
         if n > MAX_LEN {
             return Err("the header is damaged (impossible length)".into());
         }
         Ok(n)
     }
-    fn string(&mut self) -> Result<String, String> {
+    pub(super) fn string(&mut self) -> Result<String, String> {
         let n = self.len()? as usize;
         let mut b = vec![0u8; n];
         self.inner
@@ -214,13 +250,13 @@ impl<R: Read + Seek> Reader<R> {
             .map_err(|_| "the header ends early (truncated file)".to_string())?;
         String::from_utf8(b).map_err(|_| "the header has a string that is not UTF-8".to_string())
     }
-    fn skip(&mut self, n: u64) -> Result<(), String> {
+    pub(super) fn skip(&mut self, n: u64) -> Result<(), String> {
         self.inner
             .seek(SeekFrom::Current(n as i64))
             .map_err(|e| e.to_string())?;
         Ok(())
     }
-    fn skip_value(&mut self, ty: u32) -> Result<(), String> {
+    pub(super) fn skip_value(&mut self, ty: u32) -> Result<(), String> {
         match ty {
             0 | 1 | 7 => self.skip(1),
             2 | 3 => self.skip(2),

@@ -23,13 +23,15 @@ use mistralrs::core::{
     GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig, TokenSource,
 };
 use mistralrs::{
-    Model, RequestBuilder, Response, SamplingParams, StopTokens, TextMessageRole, TextMessages,
+    CustomLogitsProcessor, DType, Model, RequestBuilder, Response, SamplingParams, StopTokens,
+    Tensor, TextMessageRole, TextMessages,
 };
 use tokio::sync::mpsc;
 
+use super::sampling::SeededSampler;
 use super::{
-    check_model_file, ChatMessage, ChatRole, Engine, EngineEvent, Error, FinishReason, Generation,
-    ModelInfo, Sampling, Usage,
+    check_model_file, models, transcode, ChatMessage, ChatRole, Engine, EngineEvent, Error,
+    FinishReason, Generation, ModelInfo, Sampling, Usage,
 };
 
 /// GGUF architectures mistral.rs 0.8 runs (its `GGUFArchitecture`, lowercased).
@@ -44,9 +46,12 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "qwen3moe",
 ];
 
-/// Completed sequences the prefix cache keeps, so the next turn of a chat prefills only its
-/// new tokens. Known issue (docs/PERFORMANCE.md): on CPU mistral.rs 0.8 never evicts them.
-const PREFIX_CACHE_N: usize = 16;
+/// Completed sequences the prefix cache keeps, so the next turn of a chat (or a regenerated
+/// reply) prefills only its new tokens. Each holds a whole KV cache (~50 MB for the default
+/// model at 1,000 tokens, a few hundred MB for a 7 B one), and the app needs few: the open
+/// chat's last turn and a warmed prompt or two. Bounded on CPU only thanks to our vendored
+/// mistralrs-core patch (upstream never evicts there; docs/PERFORMANCE.md).
+const PREFIX_CACHE_N: usize = 4;
 
 pub struct MistralEngine {
     model: Arc<Model>,
@@ -56,9 +61,42 @@ pub struct MistralEngine {
 impl MistralEngine {
     /// Loads the GGUF at `path`. Checks the file first (missing, damaged, unsupported), then
     /// loads on a blocking thread; a panic inside mistral.rs becomes `Error::LoadFailed`.
-    pub async fn load(path: &Path) -> Result<MistralEngine, Error> {
+    ///
+    /// With a `cache_dir`, a file whose tensors have no SIMD kernel in candle (Q4_1, Q5_0,
+    /// Q5_1) is transcoded once into a Q8_0 copy there and the copy is loaded (~2x faster on
+    /// CPU; `transcode.rs`). `TROUPE_NO_TRANSCODE=1` turns that off, for comparisons.
+    pub async fn load(path: &Path, cache_dir: Option<&Path>) -> Result<MistralEngine, Error> {
         let header = check_model_file(path)?;
-        let path = path.to_path_buf();
+        let source = path.to_path_buf();
+        // A model that cannot fit this machine's memory is refused now, in a sentence, instead
+        // of after minutes of swapping or an out-of-memory kill.
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if let (models::Fit::WontFit, why) =
+            models::fit(size, &Ok(header.clone()), &models::machine_memory())
+        {
+            return Err(Error::LoadFailed {
+                path: source,
+                reason: format!("it is too large for this machine: it {why}; choose a smaller model or a remote server"),
+            });
+        }
+        let mut quantization = header.quantization.clone();
+        let path = match cache_dir {
+            Some(dir) if std::env::var_os("TROUPE_NO_TRANSCODE").is_none() => {
+                match fast_copy(&source, dir).await {
+                    Ok(Some(copy)) => {
+                        quantization = format!("{quantization} → Q8_0");
+                        copy
+                    }
+                    Ok(None) => source.clone(),
+                    Err(reason) => {
+                        // Slow is better than nothing: run the original file.
+                        tracing::warn!("could not transcode {}: {reason}", source.display());
+                        source.clone()
+                    }
+                }
+            }
+            _ => source.clone(),
+        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let file = path
             .file_name()
@@ -66,7 +104,7 @@ impl MistralEngine {
             .to_string_lossy()
             .into_owned();
         let load_failed = |reason: String| Error::LoadFailed {
-            path: path.clone(),
+            path: source.clone(),
             reason,
         };
 
@@ -105,7 +143,12 @@ impl MistralEngine {
         // `build` runs a one-token warm-up; spawning keeps a panic there from taking us down.
         let runner = tokio::spawn(async move {
             MistralRsBuilder::new(pipeline, scheduler, false, None)
-                .with_prefix_cache_n(PREFIX_CACHE_N)
+                .with_prefix_cache_n(
+                    std::env::var("TROUPE_PREFIX_CACHE_N")
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(PREFIX_CACHE_N),
+                )
                 .build()
                 .await
         })
@@ -120,10 +163,19 @@ impl MistralEngine {
             .or(header.context_length.map(|c| c as usize))
             .unwrap_or(2048);
         let info = ModelInfo {
-            name: file,
-            path,
+            name: source
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            path: source,
             architecture: header.architecture,
+            parameters: header.n_params,
+            quantization,
             context_length,
+            layers: header
+                .layers
+                .map(|n| format!("all {n} layers on {}", where_(&device))),
             device: device_label(&device),
         };
         Ok(MistralEngine {
@@ -133,11 +185,47 @@ impl MistralEngine {
     }
 }
 
+/// The SIMD-friendly copy of `source` in `cache_dir`, made now if missing; `None` when the file
+/// needs none.
+async fn fast_copy(source: &Path, cache_dir: &Path) -> Result<Option<std::path::PathBuf>, String> {
+    let source = source.to_path_buf();
+    let cache_dir = cache_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if transcode::slow_tensor_types(&source)?.is_empty() {
+            return Ok(None);
+        }
+        let dest = transcode::cached_path(&source, &cache_dir)?;
+        if !dest.is_file() {
+            let started = Instant::now();
+            let done = transcode::transcode(&source, &dest, |_, _| {})?;
+            tracing::info!(
+                "transcoded {} tensors of {} to Q8_0 in {:.1} s",
+                done.tensors_converted,
+                source.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(Some(dest))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 fn device() -> Result<mistralrs::Device, String> {
     if cfg!(any(feature = "cuda", feature = "metal")) {
         mistralrs::best_device(false).map_err(|e| e.to_string())
     } else {
         Ok(mistralrs::Device::Cpu)
+    }
+}
+
+fn where_(device: &mistralrs::Device) -> &'static str {
+    match device {
+        mistralrs::Device::Cpu => "the CPU",
+        _ if cfg!(any(feature = "cuda", feature = "metal")) => {
+            "the GPU (mapped automatically; layers that do not fit stay on the CPU)"
+        }
+        _ => "the GPU",
     }
 }
 
@@ -217,26 +305,29 @@ impl Engine for MistralEngine {
         let (tx, rx) = mpsc::channel(256);
         let model = self.model.clone();
         tokio::spawn(async move {
+            // mistral.rs applies the repetition penalty, then our sampler picks the token
+            // (sampling.rs) and mistral.rs's own step, an argmax, takes it.
             let mut params = SamplingParams::neutral();
-            if sampling.temperature <= 0.0 {
-                params.top_k = Some(1);
-            } else {
-                // Setting temperature alone stays greedy in mistral.rs (its default top-k is 1),
-                // so top-p is set explicitly on neutral parameters.
-                params.temperature = Some(sampling.temperature);
-                params.top_p = Some(sampling.top_p);
+            // Temperature 0 makes mistral.rs's own step an argmax (left unset it means 1.0 and
+            // mistral.rs samples with its own generator).
+            params.temperature = Some(0.0);
+            if sampling.repetition_penalty > 1.0 {
+                params.repetition_penalty = Some(sampling.repetition_penalty as f32);
             }
-            params.repetition_penalty = Some(1.1);
             params.max_len = Some(sampling.max_tokens);
             if !sampling.stop.is_empty() {
                 params.stop_toks = Some(StopTokens::Seqs(sampling.stop.clone()));
             }
-            let request = messages
+            let mut request = messages
                 .iter()
                 .fold(RequestBuilder::new(), |r, m| {
                     r.add_message(role(m.role), &m.content)
                 })
                 .set_sampling(params);
+            if !sampling.is_greedy() {
+                request =
+                    request.add_logits_processor(Arc::new(Pick(SeededSampler::new(&sampling))));
+            }
 
             let started = Instant::now();
             let mut stream = match model.stream_chat_request(request).await {
@@ -312,6 +403,19 @@ impl Engine for MistralEngine {
             }
         });
         rx
+    }
+}
+
+/// Our sampler as a mistral.rs logits processor: every token but the chosen one is ruled out.
+struct Pick(SeededSampler);
+
+impl CustomLogitsProcessor for Pick {
+    fn apply(&self, logits: &Tensor, _context: &[u32]) -> mistralrs::Result<Tensor> {
+        let v: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let chosen = self.0.choose(&v);
+        let mut out = vec![f32::NEG_INFINITY; v.len()];
+        out[chosen] = 0.0;
+        Tensor::from_vec(out, logits.shape(), logits.device())?.to_dtype(logits.dtype())
     }
 }
 

@@ -1,8 +1,11 @@
 //! The engine: turns chat messages into streamed text.
 //!
 //! `Engine` is the one trait every backend implements: `MistralEngine` (mistral.rs, a local
-//! GGUF, in process) today, a remote server later, and `ScriptedEngine`, a fake for tests of
-//! logic where the words do not matter. The engine knows nothing of Characters, SQLite or
+//! GGUF, in process), `RemoteEngine` (an OpenAI-compatible server elsewhere), and
+//! `ScriptedEngine`, a fake for tests of logic where the words do not matter. Around them:
+//! `sampling` (settings, presets, the seeded sampler), `gguf` (header reader), `transcode`
+//! (SIMD-friendly copies of slow quantisations), `models` (the user's model files and whether
+//! they fit) and `download` (from a Hugging Face repository). The engine knows nothing of Characters, SQLite or
 //! Tauri: it takes `ChatMessage`s and `Sampling` and yields `EngineEvent`s.
 //!
 //! `Slot` holds the process's one loaded Engine and its `EngineStatus`. Loading runs in the
@@ -10,9 +13,14 @@
 //! says what is happening and, when the model is missing, damaged or unsupported, what to do.
 //! The loaded model lives until another is loaded in its place or the process ends.
 
+pub mod download;
 pub mod gguf;
 pub mod mistral;
+pub mod models;
+pub mod remote;
+pub mod sampling;
 pub mod scripted;
+pub mod transcode;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,6 +29,8 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
 pub use mistral::MistralEngine;
+pub use remote::{RemoteConfig, RemoteEngine};
+pub use sampling::Sampling;
 pub use scripted::ScriptedEngine;
 
 /// Who wrote a chat message, in the model's terms.
@@ -45,18 +55,6 @@ impl ChatMessage {
             content: content.into(),
         }
     }
-}
-
-/// Sampling settings for one reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sampling {
-    /// 0 means greedy.
-    pub temperature: f64,
-    pub top_p: f64,
-    /// The most tokens the reply may have.
-    pub max_tokens: usize,
-    /// Generation stops when the text contains one of these.
-    pub stop: Vec<String>,
 }
 
 /// A streamed piece of a reply, or its end.
@@ -116,10 +114,16 @@ pub struct ModelInfo {
     pub name: String,
     pub path: PathBuf,
     pub architecture: String,
+    /// Parameters, from the GGUF's tensor shapes.
+    pub parameters: u64,
+    /// The file's main quantisation, with what it runs as when transcoded ("Q4_1 → Q8_0").
+    pub quantization: String,
     /// Tokens of context the model was trained for.
     pub context_length: usize,
     /// Where it runs, e.g. "CPU (AVX2)".
     pub device: String,
+    /// Where its layers sit, e.g. "all 30 layers on the CPU", when known.
+    pub layers: Option<String>,
 }
 
 /// Why an engine cannot load or answer.
@@ -167,6 +171,8 @@ pub enum EngineStatus {
 pub struct Slot {
     engine: Arc<Mutex<Option<Arc<dyn Engine>>>>,
     status: Arc<watch::Sender<EngineStatus>>,
+    /// Where transcoded model copies go (`MistralEngine::load`).
+    cache_dir: Option<PathBuf>,
 }
 
 impl Slot {
@@ -177,7 +183,14 @@ impl Slot {
         Slot {
             engine: Arc::new(Mutex::new(None)),
             status: Arc::new(tx),
+            cache_dir: None,
         }
+    }
+
+    /// The same slot, keeping transcoded model copies in `dir`.
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Slot {
+        self.cache_dir = Some(dir);
+        self
     }
 
     /// A slot already holding `engine` (tests, benchmarks).
@@ -218,13 +231,33 @@ impl Slot {
         })
     }
 
+    /// Connects to a remote OpenAI-compatible server and puts it in the slot, like `load`.
+    pub async fn connect(&self, config: RemoteConfig) -> Result<(), Error> {
+        self.status.send_replace(EngineStatus::Loading {
+            path: config.base_url.clone().into(),
+        });
+        match RemoteEngine::connect(config).await {
+            Ok(engine) => {
+                let info = engine.info().clone();
+                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+                self.status.send_replace(EngineStatus::Ready(info));
+                Ok(())
+            }
+            Err(e) => {
+                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.status.send_replace(EngineStatus::Failed(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
     /// Loads the GGUF at `path` with mistral.rs and puts it in the slot; the previous engine
     /// serves until the new one is ready. Returns once loading has finished (spawn it to load
     /// in the background).
     pub async fn load(&self, path: PathBuf) -> Result<(), Error> {
         self.status
             .send_replace(EngineStatus::Loading { path: path.clone() });
-        let result = MistralEngine::load(&path).await;
+        let result = MistralEngine::load(&path, self.cache_dir.as_deref()).await;
         match result {
             Ok(engine) => {
                 let info = engine.info().clone();

@@ -23,7 +23,10 @@ use crate::characters::{Category, Character};
 use crate::conversation::Scenario;
 
 /// The migrations, in order. The database's `user_version` is the number applied; append only.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_sampling.sql"),
+];
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -337,6 +340,58 @@ impl Store {
             .query_row(&session_select("WHERE s.id = ?1"), [id], session_from_row)
             .optional()?;
         s.ok_or(Error::SessionNotFound(id))
+    }
+
+    /// Sampling JSON set on a Session and on its Character (`None` where unset).
+    pub fn sampling_for_session(
+        &self,
+        session_id: i64,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT s.sampling, c.sampling FROM sessions s JOIN characters c ON c.id = s.character_id
+             WHERE s.id = ?1",
+            [session_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(Error::SessionNotFound(session_id))
+    }
+
+    /// The Sampling JSON set on a Character, if any.
+    pub fn character_sampling(&self, character_id: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT sampling FROM characters WHERE id = ?1",
+            [character_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| Error::CharacterNotFound(character_id.to_string()))
+    }
+
+    /// Sets (or, with `None`, clears) a Character's own Sampling JSON.
+    pub fn set_character_sampling(&self, character_id: &str, json: Option<&str>) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE characters SET sampling = ?2 WHERE id = ?1",
+            params![character_id, json],
+        )?;
+        if n == 0 {
+            return Err(Error::CharacterNotFound(character_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, clears) a Session's Sampling override.
+    pub fn set_session_sampling(&self, session_id: i64, json: Option<&str>) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET sampling = ?2 WHERE id = ?1",
+            params![session_id, json],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
     }
 
     /// A Character's Sessions, most recently active first.

@@ -11,3 +11,5 @@ export const sendMessage = (sessionId: number, text: string, onEvent: (e: Stream
 export const stopReply = (sessionId: number) => call<boolean>('stop_reply', { sessionId });
 /** Prefills the session's prompt in the background so the next reply starts quickly. */
 export const warmSession = (sessionId: number) => call<void>('warm_session', { sessionId });
+/** Prefills a Character's part of the prompt while the user picks a Scenario (best effort). */
+export const warmCharacter = (characterId: string) => call<void>('warm_character', { characterId });

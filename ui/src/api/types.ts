@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "disk_full" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "disk_full" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -37,14 +37,58 @@ export type ReplyStats = { replyTokens: number, firstTokenMs: number, tokensPerS
 
 export type StreamEvent = { "event": "started", "data": { user: Message, reply: Message, dropped: number, } } | { "event": "text", "data": { text: string, } } | { "event": "finished", "data": { reply: Message, stats: ReplyStats | null, } };
 
-export type EngineStatus = { "state": "loading", model: string, } | { "state": "ready", model: string, device: string, contextLength: number, architecture: string, } | { "state": "failed", error: ApiError, };
+export type EngineStatus = { "state": "loading", model: string, } | { "state": "ready", model: string, device: string, contextLength: number, architecture: string, 
+/**
+ * e.g. "Q4_1 → Q8_0" when Troupe runs a transcoded copy.
+ */
+quantization: string, parameters: number, 
+/**
+ * e.g. "all 30 layers on the CPU".
+ */
+layers: string | null, } | { "state": "failed", error: ApiError, };
+
+export type Sampling = { temperature: number, topP: number, topK: number, minP: number, repetitionPenalty: number, maxTokens: number, seed: number | null, };
+
+export type Preset = { name: string, sampling: Sampling, };
+
+export type SamplingLevel = { own: Sampling | null, effective: Sampling, 
+/**
+ * Where `effective` comes from: "session", "character" or "settings".
+ */
+source: string, };
+
+export type RemoteSettings = { baseUrl: string, apiKey: string | null, model: string, contextLength: number, };
 
 export type Settings = { 
 /**
  * The GGUF file chosen by the user; null for the default model.
  */
-modelPath: string | null, temperature: number, topP: number, maxReplyTokens: number, 
+modelPath: string | null, sampling: Sampling, 
+/**
+ * "local" or "remote".
+ */
+engine: string, remote: RemoteSettings, 
 /**
  * The file actually used (the choice above, or an override from the command line).
  */
 effectiveModelPath: string, };
+
+export type ModelFile = { path: string, fileName: string, sizeBytes: number, architecture: string | null, parameters: number | null, quantization: string | null, contextLength: number | null, 
+/**
+ * "fits", "may_slow", "wont_fit" or "unusable".
+ */
+fit: string, 
+/**
+ * The reason behind `fit` (or the file's problem, when unusable).
+ */
+fitReason: string, 
+/**
+ * The model the local engine uses (or would, when the remote one is chosen).
+ */
+inUse: boolean, 
+/**
+ * Added from elsewhere (can be removed from the list); false for files in the models folder.
+ */
+added: boolean, };
+
+export type DownloadEvent = { "kind": "progress", done: number, total: number | null, resumedFrom: number, };

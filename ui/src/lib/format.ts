@@ -56,3 +56,10 @@ export const scenarioBlurb: Record<string, string> = {
   interview: 'Ask about their life, work and views.',
   companionship: 'A caring friend who listens.',
 };
+
+/** A parameter count for people: "135 M", "7.2 B". */
+export function params(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 1)} B`;
+  if (n >= 1e6) return `${Math.round(n / 1e6)} M`;
+  return n.toLocaleString();
+}

@@ -53,6 +53,8 @@ pub struct PrefixCacheManagerV2 {
     n_on_device: usize,
     no_prefix_cache: bool,
     has_paged_attention: bool,
+    /// Troupe patch: whether caches on the CPU count against `n_on_device` (see evict_caches).
+    evict_on_cpu: bool,
 }
 
 #[derive(Clone)]
@@ -79,6 +81,7 @@ impl PrefixCacheManagerV2 {
             n_on_device,
             no_prefix_cache,
             has_paged_attention,
+            evict_on_cpu: true,
         }
     }
 
@@ -141,7 +144,9 @@ impl PrefixCacheManagerV2 {
                 KvCache::Shared { .. } => continue,
             };
 
-            if !matches!(cache_device, Device::Cpu) {
+            // Troupe patch: CPU caches count too. Upstream counts only GPU caches, so on CPU
+            // nothing was ever evicted and memory grew by one KV cache per request.
+            if !matches!(cache_device, Device::Cpu) || self.evict_on_cpu {
                 n_on_device += 1;
             }
         }
@@ -169,7 +174,7 @@ impl PrefixCacheManagerV2 {
                 KvCache::Shared { .. } => continue,
             };
 
-            if !matches!(cache_device, Device::Cpu) {
+            if !matches!(cache_device, Device::Cpu) || self.evict_on_cpu {
                 cache.cache.clear();
                 n_evicted += 1;
             }
@@ -250,8 +255,10 @@ impl PrefixCacheManagerV2 {
 
         let toks = Tokens(toks.to_vec());
 
-        let mut best_match: Option<(usize, &CacheElement, usize, usize, usize)> = None;
-        for (k, v) in &self.caches {
+        // Troupe patch: the entry's index and key length ride along (see "take" below).
+        let mut best_match: Option<(usize, &CacheElement, usize, usize, usize, usize, usize)> =
+            None;
+        for (idx, (k, v)) in self.caches.iter().enumerate() {
             let match_len = toks.shared_prefix_len(k);
             if match_len == 0 {
                 continue;
@@ -326,7 +333,7 @@ impl PrefixCacheManagerV2 {
 
             if best_match
                 .as_ref()
-                .is_none_or(|(len, _, _, _, _)| match_len > *len)
+                .is_none_or(|(len, _, _, _, _, _, _)| match_len > *len)
             {
                 best_match = Some((
                     match_len,
@@ -334,6 +341,8 @@ impl PrefixCacheManagerV2 {
                     images_match_until,
                     audios_match_until,
                     videos_match_until,
+                    idx,
+                    k.0.len(),
                 ));
             }
         }
@@ -344,14 +353,44 @@ impl PrefixCacheManagerV2 {
             images_match_until,
             audios_match_until,
             videos_match_until,
+            entry_idx,
+            entry_len,
         )) = best_match
         {
-            let new_toks = toks.0[match_len..].to_vec();
-            if new_toks.is_empty() {
+            // Troupe patch: when the cached sequence covers the whole prompt (a regenerated
+            // reply re-sends the same prompt), reuse all but its last token, which is fed again
+            // to produce the first new logits. Upstream returned no match and re-prefilled it all.
+            let match_len = if match_len == toks.0.len() {
+                match_len - 1
+            } else {
+                match_len
+            };
+            if match_len == 0 || !cache_element.can_rewind_to(match_len) {
                 return Ok(None);
             }
+            let new_toks = toks.0[match_len..].to_vec();
 
-            let mut cache = cache_element.clone();
+            // Troupe patch: the sequence gets its own copy of the cached tensors. A clone
+            // shares storage, and the sequence writes its new tokens in place from `match_len`
+            // on, which overwrote the stored entry's KV for tokens its key still claims (a later
+            // hit on that entry then attended to the wrong keys and values). When the new
+            // sequence continues the entry (it matches all of it, or all but a last token that
+            // was only a warm-up's), the entry is taken out instead: the sequence will be
+            // stored longer when it completes, and no copy (up to hundreds of MB) is made.
+            let take = match_len + 1 >= entry_len;
+            let mut cache = if take {
+                let (_, taken) = self
+                    .caches
+                    .shift_remove_index(entry_idx)
+                    .expect("the index came from this map");
+                taken
+            } else {
+                let mut cache = cache_element.clone();
+                for layer in cache.cache.iter_mut().flatten() {
+                    layer.deep_copy()?;
+                }
+                cache
+            };
             // Count how many input images are not already cached
             let images_to_keep = if let Some(input_hashes) = image_hashes {
                 input_hashes.len().saturating_sub(images_match_until)
@@ -496,6 +535,100 @@ mod tests {
             None => panic!("expected exact-extension prefix-cache hit"),
         }
 
+        Ok(())
+    }
+
+    fn entry(cache: KvCache) -> CacheElement {
+        CacheElement {
+            cache: vec![Some(cache)],
+            recurrent_snapshots: None,
+            audio_hashes: None,
+            image_hashes: None,
+            video_hashes: None,
+        }
+    }
+
+    // Troupe patch: caches on the CPU are evicted down to `n_on_device`, oldest first.
+    #[test]
+    fn evicts_cpu_caches_beyond_the_limit() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(2, false, false);
+        for i in 0..5u32 {
+            prefix_cacher
+                .caches
+                .insert(vec![i, 1, 2].into(), entry(make_normal_kv_cache(3)?));
+            prefix_cacher.evict_caches()?;
+        }
+        assert_eq!(prefix_cacher.caches.len(), 2);
+        let kept: Vec<u32> = prefix_cacher.caches.keys().map(|k| k.0[0]).collect();
+        assert_eq!(kept, vec![3, 4]);
+        Ok(())
+    }
+
+    // Troupe patch: re-sending a cached prompt exactly (regenerate) reuses all but its last
+    // token instead of missing.
+    #[test]
+    fn an_exact_repeat_reuses_all_but_the_last_token() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        prefix_cacher
+            .caches
+            .insert(vec![1, 2, 3, 4, 5, 6].into(), entry(make_normal_kv_cache(6)?));
+        match prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5, 6], None, None, None)? {
+            Some(MatchingCache::Normal { toks, offset, .. }) => {
+                assert_eq!(offset, 5);
+                assert_eq!(toks, vec![6]);
+            }
+            None => panic!("expected a hit for an exact repeat"),
+        }
+        Ok(())
+    }
+
+    // Troupe patch: a hit hands out a copy, so the new sequence's writes do not reach the
+    // stored entry.
+    #[test]
+    fn writing_to_a_hit_leaves_the_stored_entry_alone() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        prefix_cacher
+            .caches
+            .insert(vec![1, 2, 3, 4].into(), entry(make_normal_kv_cache(4)?));
+        let Some(MatchingCache::Normal { mut normal, .. }) =
+            prefix_cacher.search_for_matching_cache(&[1, 2, 9], None, None, None)?
+        else {
+            panic!("expected a hit");
+        };
+        let Some(KvCache::Normal { k, .. }) = normal[0].as_mut() else {
+            panic!("expected a normal cache");
+        };
+        assert_eq!(k.current_seq_len, 2);
+        k.append(&Tensor::ones((1, 1, 1, 1), DType::F32, &Device::Cpu)?)?;
+        let stored = prefix_cacher.caches.values().next().unwrap();
+        let Some(KvCache::Normal { k: stored_k, .. }) = stored.cache[0].as_ref() else {
+            panic!("expected a normal cache");
+        };
+        let values: Vec<f32> = stored_k
+            .all_data
+            .as_ref()
+            .unwrap()
+            .flatten_all()?
+            .to_vec1()?;
+        assert_eq!(values, vec![0.0; 4], "the stored entry was overwritten");
+        Ok(())
+    }
+
+    // Troupe patch: a request that continues an entry takes it over (no copy); the entry
+    // leaves the cache and comes back, longer, when the request completes.
+    #[test]
+    fn a_continuation_takes_the_entry_over() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        prefix_cacher
+            .caches
+            .insert(vec![1, 2, 3].into(), entry(make_normal_kv_cache(3)?));
+        match prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5], None, None, None)? {
+            Some(MatchingCache::Normal { toks, offset, .. }) => {
+                assert_eq!((offset, toks), (3, vec![4, 5]));
+            }
+            None => panic!("expected a hit"),
+        }
+        assert!(prefix_cacher.caches.is_empty());
         Ok(())
     }
 }

@@ -2290,17 +2290,16 @@ pub fn matmul<T: GgmlType>(
     if T::DIRECT_COPY {
         T::VecDotType::direct_copy(lhs, &mut lhs_b);
     } else {
-        for row_idx in 0..m {
-            let lhs_b_mut = &mut lhs_b[row_idx * k_in_blocks..(row_idx + 1) * k_in_blocks];
-            let lhs = &lhs[row_idx * k..(row_idx + 1) * k];
-            T::VecDotType::from_float(lhs, lhs_b_mut)
-        }
+        // Troupe patch: rows quantised in parallel.
+        lhs_b
+            .par_chunks_mut(k_in_blocks)
+            .zip(lhs.par_chunks(k))
+            .with_min_len(16)
+            .for_each(|(lhs_b_mut, lhs)| T::VecDotType::from_float(lhs, lhs_b_mut));
     }
 
-    for row_idx in 0..m {
-        let lhs_row = &lhs_b[row_idx * k_in_blocks..(row_idx + 1) * k_in_blocks];
-        let dst_row = &mut dst[row_idx * n..(row_idx + 1) * n];
-
+    if m == 1 {
+        let dst_row = &mut dst[..n];
         dst_row
             .into_par_iter()
             .enumerate()
@@ -2308,9 +2307,37 @@ pub fn matmul<T: GgmlType>(
             .with_max_len(512)
             .for_each(|(col_idx, dst)| {
                 let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                *dst = T::vec_dot(k, rhs_col, lhs_row);
+                *dst = T::vec_dot(k, rhs_col, &lhs_b[..k_in_blocks]);
             });
+        return Ok(());
     }
+
+    // Troupe patch: several rows (a prompt being prefilled). Upstream looped over rows and, for
+    // each, split the columns across threads: one fork-join per row (hundreds per matmul) and
+    // the whole weight matrix streamed from memory once per row. Here each task takes a block
+    // of columns, whose weights stay in cache, and runs every row through it.
+    const COLS_PER_TASK: usize = 16;
+    assert!(dst.len() >= m * n, "dst too small for ({m},{k},{n})");
+    struct Dst(*mut f32);
+    // SAFETY: every task writes a disjoint set of columns of `dst`.
+    unsafe impl Sync for Dst {}
+    let out = Dst(dst.as_mut_ptr());
+    let out = &out;
+    (0..n.div_ceil(COLS_PER_TASK))
+        .into_par_iter()
+        .for_each(|block| {
+            let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
+            for row_idx in 0..m {
+                let lhs_row = &lhs_b[row_idx * k_in_blocks..(row_idx + 1) * k_in_blocks];
+                for col_idx in cols.clone() {
+                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
+                    let value = T::vec_dot(k, rhs_col, lhs_row);
+                    // SAFETY: in bounds (row < m, col < n, dst is m * n), and no other task
+                    // writes this column.
+                    unsafe { *out.0.add(row_idx * n + col_idx) = value };
+                }
+            }
+        });
     Ok(())
 }
 
@@ -2503,3 +2530,53 @@ verify_block_sizes!(
     BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, BlockQ2K, BlockQ3K, BlockQ4K,
     BlockQ5K, BlockQ6K, BlockQ8K, f32, f16, bf16
 );
+
+// Troupe patch: the blocked prefill path of `matmul` gives exactly what the row-by-row loop it
+// replaced gives (same vec_dot per element, so bit-identical), for shapes that are not multiples
+// of the column block, and for several quantisation types.
+#[cfg(test)]
+mod troupe_matmul_tests {
+    use super::*;
+
+    fn reference<T: GgmlType>((m, k, n): (usize, usize, usize), lhs: &[f32], rhs_t: &[T]) -> Vec<f32> {
+        let kb = k.div_ceil(T::BLCK_SIZE);
+        let mut lhs_b = vec![T::VecDotType::zeros(); m * kb];
+        for r in 0..m {
+            T::VecDotType::from_float(&lhs[r * k..(r + 1) * k], &mut lhs_b[r * kb..(r + 1) * kb]);
+        }
+        let mut out = vec![0f32; m * n];
+        for r in 0..m {
+            for c in 0..n {
+                out[r * n + c] = T::vec_dot(k, &rhs_t[c * kb..(c + 1) * kb], &lhs_b[r * kb..(r + 1) * kb]);
+            }
+        }
+        out
+    }
+
+    fn check<T: GgmlType>(k: usize) {
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 2001) as f32 / 1000.0 - 1.0
+        };
+        for (m, n) in [(1, 37), (2, 16), (7, 45), (33, 100)] {
+            let lhs: Vec<f32> = (0..m * k).map(|_| rand()).collect();
+            let w: Vec<f32> = (0..n * k).map(|_| rand()).collect();
+            let mut rhs_t = vec![T::zeros(); n * k / T::BLCK_SIZE];
+            T::from_float(&w, &mut rhs_t);
+            let mut got = vec![0f32; m * n];
+            matmul((m, k, n), &lhs, &rhs_t, &mut got).unwrap();
+            assert_eq!(got, reference((m, k, n), &lhs, &rhs_t), "m={m} n={n} k={k}");
+        }
+    }
+
+    #[test]
+    fn blocked_matmul_matches_the_row_loop() {
+        check::<BlockQ8_0>(64);
+        check::<BlockQ4_0>(96);
+        check::<BlockQ4K>(256);
+        check::<BlockQ6K>(512);
+    }
+}

@@ -180,6 +180,28 @@ impl KvCache {
         }
     }
 
+    /// Troupe patch: gives this cache its own storage, so writing to it never changes a clone
+    /// (the prefix cache hands clones of its entries to new sequences).
+    pub fn deep_copy(&mut self) -> candle_core::Result<()> {
+        let copy = |t: &mut Option<candle_core::Tensor>| -> candle_core::Result<()> {
+            if let Some(x) = t.as_ref() {
+                *t = Some(x.copy()?);
+            }
+            Ok(())
+        };
+        match self {
+            Self::Normal { k, v } => {
+                copy(&mut k.all_data)?;
+                copy(&mut v.all_data)
+            }
+            Self::Rotating { k, v } => {
+                copy(&mut k.all_data)?;
+                copy(&mut v.all_data)
+            }
+            Self::Shared { .. } => Ok(()),
+        }
+    }
+
     pub fn is_rotating(&self) -> bool {
         matches!(self, Self::Rotating { .. })
     }

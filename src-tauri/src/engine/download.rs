@@ -1,0 +1,361 @@
+//! Downloads a GGUF from a Hugging Face repository: progress, resume and checksum.
+//!
+//! `{endpoint}/{repo}/resolve/{revision}/{file}` (endpoint: `HF_ENDPOINT`, else
+//! https://huggingface.co) answers a redirect to the file's storage carrying `X-Linked-Etag`
+//! (the file's SHA-256) and `X-Linked-Size`. The bytes go to `<file>.part` beside the
+//! destination; an interrupted download resumes from what that file holds (an HTTP range
+//! request), the SHA-256 of the whole is checked, and only then is it renamed into place. A
+//! file that fails the check is deleted, so the next try starts clean; a file whose GGUF header
+//! names an architecture Troupe cannot run is refused before it is offered to the user.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Error as EngineError;
+
+/// What to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// "owner/name".
+    pub repo: String,
+    /// A file in the repository, e.g. "qwen2.5-0.5b-instruct-q4_k_m.gguf".
+    pub file: String,
+    /// Branch, tag or commit; "main" by default.
+    pub revision: String,
+}
+
+impl Request {
+    pub fn new(repo: &str, file: &str) -> Request {
+        Request {
+            repo: repo.trim().trim_matches('/').to_string(),
+            file: file.trim().trim_start_matches('/').to_string(),
+            revision: "main".into(),
+        }
+    }
+}
+
+/// How far a download is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub done: u64,
+    /// None when the server does not say.
+    pub total: Option<u64>,
+    /// Bytes that were already there from an earlier, interrupted try.
+    pub resumed_from: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("'{0}' is not a repository name like owner/name")]
+    BadRepo(String),
+    #[error("'{0}' is not a GGUF file name")]
+    BadFile(String),
+    #[error("cannot reach {url}: {reason}")]
+    Network { url: String, reason: String },
+    #[error("{url} answered {status}{hint}")]
+    Http {
+        url: String,
+        status: u16,
+        hint: &'static str,
+    },
+    #[error(
+        "the download was damaged (SHA-256 {got}, expected {want}); it was deleted, try again"
+    )]
+    Checksum { got: String, want: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("the download was cancelled; what arrived is kept and the next try resumes")]
+    Cancelled,
+    #[error(transparent)]
+    Model(#[from] EngineError),
+}
+
+/// The Hugging Face endpoint: `HF_ENDPOINT` or the public hub.
+pub fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Downloads `req` into `dir`, calling `progress` as bytes arrive, until done or until
+/// `cancelled()` says stop. Returns the file's path. `token` (a Hugging Face token) is sent
+/// for gated or private repositories.
+pub async fn download(
+    endpoint: &str,
+    req: &Request,
+    dir: &Path,
+    token: Option<&str>,
+    mut progress: impl FnMut(Progress),
+    cancelled: impl Fn() -> bool,
+) -> Result<PathBuf, Error> {
+    let repo_ok = req.repo.split('/').count() == 2
+        && req
+            .repo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !req.repo.contains("..");
+    if !repo_ok {
+        return Err(Error::BadRepo(req.repo.clone()));
+    }
+    let name = Path::new(&req.file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.to_ascii_lowercase().ends_with(".gguf") || req.file.contains("..") {
+        return Err(Error::BadFile(req.file.clone()));
+    }
+    let dest = dir.join(&name);
+    let part = dir.join(format!("{name}.part"));
+    let write_err = |path: &Path, e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| write_err(dir, e))?;
+
+    let url = format!(
+        "{endpoint}/{}/resolve/{}/{}",
+        req.repo, req.revision, req.file
+    );
+    let net = |url: &str, e: reqwest::Error| Error::Network {
+        url: url.to_string(),
+        reason: e.without_url().to_string(),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| net(&url, e))?;
+    let auth = |r: reqwest::RequestBuilder| match token {
+        Some(t) if !t.is_empty() => r.bearer_auth(t),
+        _ => r,
+    };
+
+    // The resolve URL: checksum, size and where the bytes are (up to a few redirects).
+    let mut target = url.clone();
+    let mut sha = None;
+    let mut size = None;
+    for _ in 0..5 {
+        let head = auth(client.head(&target))
+            .send()
+            .await
+            .map_err(|e| net(&target, e))?;
+        let header = |k: &str| {
+            head.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        sha = sha.or_else(|| header("x-linked-etag").filter(|e| is_sha256(e)));
+        size = size.or_else(|| header("x-linked-size").and_then(|s| s.parse::<u64>().ok()));
+        if head.status().is_redirection() {
+            let Some(loc) = header("location") else {
+                break;
+            };
+            target = head.url().join(&loc).map(|u| u.to_string()).unwrap_or(loc);
+            continue;
+        }
+        if !head.status().is_success() {
+            return Err(http_error(&url, head.status().as_u16()));
+        }
+        sha = sha.or_else(|| header("etag").filter(|e| is_sha256(e)));
+        size = size.or_else(|| head.content_length());
+        break;
+    }
+
+    // Resume from what an earlier try left, if it is not already all there.
+    let mut have = tokio::fs::metadata(&part)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if size.is_some_and(|s| have > s) {
+        have = 0;
+    }
+    let mut hasher = Sha256::new();
+    if have > 0 {
+        let mut f = tokio::fs::File::open(&part)
+            .await
+            .map_err(|e| write_err(&part, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = have;
+        while left > 0 {
+            let n = f.read(&mut buf).await.map_err(|e| write_err(&part, e))?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min(left as usize);
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+    }
+    let resumed_from = have;
+    let mut response = None;
+    if size != Some(have) || have == 0 {
+        let mut get = auth(client.get(&target));
+        if have > 0 {
+            get = get.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let r = get.send().await.map_err(|e| net(&target, e))?;
+        match r.status().as_u16() {
+            206 => {}
+            200 => {
+                // The server ignored the range: start over.
+                have = 0;
+                hasher = Sha256::new();
+            }
+            s => return Err(http_error(&url, s)),
+        }
+        response = Some(r);
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(have == 0)
+        .append(have > 0)
+        .open(&part)
+        .await
+        .map_err(|e| write_err(&part, e))?;
+    let total = size.or_else(|| {
+        response
+            .as_ref()
+            .and_then(|r| r.content_length())
+            .map(|l| l + have)
+    });
+    progress(Progress {
+        done: have,
+        total,
+        resumed_from,
+    });
+    if let Some(r) = response {
+        let mut body = r.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            if cancelled() {
+                let _ = file.flush().await;
+                return Err(Error::Cancelled);
+            }
+            let chunk = chunk.map_err(|e| Error::Network {
+                url: url.clone(),
+                reason: format!(
+                    "the connection broke after {:.1} MB ({}); try again to resume",
+                    have as f64 / 1e6,
+                    e.without_url()
+                ),
+            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| write_err(&part, e))?;
+            hasher.update(&chunk);
+            have += chunk.len() as u64;
+            progress(Progress {
+                done: have,
+                total,
+                resumed_from,
+            });
+        }
+    }
+    file.flush().await.map_err(|e| write_err(&part, e))?;
+    file.sync_all().await.map_err(|e| write_err(&part, e))?;
+    drop(file);
+
+    if let Some(want) = size.filter(|s| have < *s) {
+        return Err(Error::Network {
+            url,
+            reason: format!(
+                "the connection ended after {have} of {want} bytes; try again to resume"
+            ),
+        });
+    }
+    let got = format!("{:x}", hasher.finalize());
+    if let Some(want) = sha {
+        if got != want.to_ascii_lowercase() {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(Error::Checksum { got, want });
+        }
+    }
+    // A whole, checked file; refuse it now if Troupe could never run it.
+    if let Err(e) = super::check_model_file(&part) {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(Error::Model(match e {
+            EngineError::ModelUnsupported {
+                architecture,
+                supported,
+                ..
+            } => EngineError::ModelUnsupported {
+                path: dest.clone(),
+                architecture,
+                supported,
+            },
+            other => other,
+        }));
+    }
+    tokio::fs::rename(&part, &dest)
+        .await
+        .map_err(|e| write_err(&dest, e))?;
+    Ok(dest)
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn http_error(url: &str, status: u16) -> Error {
+    Error::Http {
+        url: url.to_string(),
+        status,
+        hint: match status {
+            401 | 403 => ": the repository is gated or private; add a Hugging Face token",
+            404 => ": no such repository or file (check the spelling and the file name)",
+            416 => ": the partial download no longer matches; delete the .part file and retry",
+            _ => "",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked_before_any_network() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let run = |r: Request| {
+            rt.block_on(download(
+                "http://127.0.0.1:9",
+                &r,
+                dir.path(),
+                None,
+                |_| {},
+                || false,
+            ))
+        };
+        assert!(matches!(
+            run(Request::new("no-slash", "a.gguf")),
+            Err(Error::BadRepo(_))
+        ));
+        assert!(matches!(
+            run(Request::new("a/b", "notes.txt")),
+            Err(Error::BadFile(_))
+        ));
+        assert!(matches!(
+            run(Request::new("a/b", "../../etc/x.gguf")),
+            Err(Error::BadFile(_))
+        ));
+        // Nothing listens on port 9: a clear network error naming the URL.
+        let e = run(Request::new("a/b", "m.gguf")).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot reach http://127.0.0.1:9/a/b/resolve/main/m.gguf"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The remote engine against a local stand-in for an OpenAI-compatible server: it streams,
+//! sends the sampling, stops, and turns a hung or garbage-sending server into a clear error
+//! within seconds, with the half-written reply kept in SQLite and marked interrupted.
+
+mod http_stub;
+
+use std::time::{Duration, Instant};
+
+use http_stub::{serve, Reply, Step};
+use troupe::conversation::{self, Cancel, Scenario, TurnError};
+use troupe::engine::{
+    ChatMessage, ChatRole, Engine, EngineEvent, Error, RemoteConfig, RemoteEngine, Sampling,
+};
+use troupe::store::{MessageStatus, Store};
+
+fn sse(events: &[&str]) -> Vec<Step> {
+    events
+        .iter()
+        .map(|e| Step::Bytes(format!("data: {e}\n\n").into_bytes()))
+        .collect()
+}
+
+fn chunk(text: &str) -> String {
+    serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        .to_string()
+}
+
+/// A server whose chat stream is `body`.
+async fn server(body: impl Fn() -> Vec<Step> + Send + Sync + 'static) -> http_stub::Stub {
+    serve(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/models") => Reply::new(200, r#"{"object":"list","data":[{"id":"stub-7b"}]}"#),
+        ("POST", "/v1/chat/completions") => Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/event-stream".into())],
+            body: body(),
+            length: None,
+        },
+        _ => Reply::new(404, "no"),
+    })
+    .await
+}
+
+fn config(url: &str) -> RemoteConfig {
+    RemoteConfig {
+        stall: Duration::from_secs(2),
+        ..RemoteConfig::new(&format!("{url}/v1"))
+    }
+}
+
+fn chat() -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(ChatRole::System, "You are a pirate."),
+        ChatMessage::new(ChatRole::User, "Ahoy?"),
+    ]
+}
+
+async fn collect(engine: &dyn Engine, sampling: Sampling) -> (String, EngineEvent) {
+    let mut gen = engine.generate(chat(), sampling);
+    let mut text = String::new();
+    loop {
+        match gen
+            .recv()
+            .await
+            .expect("the stream ended without an end event")
+        {
+            EngineEvent::Text(t) => text.push_str(&t),
+            end => return (text, end),
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_a_reply_with_the_sampling_sent() {
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("Arr,"), &chunk(" matey!")]);
+        b.extend(sse(&[
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#,
+            "[DONE]",
+        ]));
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    assert_eq!(engine.info().name, "stub-7b", "the server's first model");
+    assert!(engine.info().device.contains("127.0.0.1"));
+    let sampling = Sampling {
+        seed: Some(42),
+        top_k: 30,
+        max_tokens: 50,
+        stop: vec!["\nUser:".into()],
+        ..Sampling::default()
+    };
+    let (text, end) = collect(&engine, sampling).await;
+    assert_eq!(text, "Arr, matey!");
+    match end {
+        EngineEvent::Finished { usage: Some(u), .. } => {
+            assert_eq!((u.prompt_tokens, u.completion_tokens), (12, 3))
+        }
+        other => panic!("{other:?}"),
+    }
+    let sent = stub.requests.lock().unwrap().clone();
+    let post = sent.iter().find(|r| r.method == "POST").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&post.body).unwrap();
+    assert_eq!(body["model"], "stub-7b");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["seed"], 42);
+    assert_eq!(body["top_k"], 30);
+    assert_eq!(body["max_tokens"], 50);
+    assert_eq!(body["messages"][1]["content"], "Ahoy?");
+}
+
+#[tokio::test]
+async fn a_hung_server_is_an_error_within_seconds() {
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("I was saying")]);
+        b.push(Step::Hang);
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let t = Instant::now();
+    let (text, end) = collect(&engine, Sampling::greedy(20)).await;
+    assert_eq!(text, "I was saying");
+    match end {
+        EngineEvent::Failed(m) => assert!(m.contains("stopped sending"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn garbage_mid_stream_is_an_error() {
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("Hello")]);
+        b.push(Step::Bytes(b"<html>502 Bad Gateway</html>\n".to_vec()));
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let (text, end) = collect(&engine, Sampling::greedy(20)).await;
+    assert_eq!(text, "Hello");
+    match end {
+        EngineEvent::Failed(m) => assert!(m.contains("not a chat stream"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stop_ends_the_reply_and_the_next_one_works() {
+    let stub = server(|| {
+        let mut b = Vec::new();
+        for i in 0..50 {
+            b.extend(sse(&[&chunk(&format!(" w{i}"))]));
+            b.push(Step::Sleep(Duration::from_millis(50)));
+        }
+        b.extend(sse(&["[DONE]"]));
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let mut gen = engine.generate(chat(), Sampling::greedy(100));
+    assert!(matches!(gen.recv().await, Some(EngineEvent::Text(_))));
+    let t = Instant::now();
+    drop(gen); // Stop
+    assert!(t.elapsed() < Duration::from_millis(100));
+    // The engine is free: a whole reply follows.
+    let (text, end) = collect(&engine, Sampling::greedy(100)).await;
+    assert!(matches!(end, EngineEvent::Finished { .. }), "{end:?}");
+    assert!(text.ends_with(" w49"), "{text}");
+}
+
+#[tokio::test]
+async fn the_half_written_reply_is_kept_and_marked() {
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("Well, the tide"), &chunk(" turned and")]);
+        b.push(Step::Hang);
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).unwrap();
+    let c = troupe::characters::builtin::all()
+        .into_iter()
+        .next()
+        .unwrap();
+    store.insert_character_if_absent(&c, true, 1).unwrap();
+    let session = store
+        .create_session(&c.id, Scenario::ChitChat, "t", None, 1)
+        .unwrap();
+    let result = conversation::send(
+        &store,
+        &engine,
+        session.id,
+        "Tell me about the sea.",
+        &Sampling::greedy(40),
+        &Cancel::new(),
+        &|| 2,
+        &mut |_| {},
+    )
+    .await;
+    let Err(TurnError::Failed { reply, reason }) = result else {
+        panic!("expected a failed turn, got {result:?}");
+    };
+    assert!(reason.contains("stopped sending"), "{reason}");
+    let stored = store.get_message(reply.id).unwrap().unwrap();
+    assert_eq!(stored.content.trim(), "Well, the tide turned and");
+    assert_eq!(stored.status, MessageStatus::Interrupted);
+}
+
+#[tokio::test]
+async fn unreachable_or_wrong_servers_are_clear_errors() {
+    let t = Instant::now();
+    let e = RemoteEngine::connect(RemoteConfig::new("http://127.0.0.1:9/v1"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::LoadFailed { .. }));
+    assert!(e.to_string().contains("does not answer"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(12));
+
+    let stub = serve(|_| Reply::new(404, "not here")).await;
+    let e = RemoteEngine::connect(RemoteConfig::new(&stub.url))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("OpenAI-compatible"), "{e}");
+
+    let e = RemoteEngine::connect(RemoteConfig::new("gpu-box:1234"))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("http://"), "{e}");
+}
