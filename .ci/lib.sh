@@ -100,7 +100,9 @@ PY
 # mistralrs-core (~8 minutes per build variant) every run. When the vendored sources hash to
 # what the cached build was made from, their times are set back to a fixed date so cargo reuses
 # that build; when they changed, they keep their new times and are rebuilt. Call before cargo,
-# and `vendor_built` after a successful build.
+# and `vendor_built` after a successful build. Building other vendored content into the same
+# target directory outside these scripts (editing a patch and running cargo by hand) makes the
+# stamp stale: delete $CARGO_TARGET_DIR/.troupe-vendor-hash afterwards, so the next run rebuilds.
 VENDOR_DIR="$ROOT/src-tauri/vendor"
 vendor_hash() {
   (cd "$VENDOR_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32)
