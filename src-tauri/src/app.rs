@@ -56,6 +56,19 @@ impl Troupe {
         }
     }
 
+    /// The model manager's list: the models folder, the files the user added, and the model in
+    /// use even when it lives elsewhere (`--model`, `TROUPE_MODEL`).
+    pub fn models(
+        &self,
+        settings: &Settings,
+        override_path: Option<&Path>,
+        mem: &crate::engine::models::Memory,
+    ) -> Vec<crate::engine::models::ModelFile> {
+        let mut extra = settings.models.clone();
+        extra.push(self.model_file(settings, override_path));
+        crate::engine::models::list(&self.paths.models(), &extra, mem)
+    }
+
     /// The model file that would be loaded now.
     pub fn model_file(&self, settings: &Settings, override_path: Option<&Path>) -> PathBuf {
         settings.model_file(&self.paths, override_path)

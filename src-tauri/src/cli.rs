@@ -247,10 +247,7 @@ async fn models_command(
                     .map(|g| format!(", GPU {:.1} GB", gb(g)))
                     .unwrap_or_default()
             );
-            // The model in use is listed even when it lives elsewhere (--model, TROUPE_MODEL).
-            let mut extra = settings.models.clone();
-            extra.push(in_use.clone());
-            for m in models::list(&troupe.paths.models(), &extra, &mem) {
+            for m in troupe.models(&settings, model.as_deref(), &mem) {
                 let mark = if m.path == in_use { "*" } else { " " };
                 let fit = match m.fit {
                     models::Fit::Fits => "fits",

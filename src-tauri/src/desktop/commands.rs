@@ -286,10 +286,8 @@ pub fn list_models(app: AppHandle, state: State<'_, AppState>) -> ApiResult<Vec<
     let settings = super::load_settings(&app);
     let in_use = troupe.model_file(&settings, state.model_override.as_deref());
     let mem = models::machine_memory();
-    // The model in use is listed even when it lives elsewhere (set by --model or TROUPE_MODEL).
-    let mut extra = settings.models.clone();
-    extra.push(in_use.clone());
-    Ok(models::list(&troupe.paths.models(), &extra, &mem)
+    Ok(troupe
+        .models(&settings, state.model_override.as_deref(), &mem)
         .into_iter()
         .map(|m| {
             let added = settings.models.contains(&m.path);

@@ -236,19 +236,7 @@ impl Slot {
         self.status.send_replace(EngineStatus::Loading {
             path: config.base_url.clone().into(),
         });
-        match RemoteEngine::connect(config).await {
-            Ok(engine) => {
-                let info = engine.info().clone();
-                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
-                self.status.send_replace(EngineStatus::Ready(info));
-                Ok(())
-            }
-            Err(e) => {
-                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                self.status.send_replace(EngineStatus::Failed(e.clone()));
-                Err(e)
-            }
-        }
+        self.settle(RemoteEngine::connect(config).await)
     }
 
     /// Loads the GGUF at `path` with mistral.rs and puts it in the slot; the previous engine
@@ -257,16 +245,21 @@ impl Slot {
     pub async fn load(&self, path: PathBuf) -> Result<(), Error> {
         self.status
             .send_replace(EngineStatus::Loading { path: path.clone() });
-        let result = MistralEngine::load(&path, self.cache_dir.as_deref()).await;
+        self.settle(MistralEngine::load(&path, self.cache_dir.as_deref()).await)
+    }
+
+    /// The end of a load or connect: the engine and `Ready`, or no engine and `Failed`.
+    fn settle(&self, result: Result<impl Engine + 'static, Error>) -> Result<(), Error> {
+        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(engine) => {
                 let info = engine.info().clone();
-                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+                *slot = Some(Arc::new(engine));
                 self.status.send_replace(EngineStatus::Ready(info));
                 Ok(())
             }
             Err(e) => {
-                *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *slot = None;
                 self.status.send_replace(EngineStatus::Failed(e.clone()));
                 Err(e)
             }
