@@ -143,6 +143,7 @@ impl MistralEngine {
         // `build` runs a one-token warm-up; spawning keeps a panic there from taking us down.
         let runner = tokio::spawn(async move {
             MistralRsBuilder::new(pipeline, scheduler, false, None)
+                // TROUPE_PREFIX_CACHE_N overrides the size, for measurements (0 turns it off).
                 .with_prefix_cache_n(
                     std::env::var("TROUPE_PREFIX_CACHE_N")
                         .ok()
