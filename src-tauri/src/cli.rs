@@ -631,6 +631,17 @@ async fn long_chat(model: Option<PathBuf>, turns: usize, max_tokens: usize) -> a
             stats(&ttft)["max"]
         );
     }
+    if turns >= 12 {
+        // One turn's figure moves by ±20% from run to run on a shared machine; five turns'
+        // median does not.
+        let median = |xs: &[f64]| stats(xs)["median"].as_f64().unwrap_or(0.0);
+        let (early, late) = (median(&ttft[1..6]), median(&ttft[turns - 5..]));
+        println!(
+            "median of turns 2-6: {early:.0} ms · of turns {}-{turns}: {late:.0} ms · ratio {:.2}",
+            turns - 4,
+            late / early.max(1.0)
+        );
+    }
     Ok(())
 }
 

@@ -133,6 +133,41 @@ pub fn fit(system_tokens: usize, message_tokens: &[usize], budget: usize) -> Fit
     Fit::Keep { keep, tokens: used }
 }
 
+/// Tokens `fit_turn` keeps free for the user's next message when it decides which history to
+/// keep: a chat message rarely runs longer.
+pub const NEXT_MESSAGE_RESERVE: usize = 256;
+
+/// `fit` for a turn's prompt: `history` (the stored messages) and the user's new `message`, or
+/// `None` when warming the prompt before the message exists. Which history is kept is decided
+/// as if `NEXT_MESSAGE_RESERVE` tokens were taken, with or without the message, so the warm-up
+/// and the turn that follows it keep the same messages and the turn finds the warmed prompt in
+/// the prefix cache. (Deciding each with what it has made the warm-up keep a chunk the turn then
+/// dropped: a full prefill, ~20 s at 3,000 tokens, once every dozen turns of a long chat.) A
+/// message longer than the reserve falls back to `fit` over everything.
+pub fn fit_turn(
+    system_tokens: usize,
+    history: &[usize],
+    message: Option<usize>,
+    budget: usize,
+) -> Fit {
+    let reserved = budget.saturating_sub(NEXT_MESSAGE_RESERVE);
+    if let Fit::Keep { keep, tokens } = fit(system_tokens, history, reserved) {
+        match message {
+            None => return Fit::Keep { keep, tokens },
+            Some(m) if tokens + m <= budget => {
+                return Fit::Keep {
+                    keep: keep + 1,
+                    tokens: tokens + m,
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let mut all = history.to_vec();
+    all.extend(message);
+    fit(system_tokens, &all, budget)
+}
+
 /// `text` up to the end of its last complete sentence (closing quotes and `*` included), or all
 /// of it when it has no sentence end at all.
 pub fn trim_incomplete_sentence(text: &str) -> &str {
@@ -283,6 +318,45 @@ mod tests {
             changes <= 5,
             "the prefix changed {changes} times in 50 turns: {starts:?}"
         );
+    }
+
+    #[test]
+    fn warm_up_and_turn_keep_the_same_history() {
+        // A long chat, turn after turn: the warm-up (no message yet) and the turn that follows
+        // (with the message) must keep the same first message, or the turn misses the cache.
+        let mut history = Vec::new();
+        for turn in 0..200 {
+            let Fit::Keep { keep: warm, .. } = fit_turn(300, &history, None, 2000) else {
+                panic!()
+            };
+            let message = 20 + turn % 7 * 30; // 20..200 tokens, under the reserve
+            let Fit::Keep { keep, tokens } = fit_turn(300, &history, Some(message), 2000) else {
+                panic!()
+            };
+            assert!(tokens <= 2000);
+            assert_eq!(keep, warm + 1, "turn {turn}: the turn kept other messages");
+            history.push(message);
+            history.push(60); // the reply
+        }
+        // A message longer than the reserve still fits, by dropping more.
+        let Fit::Keep { keep, tokens } = fit_turn(300, &history, Some(900), 2000) else {
+            panic!()
+        };
+        assert!(tokens <= 2000 && keep >= 1);
+        // Plain `fit` without the reserve: the turn drops a chunk the warm-up kept.
+        let mismatched = (10..200).any(|n| {
+            let h = vec![60; n];
+            let Fit::Keep { keep: w, .. } = fit(300, &h, 2000) else {
+                panic!()
+            };
+            let mut with = h.clone();
+            with.push(150);
+            let Fit::Keep { keep: t, .. } = fit(300, &with, 2000) else {
+                panic!()
+            };
+            t != w + 1
+        });
+        assert!(mismatched, "the test no longer shows what fit_turn fixes");
     }
 
     #[test]

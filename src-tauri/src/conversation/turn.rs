@@ -111,7 +111,8 @@ pub async fn send(
     }
     let (system, mut history) = context(store, session_id)?;
     history.push(ChatMessage::new(ChatRole::User, text));
-    let (messages, dropped) = assemble(engine, system, history, budget(engine, sampling)).await?;
+    let (messages, dropped) =
+        assemble(engine, system, history, true, budget(engine, sampling)).await?;
 
     // Store, then stream.
     let user =
@@ -242,7 +243,7 @@ pub async fn warm(
     sampling: &Sampling,
 ) -> Result<(), TurnError> {
     let (system, history) = context(store, session_id)?;
-    let (messages, _) = assemble(engine, system, history, budget(engine, sampling)).await?;
+    let (messages, _) = assemble(engine, system, history, false, budget(engine, sampling)).await?;
     let mut generation = engine.generate(
         messages,
         Sampling {
@@ -325,11 +326,14 @@ fn budget(engine: &dyn Engine, sampling: &Sampling) -> usize {
 }
 
 /// The prompt: the system message and as much of `history` as fits `budget`, newest kept.
-/// Returns it with the number of history messages left out.
+/// `with_message`: the last of `history` is the user's new message (a turn), not the end of the
+/// stored history (a warm-up); see `prompt::fit_turn`. Returns the prompt with the number of
+/// history messages left out.
 async fn assemble(
     engine: &dyn Engine,
     system: ChatMessage,
     history: Vec<ChatMessage>,
+    with_message: bool,
     budget: usize,
 ) -> Result<(Vec<ChatMessage>, usize), TurnError> {
     let system_tokens = engine
@@ -339,7 +343,13 @@ async fn assemble(
     for m in &history {
         counts.push(count_cached(engine, &m.content).await? + MESSAGE_OVERHEAD);
     }
-    let mut keep = match prompt::fit(system_tokens, &counts, budget) {
+    let fit = match counts.split_last() {
+        Some((&message, before)) if with_message => {
+            prompt::fit_turn(system_tokens, before, Some(message), budget)
+        }
+        _ => prompt::fit_turn(system_tokens, &counts, None, budget),
+    };
+    let mut keep = match fit {
         Fit::Keep { keep, .. } => keep,
         Fit::TooLong { needed, budget } => {
             return Err(TurnError::MessageTooLong { needed, budget })
