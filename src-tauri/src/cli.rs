@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::app::{now_ms, sampling_for_session, Troupe};
+use crate::app::{now_ms, sampling_for_session, CardFormat, Imported, Troupe};
 use crate::characters::Character;
 use crate::conversation::{self, prompt, Cancel, Scenario, TurnError, TurnEvent};
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, MistralEngine, Sampling};
@@ -77,6 +77,26 @@ pub enum Command {
         scenario: String,
         /// The message.
         message: String,
+    },
+    /// Import character cards (PNG, JSON or CHARX; V1, V2 or V3) as new characters, or a
+    /// SillyTavern World Info file into a character's lorebook (--lorebook-for). Prints one
+    /// line per file; a file that fails is named with its problem and changes nothing.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Add lorebook files' entries to this character's lorebook.
+        #[arg(long, value_name = "CHARACTER")]
+        lorebook_for: Option<String>,
+    },
+    /// Export a character as a card other apps read: png (V2 and V3 inside), json (V3) or
+    /// charx.
+    Export {
+        id: String,
+        #[arg(long, default_value = "png", value_parser = ["png", "json", "charx"])]
+        format: String,
+        /// Where to write it (default: ID.FORMAT in the current folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The model manager: list models with what their header says and whether they suit this
     /// machine; add a file, download one from Hugging Face, choose which one runs.
@@ -185,6 +205,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &troupe, cli.model, character, session, new, &scenario, &message,
             )
             .await?
+        }
+        Command::Import {
+            files,
+            lorebook_for,
+        } => {
+            let mut failed = 0;
+            for file in &files {
+                match troupe.import_card(file, lorebook_for.as_deref()) {
+                    Ok(Imported::Character(c)) => {
+                        println!("{}\t{}\t{}", c.id, c.category.as_str(), c.name)
+                    }
+                    Ok(Imported::Lorebook { character, entries }) => {
+                        println!("{character}\tlorebook\t+{entries} entries")
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} files not imported", files.len());
+            }
+        }
+        Command::Export { id, format, out } => {
+            let format = match format.as_str() {
+                "json" => CardFormat::Json,
+                "charx" => CardFormat::Charx,
+                _ => CardFormat::Png,
+            };
+            let bytes = troupe.export_card(&id, format)?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.{}", format.extension())));
+            std::fs::write(&out, bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            println!("{}", out.display());
         }
         Command::Models { action } => models_command(&troupe, cli.model, action).await?,
         Command::Sampling {
@@ -430,7 +485,7 @@ async fn chat(
                     &cid,
                     scenario,
                     scenario.label(),
-                    c.greetings.for_scenario(scenario),
+                    c.greeting(scenario).as_deref(),
                     now_ms(),
                 )?,
             }
@@ -557,7 +612,7 @@ async fn long_chat(model: Option<PathBuf>, turns: usize, max_tokens: usize) -> a
         &c.id,
         Scenario::ChitChat,
         "bench",
-        c.greetings.for_scenario(Scenario::ChitChat),
+        c.greeting(Scenario::ChitChat).as_deref(),
         now_ms(),
     )?;
     let sampling = Sampling {

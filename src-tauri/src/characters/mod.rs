@@ -11,7 +11,9 @@
 //! characters shipped in `characters/`, compiled into the binary. Persisting them is `store`'s
 //! job; writing avatar files is the caller's.
 
+pub mod avatar;
 pub mod builtin;
+pub mod card;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +142,34 @@ pub struct Character {
     /// File name of the avatar in the data dir's `avatars/` folder; `None` draws initials.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// Free-text description (a card's `description`), for characters that came as cards;
+    /// the prompt uses it beside the structured profile.
+    #[serde(default)]
+    pub description: String,
+    /// A card's `personality` summary.
+    #[serde(default)]
+    pub personality: String,
+    /// A card's `scenario`: the situation the chat starts in (not a Troupe Scenario).
+    #[serde(default)]
+    pub setting: String,
+    /// Replaces Troupe's framing of the system prompt when set; `{{original}}` stands for it.
+    #[serde(default)]
+    pub system_prompt: String,
+    /// Instructions placed after the chat history; `{{original}}` as above.
+    #[serde(default)]
+    pub post_history_instructions: String,
+    /// Notes from the creator for the user; never sent to the model.
+    #[serde(default)]
+    pub creator_notes: String,
+    /// More first messages the user can swipe between.
+    #[serde(default)]
+    pub alternate_greetings: Vec<String>,
+    /// The character's lorebook (a card's `character_book`).
+    #[serde(default)]
+    pub lorebook: Option<card::Lorebook>,
+    /// What a card carried that Troupe keeps only to write it back.
+    #[serde(default)]
+    pub card: card::CardMeta,
 }
 
 impl Profile {
@@ -180,6 +210,39 @@ impl Profile {
         } else {
             out
         }
+    }
+}
+
+impl Character {
+    /// The first message of a new Session in `scenario`, with the card macros filled in.
+    pub fn greeting(&self, scenario: Scenario) -> Option<String> {
+        self.greetings
+            .for_scenario(scenario)
+            .map(|g| self.fill_macros(g))
+    }
+
+    /// Card text with its macros filled: `{{char}}` (and `<BOT>`) is the Character's name,
+    /// `{{user}}` (and `<USER>`) the person chatting ("User" until personas exist).
+    pub fn fill_macros(&self, text: &str) -> String {
+        let name = if self.card.nickname.trim().is_empty() {
+            self.name.as_str()
+        } else {
+            self.card.nickname.trim()
+        };
+        let mut out = text.to_string();
+        for (pattern, value) in [
+            ("{{char}}", name),
+            ("{{Char}}", name),
+            ("<BOT>", name),
+            ("{{user}}", "User"),
+            ("{{User}}", "User"),
+            ("<USER>", "User"),
+        ] {
+            if out.contains(pattern) {
+                out = out.replace(pattern, value);
+            }
+        }
+        out
     }
 }
 

@@ -27,19 +27,40 @@ pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
 /// prefill it as soon as the Character is opened, before a Scenario is chosen.
 pub fn character_prefix(character: &Character) -> String {
     let name = &character.name;
-    let mut s = format!(
-        "You are {name}.\n\nAbout {name}: {}",
-        character.profile.to_prose(name)
-    );
-    if !character.example_dialogue.is_empty() {
-        s.push_str(&format!("\n\nExamples of how {name} talks:"));
-        for ex in &character.example_dialogue {
-            s.push_str(&format!(
-                "\nUser: {}\n{name}: {}",
-                ex.user.trim(),
-                ex.character.trim()
-            ));
+    let c = character;
+    let mut s = format!("You are {name}.");
+    // A card brings its own description; the structured profile is added when it has one, or
+    // stands alone when the description is empty.
+    if c.profile != Default::default() || c.description.trim().is_empty() {
+        s.push_str(&format!("\n\nAbout {name}: {}", c.profile.to_prose(name)));
+    }
+    for (label, text) in [
+        ("", &c.description),
+        ("Personality: ", &c.personality),
+        ("Setting: ", &c.setting),
+    ] {
+        if !text.trim().is_empty() {
+            s.push_str(&format!("\n\n{label}{}", c.fill_macros(text.trim())));
         }
+    }
+    if !c.example_dialogue.is_empty() {
+        s.push_str(&format!("\n\nExamples of how {name} talks:"));
+        for ex in &c.example_dialogue {
+            if !ex.user.trim().is_empty() {
+                s.push_str(&format!("\nUser: {}", c.fill_macros(ex.user.trim())));
+            }
+            s.push_str(&format!("\n{name}: {}", c.fill_macros(ex.character.trim())));
+        }
+    } else if !c.card.mes_example.trim().is_empty() {
+        let examples = c
+            .card
+            .mes_example
+            .replace("<START>", "")
+            .replace("<start>", "");
+        s.push_str(&format!(
+            "\n\nExamples of how {name} talks:\n{}",
+            c.fill_macros(examples.trim())
+        ));
     }
     s
 }

@@ -55,7 +55,7 @@ pub fn create_session(
     let troupe = state.troupe()?;
     let character = troupe.store.get_character(&character_id)?;
     let scenario = Scenario::from(scenario);
-    let greeting = character.greetings.for_scenario(scenario);
+    let greeting = character.greeting(scenario);
     Ok(troupe
         .store
         .create_session(

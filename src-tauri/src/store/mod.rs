@@ -280,6 +280,28 @@ impl Store {
     }
 
     /// One whole Character.
+    /// Whether a Character with this id exists.
+    pub fn has_character(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM characters WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Saves an edited Character (its id must exist).
+    pub fn update_character(&self, c: &Character, now: i64) -> Result<()> {
+        let data = serde_json::to_string(c).expect("a Character always serialises");
+        let n = self.conn().execute(
+            "UPDATE characters SET name = ?2, category = ?3, data = ?4, updated_at = ?5 WHERE id = ?1",
+            params![c.id, c.name, c.category.as_str(), data, now],
+        )?;
+        if n == 0 {
+            return Err(Error::CharacterNotFound(c.id.clone()));
+        }
+        Ok(())
+    }
+
     pub fn get_character(&self, id: &str) -> Result<Character> {
         let data: Option<String> = self
             .conn()
