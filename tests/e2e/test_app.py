@@ -108,6 +108,9 @@ class WebDriver:
             self.proc.kill()
 
 
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "cards")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,6 +186,7 @@ def main():
             assert imgs and all(w == 512 for w in imgs), f"avatars did not load: {imgs}"
             wd.screenshot("gallery.png")
         check("gallery lists the built-in characters with avatars", gallery_shows_builtins)
+
 
         def settings_are_saved_where_the_cli_reads_them():
             wd.click("[data-testid=open-settings]")
@@ -390,6 +394,62 @@ def main():
             assert "not available" in placeholder, placeholder
             wd.screenshot("missing-model.png")
         check("a missing model is a clear error and the history still opens", missing_model_is_explained)
+
+        drop_js = (
+            "const files = arguments[0].map(([name, b64]) =>"
+            "  new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], name));"
+            "const dt = new DataTransfer(); files.forEach(f => dt.items.add(f));"
+            "document.querySelector('.gallery').dispatchEvent("
+            "  new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));")
+
+        def cards_import_by_drag_and_drop():
+            wd.click("[data-testid=back]")
+            wd.wait("gallery", lambda: wd.find("[data-testid=character-card]"))
+            with open(os.path.join(FIXTURES, "seraphina-v2-and-v3.png"), "rb") as f:
+                good = base64.b64encode(f.read()).decode()
+            broken = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 20).decode()
+            wd.js(drop_js, [["seraphina-v2-and-v3.png", good], ["broken.png", broken]])
+            report = wd.wait("the import report", lambda: wd.js(
+                "const r = document.querySelector('[data-testid=import-report]'); return r && r.textContent"))
+            assert "Imported seraphina-v2-and-v3.png" in report, report
+            assert "broken.png: the PNG is damaged" in report, report
+            wd.wait("Seraphina in the gallery", lambda: "Seraphina" in wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=character-card] .name')).map(n => n.textContent)"))
+            width = wd.wait("her avatar", lambda: wd.js(
+                "const i = document.querySelector('[data-testid=character-card][data-id=seraphina] img');"
+                "return i && i.complete && i.naturalWidth"))
+            assert width == 512, width
+            wd.screenshot("imported.png")
+        check("character cards import by drag and drop; a broken one is named", cards_import_by_drag_and_drop)
+
+        def card_text_stays_inert():
+            payload = ('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+                       '<a href="javascript:window.__pwned=3">link</a>')
+            card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+                k: f"Mallory {payload}" for k in (
+                    "name", "description", "personality", "scenario", "first_mes", "mes_example",
+                    "creator_notes", "system_prompt", "post_history_instructions")}}
+            card["data"]["tags"] = [payload]
+            card["data"]["alternate_greetings"] = [payload]
+            raw = base64.b64encode(json.dumps(card).encode()).decode()
+            wd.js(drop_js, [["mallory.json", raw]])
+            wd.wait("Mallory in the gallery", lambda: wd.find("[data-testid=character-card][data-id^=mallory]"))
+            wd.click("[data-testid=character-card][data-id^=mallory]")
+            wd.wait("her page", lambda: wd.find("[data-testid=character-name]"))
+            wd.click(".who .link")  # show the profile (her description)
+            wd.click("[data-testid=new-session]")
+            wd.click("[data-testid=scenario][data-scenario=chit_chat]")
+            wd.wait("her greeting", lambda: "onerror" in (wd.js(
+                "return document.querySelector('.view').textContent") or ""))
+            found = wd.js(
+                "return {pwned: window.__pwned || null,"
+                " imgs: document.querySelectorAll('.view img[src=x]').length,"
+                " scripts: document.querySelectorAll('.view script').length,"
+                " links: document.querySelectorAll('.view a[href^=javascript]').length}")
+            assert found == {"pwned": None, "imgs": 0, "scripts": 0, "links": 0}, found
+            wd.screenshot("inert.png")
+            wd.click("[data-testid=back]")
+        check("script payloads in every card field stay text", card_text_stays_inert)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))

@@ -168,7 +168,7 @@ fn png_chunks(bytes: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, CardError> {
             .ok_or_else(|| {
                 CardError::BadPng(format!(
                     "chunk {} runs past the end of the file (truncated)",
-                    String::from_utf8_lossy(&kind)
+                    chunk_name(&kind)
                 ))
             })?;
         let data = &bytes[at + 8..at + 8 + len];
@@ -179,7 +179,7 @@ fn png_chunks(bytes: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, CardError> {
         if h.finalize() != crc {
             return Err(CardError::BadPng(format!(
                 "chunk {} fails its checksum (CRC)",
-                String::from_utf8_lossy(&kind)
+                chunk_name(&kind)
             )));
         }
         chunks.push((kind, data));
@@ -187,6 +187,15 @@ fn png_chunks(bytes: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, CardError> {
         if &kind == b"IEND" {
             return Ok(chunks);
         }
+    }
+}
+
+/// A chunk type as a reader can see it: its four letters, or its bytes when they are not letters.
+fn chunk_name(kind: &[u8; 4]) -> String {
+    if kind.iter().all(u8::is_ascii_alphabetic) {
+        String::from_utf8_lossy(kind).into_owned()
+    } else {
+        format!("{kind:02x?}")
     }
 }
 

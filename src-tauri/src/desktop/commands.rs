@@ -9,11 +9,13 @@ use tauri::{AppHandle, State};
 
 use super::json::{
     ApiError, ApiResult, CharacterDetail, CharacterSummary, DownloadEvent, EngineStatus, ErrorCode,
-    Message, ModelFileJson, PresetJson, SamplingJson, SamplingLevelJson, ScenarioJson, Session,
-    SettingsJson, StreamEvent,
+    ImportResult, Message, ModelFileJson, PresetJson, SamplingJson, SamplingLevelJson,
+    ScenarioJson, Session, SettingsJson, StreamEvent,
 };
 use super::AppState;
-use crate::app::{now_ms, sampling_at, sampling_for_session, set_sampling_at, SamplingScope};
+use crate::app::{
+    now_ms, sampling_at, sampling_for_session, set_sampling_at, CardFormat, Imported, SamplingScope,
+};
 use crate::conversation::{self, Cancel, Scenario, TurnError};
 use crate::engine::Sampling;
 use crate::engine::{download, models};
@@ -33,6 +35,78 @@ pub fn list_characters(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSum
 #[tauri::command]
 pub fn get_character(state: State<'_, AppState>, id: String) -> ApiResult<CharacterDetail> {
     Ok(state.troupe()?.store.get_character(&id)?.into())
+}
+
+/// Imports files the user picked or dropped, sent as base64 (the webview reads them; it has
+/// no paths). One result per file: a bad file is reported and changes nothing.
+#[tauri::command]
+pub fn import_cards(
+    state: State<'_, AppState>,
+    files: Vec<(String, String)>,
+    lorebook_for: Option<String>,
+) -> ApiResult<Vec<ImportResult>> {
+    use base64::Engine as _;
+    let troupe = state.troupe()?;
+    Ok(files
+        .into_iter()
+        .map(|(file, data)| {
+            let outcome = base64::engine::general_purpose::STANDARD
+                .decode(data.as_bytes())
+                .map_err(|_| format!("{file}: the upload was damaged"))
+                .and_then(|bytes| {
+                    troupe
+                        .import_card_bytes(&file, &bytes, lorebook_for.as_deref())
+                        .map_err(|e| e.to_string())
+                });
+            let (character_id, lore_entries, error) = match outcome {
+                Ok(Imported::Character(c)) => (Some(c.id), None, None),
+                Ok(Imported::Lorebook { entries, .. }) => (None, Some(entries), None),
+                Err(e) => (None, None, Some(e)),
+            };
+            ImportResult {
+                file,
+                character_id,
+                lore_entries,
+                error,
+            }
+        })
+        .collect())
+}
+
+/// Writes a Character's card (png, json or charx) into the user's Downloads folder and returns
+/// the path.
+#[tauri::command]
+pub fn export_card(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: String,
+    format: String,
+) -> ApiResult<String> {
+    use tauri::Manager;
+    let format = match format.as_str() {
+        "json" => CardFormat::Json,
+        "charx" => CardFormat::Charx,
+        _ => CardFormat::Png,
+    };
+    let bytes = state.troupe()?.export_card(&id, format)?;
+    let dir = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let mut path = dir.join(format!("{id}.{}", format.extension()));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("{id} ({n}).{}", format.extension()));
+    }
+    std::fs::write(&path, bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    Ok(path.display().to_string())
 }
 
 #[tauri::command]
@@ -62,7 +136,7 @@ pub fn create_session(
             &character_id,
             scenario,
             scenario.label(),
-            greeting,
+            greeting.as_deref(),
             now_ms(),
         )?
         .into())

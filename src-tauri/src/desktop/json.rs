@@ -36,6 +36,9 @@ pub enum ErrorCode {
     InvalidSetting,
     /// A model download failed (network, checksum); what arrived is kept for a resume.
     DownloadFailed,
+    /// A card file could not be imported (or a Character exported); the message names the
+    /// file and the problem, and nothing in the library changed.
+    BadCard,
     /// The disk is full; nothing saved was lost.
     DiskFull,
     /// Anything else.
@@ -55,6 +58,29 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+impl From<crate::app::CardError> for ApiError {
+    fn from(e: crate::app::CardError) -> Self {
+        ApiError {
+            code: ErrorCode::BadCard,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What importing one dropped or picked file did.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportResult {
+    /// The file's name.
+    pub file: String,
+    /// The new Character's id, when the file was a card.
+    pub character_id: Option<String>,
+    /// Lorebook entries added, when the file was a lorebook.
+    pub lore_entries: Option<usize>,
+    /// Why the file was not imported (the library is unchanged), else null.
+    pub error: Option<String>,
 }
 
 impl From<store::Error> for ApiError {
@@ -216,7 +242,12 @@ pub struct CharacterDetail {
 impl From<characters::Character> for CharacterDetail {
     fn from(c: characters::Character) -> Self {
         CharacterDetail {
-            profile_prose: c.profile.to_prose(&c.name),
+            // A Character from a card usually has its description and no structured profile.
+            profile_prose: if c.profile == Default::default() && !c.description.trim().is_empty() {
+                c.fill_macros(c.description.trim())
+            } else {
+                c.profile.to_prose(&c.name)
+            },
             initials: characters::initials(&c.name),
             avatar_url: c.avatar.as_deref().map(avatar_url),
             id: c.id,
@@ -662,6 +693,7 @@ pub fn typescript() -> String {
         SettingsJson::decl(&cfg),
         ModelFileJson::decl(&cfg),
         DownloadEvent::decl(&cfg),
+        ImportResult::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.\n\

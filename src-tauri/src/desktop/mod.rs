@@ -92,6 +92,8 @@ pub fn run(model_override: Option<PathBuf>) {
         .invoke_handler(tauri::generate_handler![
             commands::list_characters,
             commands::get_character,
+            commands::import_cards,
+            commands::export_card,
             commands::list_sessions,
             commands::create_session,
             commands::list_messages,

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "disk_full" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "bad_card" | "disk_full" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -92,3 +92,21 @@ inUse: boolean,
 added: boolean, };
 
 export type DownloadEvent = { "kind": "progress", done: number, total: number | null, resumedFrom: number, };
+
+export type ImportResult = { 
+/**
+ * The file's name.
+ */
+file: string, 
+/**
+ * The new Character's id, when the file was a card.
+ */
+characterId: string | null, 
+/**
+ * Lorebook entries added, when the file was a lorebook.
+ */
+loreEntries: number | null, 
+/**
+ * Why the file was not imported (the library is unchanged), else null.
+ */
+error: string | null, };
