@@ -178,6 +178,11 @@ fn exported_png_carries_both_v2_and_v3_and_other_apps_read_the_fields() {
         .contains("Lovelace"));
     assert!(!v2["data"]["first_mes"].as_str().unwrap().is_empty());
     assert_eq!(v3["data"]["extensions"]["troupe"]["category"], "celebrity");
+    // The interview and companionship greetings reach other apps as alternate greetings.
+    assert_eq!(
+        v2["data"]["alternate_greetings"].as_array().unwrap().len(),
+        2
+    );
     // Imported back, it is the same Character: profile, category, a greeting per Scenario.
     let file = dir.path().join("ada.png");
     std::fs::write(&file, &png).unwrap();
@@ -187,6 +192,11 @@ fn exported_png_carries_both_v2_and_v3_and_other_apps_read_the_fields() {
     assert_eq!(again.greetings, original.greetings);
     assert_eq!(again.category, original.category);
     assert_eq!(again.id, "ada-lovelace-2");
+    assert_eq!(
+        again.description, "",
+        "the profile is not duplicated as a description"
+    );
+    assert!(again.alternate_greetings.is_empty());
 }
 
 #[test]

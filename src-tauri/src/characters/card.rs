@@ -571,6 +571,15 @@ fn parse_value(value: Value) -> Result<Character, CardError> {
         c.profile = t.profile;
         c.greetings = t.greetings;
         c.example_dialogue = t.example_dialogue;
+        // Undo what `data_object` added for other apps: the profile as the description, and
+        // the other Scenarios' greetings as alternate greetings.
+        if c.description == c.profile.to_prose(&c.name) {
+            c.description.clear();
+        }
+        let g = &c.greetings;
+        let scenario_greetings = [&g.chit_chat, &g.interview, &g.companionship];
+        c.alternate_greetings
+            .retain(|a| !scenario_greetings.contains(&a));
     }
     c.tagline = if c.tagline.is_empty() {
         tagline_from(&c)
@@ -853,7 +862,18 @@ fn data_object(c: &Character, v2: bool) -> Map<String, Value> {
         "post_history_instructions",
         json!(c.post_history_instructions),
     );
-    put("alternate_greetings", json!(c.alternate_greetings));
+    // Other apps have no Scenarios: the other Scenarios' greetings become alternates to swipe.
+    let mut alternates: Vec<&String> = [
+        &c.greetings.chit_chat,
+        &c.greetings.interview,
+        &c.greetings.companionship,
+    ]
+    .into_iter()
+    .filter(|g| !g.trim().is_empty() && **g != first_mes)
+    .collect();
+    alternates.dedup();
+    alternates.extend(c.alternate_greetings.iter());
+    put("alternate_greetings", json!(alternates));
     put("tags", json!(c.tags));
     put("creator", json!(c.card.creator));
     put("character_version", json!(c.card.character_version));
