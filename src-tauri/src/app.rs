@@ -357,12 +357,19 @@ impl Troupe {
             .store
             .get_character(id)
             .map_err(|e| fail(e.to_string()))?;
+        // The stored avatar is already a square PNG: embedded as it is. Anything else (a file
+        // the user swapped in by hand) goes through `avatar::prepare` first.
         let picture = || -> Vec<u8> {
             c.avatar
                 .as_ref()
                 .and_then(|name| std::fs::read(self.paths.avatars().join(name)).ok())
-                .and_then(|bytes| avatar::prepare(&bytes, None).ok())
-                .map(|a| a.full)
+                .and_then(|bytes| {
+                    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+                        Some(bytes)
+                    } else {
+                        avatar::prepare(&bytes, None).ok().map(|a| a.full)
+                    }
+                })
                 .unwrap_or_else(|| plain_avatar(c.category))
         };
         Ok(match format {

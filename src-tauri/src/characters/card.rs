@@ -452,14 +452,19 @@ fn boolean(v: Option<&Value>) -> Option<bool> {
     }
 }
 
-/// The data fields this module reads into named `Character` fields; any other is kept as is.
-const KNOWN: &[&str] = &[
+/// The V1 fields: V1 cards have only these, at the top level, where `v2` also writes them.
+const V1_FIELDS: [&str; 6] = [
     "name",
     "description",
     "personality",
     "scenario",
     "first_mes",
     "mes_example",
+];
+
+/// With `V1_FIELDS`, the data fields this module reads into named `Character` fields; any other
+/// is kept as is.
+const KNOWN: &[&str] = &[
     "creator_notes",
     "system_prompt",
     "post_history_instructions",
@@ -511,7 +516,7 @@ fn parse_value(value: Value) -> Result<Character, CardError> {
     let troupe = extensions.remove("troupe");
     let extra: Map<String, Value> = data
         .iter()
-        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .filter(|(k, _)| !V1_FIELDS.contains(&k.as_str()) && !KNOWN.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let name = text(&data, "name")?;
@@ -917,14 +922,7 @@ fn v3(c: &Character, assets: Option<Vec<Value>>) -> Value {
 fn v2(c: &Character) -> Value {
     let data = data_object(c, true);
     let mut top = Map::new();
-    for k in [
-        "name",
-        "description",
-        "personality",
-        "scenario",
-        "first_mes",
-        "mes_example",
-    ] {
+    for k in V1_FIELDS {
         top.insert(k.into(), data.get(k).cloned().unwrap_or(json!("")));
     }
     top.insert("spec".into(), json!("chara_card_v2"));
