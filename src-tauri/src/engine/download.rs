@@ -240,14 +240,23 @@ pub async fn download(
                 let _ = file.flush().await;
                 return Err(Error::Cancelled);
             }
-            let chunk = chunk.map_err(|e| Error::Network {
-                url: url.clone(),
-                reason: format!(
-                    "the connection broke after {:.1} MB ({}); try again to resume",
-                    have as f64 / 1e6,
-                    e.without_url()
-                ),
-            })?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // tokio's File finishes a write in the background: without this flush the
+                    // last chunk could land after we return, so the next try's resume offset
+                    // (the .part's length) would be read before it arrived.
+                    let _ = file.flush().await;
+                    return Err(Error::Network {
+                        url: url.clone(),
+                        reason: format!(
+                            "the connection broke after {:.1} MB ({}); try again to resume",
+                            have as f64 / 1e6,
+                            e.without_url()
+                        ),
+                    });
+                }
+            };
             file.write_all(&chunk)
                 .await
                 .map_err(|e| write_err(&part, e))?;
