@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::characters::{avatar, builtin, card, Category, Character};
+use crate::characters::{self, avatar, builtin, card, Category, Character};
 use crate::engine::{Sampling, Slot};
 use crate::settings::{EngineChoice, Paths, Settings};
 use crate::store::{self, Store};
@@ -24,6 +24,12 @@ impl Troupe {
         let _ = std::fs::create_dir_all(&paths.data);
         let store = Store::open(&paths.database())?;
         install_builtins(&store, &paths.avatars())?;
+        // The trash keeps a deleted Character for `TRASH_DAYS`; older ones go for good.
+        let cutoff = now_ms() - TRASH_DAYS * 24 * 3600 * 1000;
+        match store.purge_trash(cutoff, now_ms()) {
+            Ok(gone) => remove_avatar_files(&paths.avatars(), &gone),
+            Err(e) => tracing::warn!("cannot empty old trash: {e}"),
+        }
         Ok(Troupe {
             paths,
             store: Arc::new(store),
@@ -196,12 +202,169 @@ fn install_builtins(store: &Store, avatars: &Path) -> Result<(), store::Error> {
                 tracing::warn!("cannot write avatar {}: {e}", path.display());
             }
         }
+        let thumb = avatars.join(avatar::thumb_name(name));
+        if !thumb.exists() {
+            if let Ok(a) = avatar::prepare(bytes, None) {
+                let _ = std::fs::write(&thumb, a.thumb);
+            }
+        }
     }
     let now = now_ms();
     for c in builtin::all() {
         store.insert_character_if_absent(&c, true, now)?;
     }
     Ok(())
+}
+
+/// Days a deleted Character waits in the trash before it is removed for good.
+pub const TRASH_DAYS: i64 = 30;
+
+/// Removes the avatar files (and thumbnails) of Characters deleted for good.
+fn remove_avatar_files(dir: &Path, gone: &[Character]) {
+    let builtin_files: Vec<&str> = builtin::avatars().map(|(n, _)| n).collect();
+    for name in gone.iter().filter_map(|c| c.avatar.as_deref()) {
+        // A built-in's picture is reinstalled from the binary anyway; harmless to keep.
+        if builtin_files.contains(&name) {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(name));
+        let _ = std::fs::remove_file(dir.join(avatar::thumb_name(name)));
+    }
+}
+
+/// What a save does to a Character's picture.
+pub enum AvatarChange {
+    Keep,
+    Remove,
+    /// A new picture (any format `avatar` reads), and where to crop it.
+    Set {
+        bytes: Vec<u8>,
+        crop: Option<avatar::Crop>,
+    },
+}
+
+/// Why an edited Character was not saved. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// Fields to fix, each with its message.
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join(" "))]
+    Invalid(Vec<characters::Problem>),
+    #[error("the picture: {0}")]
+    Avatar(#[from] avatar::AvatarError),
+    #[error("cannot write the picture: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+impl Troupe {
+    /// Saves a Character from the editor: a new one when `is_new` (its id is made from its
+    /// name), else the stored one with this id. Validates first; writes the new picture
+    /// before the row and removes the old picture after it, so the row never points at a
+    /// missing file and a failed save leaves no stray files.
+    pub fn save_character(
+        &self,
+        mut c: Character,
+        change: AvatarChange,
+        is_new: bool,
+    ) -> Result<Character, EditError> {
+        c.name = c.name.trim().to_string();
+        c.tags = c
+            .tags
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        c.tags.dedup();
+        let problems = c.problems();
+        if !problems.is_empty() {
+            return Err(EditError::Invalid(problems));
+        }
+        let old_avatar = if is_new {
+            c.id = self.unique_id(&c.name)?;
+            None
+        } else {
+            self.store.get_character(&c.id)?.avatar
+        };
+        let dir = self.paths.avatars();
+        let mut written = Vec::new();
+        match change {
+            AvatarChange::Keep => c.avatar = old_avatar.clone(),
+            AvatarChange::Remove => c.avatar = None,
+            AvatarChange::Set { bytes, crop } => {
+                let pictures = avatar::prepare(&bytes, crop)?;
+                // A new name each time: the window caches pictures by URL.
+                let name = format!("{}-{:x}.png", c.id, now_ms());
+                std::fs::create_dir_all(&dir).map_err(|e| EditError::Io(e.to_string()))?;
+                for (file, data) in [
+                    (name.clone(), &pictures.full),
+                    (avatar::thumb_name(&name), &pictures.thumb),
+                ] {
+                    let path = dir.join(file);
+                    if let Err(e) = std::fs::write(&path, data) {
+                        let _ = std::fs::remove_file(&path);
+                        remove_paths(&written);
+                        return Err(EditError::Io(e.to_string()));
+                    }
+                    written.push(path);
+                }
+                c.avatar = Some(name);
+            }
+        }
+        let saved = if is_new {
+            self.store.insert_character(&c, now_ms())
+        } else {
+            self.store.update_character(&c, now_ms())
+        };
+        if let Err(e) = saved {
+            remove_paths(&written);
+            return Err(e.into());
+        }
+        if old_avatar.is_some() && old_avatar != c.avatar {
+            let old = Character {
+                avatar: old_avatar,
+                ..c.clone()
+            };
+            remove_avatar_files(&dir, std::slice::from_ref(&old));
+        }
+        Ok(c)
+    }
+
+    /// A copy of a Character, named "… (copy)", with its own copy of the picture and no
+    /// Sessions.
+    pub fn duplicate_character(&self, id: &str) -> Result<Character, EditError> {
+        let mut c = self.store.get_character(id)?;
+        c.name = format!("{} (copy)", c.name);
+        if c.name.chars().count() > characters::MAX_NAME {
+            c.name = c.name.chars().take(characters::MAX_NAME).collect();
+        }
+        let change = match c.avatar.take() {
+            Some(name) => match std::fs::read(self.paths.avatars().join(&name)) {
+                Ok(bytes) => AvatarChange::Set { bytes, crop: None },
+                Err(_) => AvatarChange::Remove,
+            },
+            None => AvatarChange::Remove,
+        };
+        self.save_character(c, change, true)
+    }
+
+    /// Moves a Character to the trash (restorable for `TRASH_DAYS` days).
+    pub fn trash_character(&self, id: &str) -> Result<(), store::Error> {
+        self.store.trash_character(id, now_ms())
+    }
+
+    /// Deletes every Character in the trash for good, with its Sessions and picture.
+    pub fn empty_trash(&self) -> Result<usize, store::Error> {
+        let gone = self.store.purge_trash(i64::MAX, now_ms())?;
+        remove_avatar_files(&self.paths.avatars(), &gone);
+        Ok(gone.len())
+    }
+}
+
+fn remove_paths(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// A card file that could not be imported, or a Character that could not be exported: which
@@ -381,7 +544,7 @@ impl Troupe {
 
     /// An id for a new Character named `name`: its name in lowercase words joined by dashes,
     /// numbered when taken.
-    fn unique_id(&self, name: &str) -> Result<String, store::Error> {
+    pub fn unique_id(&self, name: &str) -> Result<String, store::Error> {
         let mut base: String = name
             .to_lowercase()
             .chars()

@@ -30,12 +30,15 @@ pub enum AvatarError {
     Damaged(String),
 }
 
-/// Where the square sits in a picture that is not square, along its longer side: 0 is the
-/// left (or top) edge, 0.5 the centre, 1 the right (or bottom) edge. `None` keeps the centre.
+/// The square the user picked: its side as a fraction of the picture's shorter side (1 is the
+/// largest square, 0.25 zooms in four times), and where it sits in the room left on each axis:
+/// 0 is the left (or top) edge, 0.5 the centre, 1 the right (or bottom) edge. `None` keeps the
+/// largest square at the centre.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Crop {
     pub x: f32,
     pub y: f32,
+    pub scale: f32,
 }
 
 /// The stored avatar: 512 px and 128 px square PNGs.
@@ -47,8 +50,17 @@ pub struct Avatar {
 pub fn prepare(bytes: &[u8], crop: Option<Crop>) -> Result<Avatar, AvatarError> {
     let img = decode(bytes)?;
     let (w, h) = (img.width(), img.height());
-    let side = w.min(h);
-    let crop = crop.unwrap_or(Crop { x: 0.5, y: 0.5 });
+    let crop = crop.unwrap_or(Crop {
+        x: 0.5,
+        y: 0.5,
+        scale: 1.0,
+    });
+    let scale = if crop.scale.is_finite() {
+        crop.scale.clamp(0.05, 1.0)
+    } else {
+        1.0
+    };
+    let side = ((w.min(h) as f32 * scale).round() as u32).clamp(1, w.min(h));
     let left = ((w - side) as f32 * crop.x.clamp(0.0, 1.0)).round() as u32;
     let top = ((h - side) as f32 * crop.y.clamp(0.0, 1.0)).round() as u32;
     let square = img.crop_imm(left, top, side, side);
@@ -153,6 +165,63 @@ mod tests {
             prepare(b"not an image", None).err(),
             Some(AvatarError::UnknownFormat)
         );
+    }
+
+    #[test]
+    fn the_crop_picks_the_square_the_user_framed() {
+        // 400 × 200: left half red, right half blue, with a green 50 px square at (340, 10).
+        let mut img = image::RgbImage::from_fn(400, 200, |x, _| {
+            if x < 200 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        for y in 10..60 {
+            for x in 340..390 {
+                img.put_pixel(x, y, image::Rgb([0, 255, 0]));
+            }
+        }
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        let centre_of = |crop| {
+            let a = prepare(&bytes, Some(crop)).unwrap();
+            let full = image::load_from_memory(&a.full).unwrap().to_rgb8();
+            full.get_pixel(FULL / 2, FULL / 2).0
+        };
+        assert_eq!(
+            centre_of(Crop {
+                x: 0.0,
+                y: 0.5,
+                scale: 1.0
+            }),
+            [255, 0, 0]
+        );
+        assert_eq!(
+            centre_of(Crop {
+                x: 1.0,
+                y: 0.5,
+                scale: 1.0
+            }),
+            [0, 0, 255]
+        );
+        // A 50 px square (scale 0.25 of 200) over the green block: x = 340 / (400 - 50),
+        // y = 10 / (200 - 50).
+        let green = Crop {
+            x: 340.0 / 350.0,
+            y: 10.0 / 150.0,
+            scale: 0.25,
+        };
+        assert_eq!(centre_of(green), [0, 255, 0]);
+        // Nonsense values stay inside the picture.
+        let wild = Crop {
+            x: f32::NAN,
+            y: 7.0,
+            scale: -3.0,
+        };
+        assert!(prepare(&bytes, Some(wild)).is_ok());
     }
 
     #[test]

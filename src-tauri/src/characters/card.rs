@@ -578,7 +578,7 @@ fn parse_value(value: Value) -> Result<Character, CardError> {
         c.example_dialogue = t.example_dialogue;
         // Undo what `data_object` added for other apps: the profile as the description, and
         // the other Scenarios' greetings as alternate greetings.
-        if c.description == c.profile.to_prose(&c.name) {
+        if c.description == c.profile.text(&c.name) {
             c.description.clear();
         }
         let g = &c.greetings;
@@ -824,7 +824,7 @@ fn data_object(c: &Character, v2: bool) -> Map<String, Value> {
         .expect("serialises"),
     );
     let description = if c.description.trim().is_empty() {
-        c.profile.to_prose(&c.name)
+        c.profile.text(&c.name)
     } else {
         c.description.clone()
     };

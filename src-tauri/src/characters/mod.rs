@@ -88,6 +88,77 @@ pub struct Behaviours {
 pub struct Profile {
     pub attributes: Attributes,
     pub behaviours: Behaviours,
+    /// The profile retold: a summary, a paraphrase, a self-introduction (the paper's data
+    /// augmentation), written by the model and edited by the user.
+    pub forms: ProfileForms,
+    /// Which form the prompt uses.
+    pub uses: ProfileForm,
+}
+
+/// The ways the profile can reach the prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileForm {
+    /// The structured fields rendered to prose (`Profile::to_prose`).
+    #[default]
+    Prose,
+    /// A short summary in the third person.
+    Summary,
+    /// The whole profile retold in other words.
+    Paraphrase,
+    /// The character introducing itself, in its own voice.
+    SelfIntro,
+}
+
+impl ProfileForm {
+    pub const ALL: [ProfileForm; 4] = [
+        ProfileForm::Prose,
+        ProfileForm::Summary,
+        ProfileForm::Paraphrase,
+        ProfileForm::SelfIntro,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileForm::Prose => "prose",
+            ProfileForm::Summary => "summary",
+            ProfileForm::Paraphrase => "paraphrase",
+            ProfileForm::SelfIntro => "self_intro",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProfileForm> {
+        ProfileForm::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// The model-written forms of a profile; empty until written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfileForms {
+    pub summary: String,
+    pub paraphrase: String,
+    pub self_intro: String,
+}
+
+impl ProfileForms {
+    pub fn get(&self, form: ProfileForm) -> Option<&str> {
+        match form {
+            ProfileForm::Prose => None,
+            ProfileForm::Summary => Some(&self.summary),
+            ProfileForm::Paraphrase => Some(&self.paraphrase),
+            ProfileForm::SelfIntro => Some(&self.self_intro),
+        }
+    }
+
+    pub fn set(&mut self, form: ProfileForm, text: String) {
+        match form {
+            ProfileForm::Prose => {}
+            ProfileForm::Summary => self.summary = text,
+            ProfileForm::Paraphrase => self.paraphrase = text,
+            ProfileForm::SelfIntro => self.self_intro = text,
+        }
+    }
 }
 
 /// One greeting per Scenario: the first message of a new Session.
@@ -213,7 +284,169 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Whether no structured field is filled in (the forms do not count: they retell fields).
+    pub fn is_blank(&self) -> bool {
+        self.attributes == Attributes::default() && self.behaviours == Behaviours::default()
+    }
+
+    /// The text the prompt uses for the profile: the chosen form when it has been written,
+    /// else the prose.
+    pub fn text(&self, name: &str) -> String {
+        match self.forms.get(self.uses).map(str::trim) {
+            Some(t) if !t.is_empty() => t.to_string(),
+            _ => self.to_prose(name),
+        }
+    }
+}
+
+/// Longest name, tagline, tag and any other text field a Character may have (in characters).
+pub const MAX_NAME: usize = 80;
+pub const MAX_TAGLINE: usize = 160;
+pub const MAX_TAG: usize = 32;
+pub const MAX_TAGS: usize = 24;
+pub const MAX_TEXT: usize = 20_000;
+
+/// Something wrong with a Character the user is editing: which field, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The field's path as the editor names it: `name`, `attributes.identity`, `tags`,
+    /// `example_dialogue.2.character`…
+    pub field: String,
+    pub message: String,
+}
+
 impl Character {
+    /// A new, empty Character (daily life until the user picks), not yet stored.
+    pub fn blank() -> Character {
+        Character {
+            id: String::new(),
+            name: String::new(),
+            category: Category::DailyLife,
+            tagline: String::new(),
+            profile: Profile::default(),
+            greetings: Greetings::default(),
+            example_dialogue: vec![],
+            tags: vec![],
+            avatar: None,
+            description: String::new(),
+            personality: String::new(),
+            setting: String::new(),
+            system_prompt: String::new(),
+            post_history_instructions: String::new(),
+            creator_notes: String::new(),
+            alternate_greetings: vec![],
+            lorebook: None,
+            card: Default::default(),
+        }
+    }
+
+    /// What must be fixed before this Character can be saved; empty when it can.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            out.push(Problem {
+                field: field.to_string(),
+                message,
+            })
+        };
+        let chars = |s: &str| s.chars().count();
+        if self.name.trim().is_empty() {
+            problem("name", "Give the character a name.".into());
+        } else if chars(&self.name) > MAX_NAME {
+            problem(
+                "name",
+                format!(
+                    "The name is {} characters; keep it to {MAX_NAME}.",
+                    chars(&self.name)
+                ),
+            );
+        }
+        if chars(&self.tagline) > MAX_TAGLINE {
+            problem(
+                "tagline",
+                format!(
+                    "The tagline is {} characters; the gallery shows one line, keep it to {MAX_TAGLINE}.",
+                    chars(&self.tagline)
+                ),
+            );
+        }
+        if self.tags.len() > MAX_TAGS {
+            problem(
+                "tags",
+                format!("{} tags; keep it to {MAX_TAGS}.", self.tags.len()),
+            );
+        }
+        for t in &self.tags {
+            if t.trim().is_empty() || chars(t) > MAX_TAG || t.contains(',') {
+                problem(
+                    "tags",
+                    format!("\"{t}\" is not a tag: one word or short phrase, up to {MAX_TAG} characters, no commas."),
+                );
+                break;
+            }
+        }
+        let a = &self.profile.attributes;
+        let b = &self.profile.behaviours;
+        let f = &self.profile.forms;
+        let g = &self.greetings;
+        for (field, text) in [
+            ("attributes.identity", &a.identity),
+            ("attributes.interests", &a.interests),
+            ("attributes.viewpoints", &a.viewpoints),
+            ("attributes.experiences", &a.experiences),
+            ("attributes.achievements", &a.achievements),
+            ("attributes.relationships", &a.relationships),
+            ("attributes.other", &a.other),
+            ("behaviours.linguistic_style", &b.linguistic_style),
+            ("behaviours.emotional_expression", &b.emotional_expression),
+            ("behaviours.interaction_patterns", &b.interaction_patterns),
+            ("forms.summary", &f.summary),
+            ("forms.paraphrase", &f.paraphrase),
+            ("forms.self_intro", &f.self_intro),
+            ("greetings.chit_chat", &g.chit_chat),
+            ("greetings.interview", &g.interview),
+            ("greetings.companionship", &g.companionship),
+            ("description", &self.description),
+            ("personality", &self.personality),
+            ("setting", &self.setting),
+            ("system_prompt", &self.system_prompt),
+            ("post_history_instructions", &self.post_history_instructions),
+            ("creator_notes", &self.creator_notes),
+        ] {
+            if chars(text) > MAX_TEXT {
+                problem(
+                    field,
+                    format!(
+                        "This is {} characters; keep it to {MAX_TEXT} (the model reads about 4,000 tokens in all).",
+                        chars(text)
+                    ),
+                );
+            }
+        }
+        if self.profile.uses != ProfileForm::Prose
+            && self
+                .profile
+                .forms
+                .get(self.profile.uses)
+                .is_some_and(|t| t.trim().is_empty())
+        {
+            problem(
+                &format!("forms.{}", self.profile.uses.as_str()),
+                "The prompt is set to use this form, but it is empty: write it, or choose another form.".into(),
+            );
+        }
+        for (i, ex) in self.example_dialogue.iter().enumerate() {
+            if ex.character.trim().is_empty() {
+                problem(
+                    &format!("example_dialogue.{i}.character"),
+                    format!("Example {} has no reply from the character: write one or remove the example.", i + 1),
+                );
+            }
+        }
+        out
+    }
+
     /// The first message of a new Session in `scenario`, with the card macros filled in.
     pub fn greeting(&self, scenario: Scenario) -> Option<String> {
         self.greetings
@@ -276,12 +509,50 @@ mod tests {
                 linguistic_style: "Warm, short sentences.".into(),
                 ..Default::default()
             },
+            ..Default::default()
         };
         assert_eq!(
             p.to_prose("Marta"),
             "A baker in Lisbon. Interests: sourdough; fado. How they speak: Warm, short sentences."
         );
         assert_eq!(Profile::default().to_prose("X"), "X has no profile yet.");
+    }
+
+    #[test]
+    fn problems_name_the_field_and_say_what_to_do() {
+        let mut c = Character::blank();
+        let fields = |c: &Character| {
+            c.problems()
+                .into_iter()
+                .map(|p| p.field)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&c), ["name"]);
+        c.name = "Marta".into();
+        assert!(c.problems().is_empty());
+        c.name = "x".repeat(MAX_NAME + 1);
+        c.tags = vec!["bread, cakes".into()];
+        c.profile.attributes.identity = "y".repeat(MAX_TEXT + 1);
+        c.profile.uses = ProfileForm::Summary;
+        c.example_dialogue = vec![Exchange {
+            user: "Hi".into(),
+            character: " ".into(),
+        }];
+        assert_eq!(
+            fields(&c),
+            [
+                "name",
+                "tags",
+                "attributes.identity",
+                "forms.summary",
+                "example_dialogue.0.character"
+            ]
+        );
+        assert!(c.problems()[1].message.contains("no commas"));
+        // Every built-in is valid.
+        for b in builtin::all() {
+            assert_eq!(b.problems(), vec![], "{}", b.id);
+        }
     }
 
     #[test]

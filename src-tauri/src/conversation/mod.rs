@@ -6,6 +6,7 @@
 //! Character's reply into a `streaming` Message (each piece committed before it is shown) and
 //! closes it as `complete` or `interrupted`.
 
+pub mod forms;
 pub mod prompt;
 pub mod turn;
 

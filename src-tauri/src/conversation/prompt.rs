@@ -2,7 +2,7 @@
 //! Engine sees. Pure functions; the token counts come from the caller (the Engine's real
 //! tokenizer), so this module stays testable without a model.
 
-use crate::characters::Character;
+use crate::characters::{Character, ProfileForm};
 use crate::engine::{ChatMessage, ChatRole};
 use crate::store::{Message, Role};
 
@@ -14,11 +14,20 @@ use super::Scenario;
 pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
     let name = &character.name;
     let mut s = character_prefix(character);
-    s.push_str(&format!("\n\n{}", scenario.framing(name)));
-    s.push_str(&format!(
-        "\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
-         Never write the user's lines and never say you are an AI."
-    ));
+    let original = format!(
+        "{}\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
+         Never write the user's lines and never say you are an AI.",
+        scenario.framing(name)
+    );
+    // A card's own system prompt replaces Troupe's framing; `{{original}}` puts it back in.
+    let own = character.system_prompt.trim();
+    let framing = if own.is_empty() {
+        original
+    } else {
+        character.fill_macros(&own.replace("{{original}}", &original))
+    };
+    s.push_str("\n\n");
+    s.push_str(&framing);
     s
 }
 
@@ -31,8 +40,16 @@ pub fn character_prefix(character: &Character) -> String {
     let mut s = format!("You are {name}.");
     // A card brings its own description; the structured profile is added when it has one, or
     // stands alone when the description is empty.
-    if c.profile != Default::default() || c.description.trim().is_empty() {
-        s.push_str(&format!("\n\nAbout {name}: {}", c.profile.to_prose(name)));
+    if !c.profile.is_blank()
+        || c.profile.uses != ProfileForm::Prose
+        || c.description.trim().is_empty()
+    {
+        let text = c.profile.text(name);
+        if c.profile.uses == ProfileForm::SelfIntro && text != c.profile.to_prose(name) {
+            s.push_str(&format!("\n\n{name}, in their own words: {text}"));
+        } else {
+            s.push_str(&format!("\n\nAbout {name}: {text}"));
+        }
     }
     for (label, text) in [
         ("", &c.description),
@@ -63,6 +80,19 @@ pub fn character_prefix(character: &Character) -> String {
         ));
     }
     s
+}
+
+/// What the model reads before the user's first message in a new Session: the system message
+/// and the Scenario's greeting (when the Character has one).
+pub fn opening(character: &Character, scenario: Scenario) -> Vec<ChatMessage> {
+    let mut m = vec![ChatMessage::new(
+        ChatRole::System,
+        system_prompt(character, scenario),
+    )];
+    if let Some(g) = character.greeting(scenario) {
+        m.push(ChatMessage::new(ChatRole::Assistant, g));
+    }
+    m
 }
 
 /// Strings that mean the model has started writing the user's turn: generation stops there.
@@ -318,6 +348,40 @@ mod tests {
         // Byte-stable: the same inputs give the same prefix on every turn.
         assert_eq!(p, system_prompt(&c, Scenario::Interview));
         assert_ne!(p, system_prompt(&c, Scenario::Companionship));
+    }
+
+    #[test]
+    fn a_cards_system_prompt_replaces_the_framing_and_original_brings_it_back() {
+        let mut c = builtin::all().remove(0);
+        let plain = system_prompt(&c, Scenario::ChitChat);
+        c.system_prompt = "Write as {{char}}. {{original}} Keep it PG.".into();
+        let p = system_prompt(&c, Scenario::ChitChat);
+        let framing = Scenario::ChitChat.framing(&c.name);
+        assert!(
+            p.contains(&format!("Write as {}. {framing}", c.name)),
+            "{p}"
+        );
+        assert!(p.ends_with(" Keep it PG."));
+        assert_eq!(p.matches(&framing).count(), 1);
+        c.system_prompt = "Only this.".into();
+        let p = system_prompt(&c, Scenario::ChitChat);
+        assert!(!p.contains(&framing) && p.ends_with("\n\nOnly this."));
+        assert!(plain.starts_with(&character_prefix(&c)) && p.starts_with(&character_prefix(&c)));
+    }
+
+    #[test]
+    fn the_chosen_profile_form_stands_for_the_profile() {
+        use crate::characters::ProfileForm;
+        let mut c = builtin::all().remove(0);
+        let prose = c.profile.to_prose(&c.name);
+        assert!(character_prefix(&c).contains(&prose));
+        c.profile.uses = ProfileForm::SelfIntro;
+        // Not written yet: the prose stays.
+        assert!(character_prefix(&c).contains(&prose));
+        c.profile.forms.self_intro = "I count things.".into();
+        let p = character_prefix(&c);
+        assert!(!p.contains(&prose));
+        assert!(p.contains(&format!("{}, in their own words: I count things.", c.name)));
     }
 
     #[test]

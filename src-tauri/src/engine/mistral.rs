@@ -290,6 +290,37 @@ impl Engine for MistralEngine {
         .boxed()
     }
 
+    fn render_prompt<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<super::RenderedPrompt, Error>> {
+        async move {
+            let toks = self
+                .model
+                .tokenize(
+                    Either::Left(text_messages(messages)),
+                    None,
+                    true,
+                    true,
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            let tokens = toks.len();
+            let text = self
+                .model
+                .detokenize(toks, false)
+                .await
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            Ok(super::RenderedPrompt {
+                text,
+                tokens,
+                exact: true,
+            })
+        }
+        .boxed()
+    }
+
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
         async move {
             let toks = self

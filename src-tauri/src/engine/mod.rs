@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
 
 pub use mistral::MistralEngine;
@@ -39,6 +40,16 @@ pub enum ChatRole {
     System,
     User,
     Assistant,
+}
+
+impl ChatRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatRole::System => "system",
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        }
+    }
 }
 
 /// One message of a chat prompt.
@@ -103,8 +114,38 @@ pub trait Engine: Send + Sync {
     ) -> BoxFuture<'a, Result<usize, Error>>;
     /// Tokens of plain text, no template.
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
+    /// `messages` as the model reads them: the text its chat template makes (special tokens
+    /// written out), and its length in tokens. Backends that cannot see the template (a remote
+    /// server) show the messages one per block, with the count they estimate.
+    fn render_prompt<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<RenderedPrompt, Error>> {
+        async move {
+            let text = messages
+                .iter()
+                .map(|m| format!("[{}]\n{}", m.role.as_str(), m.content))
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            Ok(RenderedPrompt {
+                text,
+                tokens: self.count_prompt_tokens(messages).await?,
+                exact: false,
+            })
+        }
+        .boxed()
+    }
     /// Starts a reply. Must be called inside a tokio runtime.
     fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation;
+}
+
+/// A prompt as the model reads it (`Engine::render_prompt`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedPrompt {
+    pub text: String,
+    pub tokens: usize,
+    /// Whether `text` is the model's own template; false for an approximation.
+    pub exact: bool,
 }
 
 /// What the user sees of a loaded model.

@@ -26,6 +26,7 @@ use crate::conversation::Scenario;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sampling.sql"),
+    include_str!("migrations/0003_gallery.sql"),
 ];
 
 /// What went wrong in the store.
@@ -50,6 +51,9 @@ pub enum Error {
     /// No character with this id.
     #[error("no character with id '{0}'")]
     CharacterNotFound(String),
+    /// A new Character's id is taken.
+    #[error("a character with id '{0}' exists")]
+    CharacterExists(String),
     /// No session with this id.
     #[error("no session with id {0}")]
     SessionNotFound(i64),
@@ -165,6 +169,12 @@ pub struct CharacterSummary {
     pub avatar: Option<String>,
     /// When the user last chatted with it (unix ms), if ever.
     pub last_chat_at: Option<i64>,
+    pub tags: Vec<String>,
+    pub favourite: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When it went to the trash (unix ms); `None` for a Character in the gallery.
+    pub deleted_at: Option<i64>,
 }
 
 /// The database. See the module doc for its guarantees.
@@ -241,6 +251,7 @@ impl Store {
 
     /// Inserts a Character unless one with its id exists. Returns whether it was inserted.
     /// Built-ins are installed through this, so an update never overwrites the user's edits.
+    /// A built-in the user removed for good (emptied from the trash) is not installed again.
     pub fn insert_character_if_absent(
         &self,
         c: &Character,
@@ -250,22 +261,36 @@ impl Store {
         let data = serde_json::to_string(c).expect("a Character always serialises");
         let n = self.conn().execute(
             "INSERT OR IGNORE INTO characters (id, name, category, data, builtin, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+             WHERE NOT ?5 OR NOT EXISTS (SELECT 1 FROM removed_builtins WHERE id = ?1)",
             params![c.id, c.name, c.category.as_str(), data, builtin, now],
         )?;
         Ok(n == 1)
     }
 
-    /// The gallery's view of every Character, most recently chatted first, then by name.
+    /// The gallery's view of every Character not in the trash, most recently chatted first,
+    /// then by name. Only the columns a card draws: the profiles stay in the database.
     pub fn list_characters(&self) -> Result<Vec<CharacterSummary>> {
+        self.summaries(
+            "WHERE c.deleted_at IS NULL ORDER BY 6 IS NULL, 6 DESC, c.name COLLATE NOCASE",
+        )
+    }
+
+    /// The Characters in the trash, most recently deleted first.
+    pub fn list_trash(&self) -> Result<Vec<CharacterSummary>> {
+        self.summaries("WHERE c.deleted_at IS NOT NULL ORDER BY c.deleted_at DESC")
+    }
+
+    fn summaries(&self, tail: &str) -> Result<Vec<CharacterSummary>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT c.id, c.name, c.category, json_extract(c.data, '$.tagline'),
                     json_extract(c.data, '$.avatar'),
-                    (SELECT max(s.updated_at) FROM sessions s WHERE s.character_id = c.id)
-             FROM characters c
-             ORDER BY 6 IS NULL, 6 DESC, c.name COLLATE NOCASE",
-        )?;
+                    (SELECT max(s.updated_at) FROM sessions s WHERE s.character_id = c.id),
+                    json_extract(c.data, '$.tags'), c.favourite, c.created_at, c.updated_at,
+                    c.deleted_at
+             FROM characters c {tail}"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok(CharacterSummary {
                 id: r.get(0)?,
@@ -274,9 +299,117 @@ impl Store {
                 tagline: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 avatar: r.get(4)?,
                 last_chat_at: r.get(5)?,
+                tags: r
+                    .get::<_, Option<String>>(6)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
+                favourite: r.get(7)?,
+                created_at: r.get(8)?,
+                updated_at: r.get(9)?,
+                deleted_at: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Ids of the Characters (not in the trash) whose name, tagline, tags, description or any
+    /// profile field contains `query`, ignoring case (ASCII). Hundreds of rows: a scan is fast.
+    pub fn search_characters(&self, query: &str) -> Result<Vec<String>> {
+        let pattern = format!(
+            "%{}%",
+            query
+                .trim()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.id FROM characters c WHERE c.deleted_at IS NULL AND (
+                 c.name LIKE ?1 ESCAPE '\\'
+                 OR EXISTS (SELECT 1 FROM json_tree(c.data) t
+                            WHERE t.type = 'text'
+                              AND (t.path LIKE '$.profile%' OR t.path = '$.tags'
+                                   OR t.fullkey IN ('$.tagline', '$.description', '$.personality', '$.setting'))
+                              AND t.value LIKE ?1 ESCAPE '\\'))
+             ORDER BY c.name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([pattern], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a Character as a favourite, or not.
+    pub fn set_favourite(&self, id: &str, favourite: bool) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE characters SET favourite = ?2 WHERE id = ?1",
+            params![id, favourite],
+        )?;
+        if n == 0 {
+            return Err(Error::CharacterNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Moves a Character to the trash: it leaves the gallery, keeping its Sessions.
+    pub fn trash_character(&self, id: &str, now: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE characters SET deleted_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        if n == 0 {
+            return Err(Error::CharacterNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Brings a Character back from the trash, as it was.
+    pub fn restore_character(&self, id: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE characters SET deleted_at = NULL WHERE id = ?1",
+            [id],
+        )?;
+        if n == 0 {
+            return Err(Error::CharacterNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Deletes for good the trashed Characters deleted before `before` (unix ms; `i64::MAX`
+    /// for all of them), with their Sessions and Messages, in one transaction. Returns them, so
+    /// the caller can remove their avatar files. A removed built-in is remembered, so it is not
+    /// installed again.
+    pub fn purge_trash(&self, before: i64, now: i64) -> Result<Vec<Character>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let gone: Vec<(String, String, bool)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, data, builtin FROM characters WHERE deleted_at IS NOT NULL AND deleted_at < ?1",
+            )?;
+            let rows = stmt.query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, _, builtin) in &gone {
+            if *builtin {
+                tx.execute(
+                    "INSERT OR REPLACE INTO removed_builtins (id, removed_at) VALUES (?1, ?2)",
+                    params![id, now],
+                )?;
+            }
+            tx.execute("DELETE FROM characters WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(gone
+            .into_iter()
+            .filter_map(|(_, data, _)| serde_json::from_str(&data).ok())
+            .collect())
+    }
+
+    /// Inserts a new, user-made Character; fails if its id is taken.
+    pub fn insert_character(&self, c: &Character, now: i64) -> Result<()> {
+        if !self.insert_character_if_absent(c, false, now)? {
+            return Err(Error::CharacterExists(c.id.clone()));
+        }
+        Ok(())
     }
 
     /// One whole Character.
@@ -657,6 +790,64 @@ mod tests {
             store.insert_message(99, Role::User, "x", MessageStatus::Complete, 1),
             Err(Error::SessionNotFound(99))
         ));
+    }
+
+    #[test]
+    fn trash_keeps_sessions_until_purged_and_removed_builtins_stay_removed() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(&c.id, Scenario::ChitChat, "t", Some("hi"), 5)
+            .unwrap();
+        store.trash_character(&c.id, 100).unwrap();
+        assert!(store
+            .list_characters()
+            .unwrap()
+            .iter()
+            .all(|x| x.id != c.id));
+        assert_eq!(store.list_trash().unwrap()[0].deleted_at, Some(100));
+        assert!(store.search_characters(&c.name).unwrap().is_empty());
+        // Purging what was deleted before 100 leaves it; restoring brings it back whole.
+        assert!(store.purge_trash(100, 200).unwrap().is_empty());
+        store.restore_character(&c.id).unwrap();
+        assert!(store
+            .list_characters()
+            .unwrap()
+            .iter()
+            .any(|x| x.id == c.id));
+        assert_eq!(store.list_messages(s.id).unwrap().len(), 1);
+
+        store.trash_character(&c.id, 300).unwrap();
+        let gone = store.purge_trash(i64::MAX, 400).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert!(matches!(
+            store.get_session(s.id),
+            Err(Error::SessionNotFound(_))
+        ));
+        assert!(!store.insert_character_if_absent(&c, true, 500).unwrap());
+        assert!(!store.has_character(&c.id).unwrap());
+    }
+
+    #[test]
+    fn search_finds_profile_text_but_not_field_names() {
+        let store = store_with_builtins();
+        let ada = store.get_character("ada-lovelace").unwrap();
+        let word = ada
+            .profile
+            .attributes
+            .achievements
+            .split_whitespace()
+            .find(|w| w.len() > 7)
+            .unwrap()
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_uppercase();
+        assert!(store.search_characters(&word).unwrap().contains(&ada.id));
+        assert!(store
+            .search_characters("interaction_patterns")
+            .unwrap()
+            .is_empty());
+        assert!(store.search_characters("100%_").unwrap().is_empty());
+        assert_eq!(store.search_characters("ada").unwrap()[0], "ada-lovelace");
     }
 
     #[test]
