@@ -128,6 +128,13 @@ def messages(wd):
     return wd.js(MESSAGES_JS)
 
 
+def re_int(text):
+    """The first whole number in `text` (commas allowed), or None."""
+    import re
+    m = re.search(r"\d[\d,]*", text)
+    return int(m.group().replace(",", "")) if m else None
+
+
 def engine_state(wd):
     return wd.js("const e = document.querySelector('[data-testid=engine-status]'); return e && e.dataset.state;")
 
@@ -183,7 +190,8 @@ def main():
             for n in ("Ada Lovelace", "Marisol Vega", "Sherlock Holmes"):
                 assert n in names, names
             imgs = wd.js("return Array.from(document.querySelectorAll('[data-testid=character-card] img')).map(i => i.complete && i.naturalWidth)")
-            assert imgs and all(w == 512 for w in imgs), f"avatars did not load: {imgs}"
+            # The gallery loads the 128 px thumbnails, not the 512 px pictures.
+            assert imgs and all(w == 128 for w in imgs), f"avatars did not load: {imgs}"
             wd.screenshot("gallery.png")
         check("gallery lists the built-in characters with avatars", gallery_shows_builtins)
 
@@ -238,6 +246,117 @@ def main():
             wd.click("[data-testid=settings-cancel]")
             wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
         check("the model manager shows the model's header and whether it fits", model_manager_describes_the_model)
+
+        set_js = ("const i = document.querySelector(arguments[0]); i.value = arguments[1];"
+                  "i.dispatchEvent(new Event('input', {bubbles: true}));")
+
+        def text_of(css):
+            return wd.js("const e = document.querySelector(arguments[0]); return e && (e.value ?? e.textContent)", css)
+
+        def editor_creates_a_character():
+            wd.click("[data-testid=new-character]")
+            wd.wait("the editor", lambda: wd.find("[data-testid=editor]"))
+            wd.click("[data-testid=editor-save]")
+            msg = wd.wait("the missing-name message", lambda: text_of("[data-testid=problem-name]"))
+            assert "name" in msg, msg
+            wd.type("[data-testid=field-name]", "Marta Sousa")
+            wd.type("[data-testid=field-attributes\\.identity]", "A baker in Lisbon, 58, up at four every morning.")
+            wd.type("[data-testid=field-behaviours\\.linguistic_style]", "Warm, short sentences, a Portuguese word here and there.")
+            wd.type("[data-testid=field-tags]", "baker, Lisbon")
+            wd.type("[data-testid=field-greetings\\.chit_chat]", "Bom dia! The first loaves are out.")
+            # A picture, picked as the file input would give it, then framed: zoomed in twice.
+            with open(os.path.join(os.path.dirname(HERE), "..", "characters", "walt-okafor.png"), "rb") as f:
+                pic = base64.b64encode(f.read()).decode()
+            wd.js("const f = new File([Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0))], 'me.png', {type: 'image/png'});"
+                  "const dt = new DataTransfer(); dt.items.add(f); const i = document.querySelector('[data-testid=avatar-input]');"
+                  "i.files = dt.files; i.dispatchEvent(new Event('change', {bubbles: true}));", pic)
+            wd.wait("the cropper", lambda: wd.find("[data-testid=cropper]"))
+            wd.js(set_js, "[data-testid=crop-zoom]", "2")
+            # The preview follows the typing (a quarter second behind): wait for the last field.
+            prompt = wd.wait("the preview of everything typed", lambda: (
+                text_of("[data-testid=preview-prompt]") or "") if "Bom dia!" in (
+                text_of("[data-testid=preview-prompt]") or "") else None, timeout=20)
+            tokens = re_int(text_of("[data-testid=preview-tokens]") or "")
+            assert prompt.startswith("<|im_start|>system\nYou are Marta Sousa."), repr(prompt[:120])
+            assert "Bom dia! The first loaves are out.<|im_end|>" in prompt, prompt[-300:]
+            assert 100 < tokens < 1000, tokens
+            # The model writes a summary; chosen, it is the profile the prompt uses.
+            wd.click("[data-testid=write-summary]")
+            summary = wd.wait("the model's summary", lambda: text_of("[data-testid=field-forms\\.summary]"), timeout=90)
+            wd.click("[data-form=summary]")
+            wd.wait("the preview to use the summary", lambda: text_of("[data-testid=preview-prose]") == summary, timeout=10)
+            state["summary"] = summary
+            wd.screenshot("editor.png")
+            wd.click("[data-testid=editor-save]")
+            name = wd.wait("her page", lambda: text_of("[data-testid=character-name]"), timeout=10)
+            assert name == "Marta Sousa", name
+            width = wd.wait("her picture", lambda: wd.js(
+                "const i = document.querySelector('.who img'); return i && i.complete && i.naturalWidth"))
+            assert width == 512, width
+        check("the editor makes a character: validation, picture crop, live prompt and tokens, a model-written summary",
+              editor_creates_a_character)
+
+        def unsaved_changes_are_guarded():
+            wd.click("[data-testid=edit-character]")
+            wd.wait("the editor with her fields", lambda: text_of("[data-testid=field-name]") == "Marta Sousa")
+            assert text_of("[data-testid=field-forms\\.summary]") == state["summary"]
+            wd.type("[data-testid=field-tagline]", "Changed my mind")
+            wd.wait("the unsaved mark", lambda: text_of("[data-testid=dirty]") == "Unsaved changes")
+            wd.click("[data-testid=editor-cancel]")
+            wd.wait("the question", lambda: wd.find("[data-testid=confirm-leave]"))
+            wd.screenshot("unsaved.png")
+            wd.click("[data-testid=keep-editing]")
+            assert text_of("[data-testid=field-tagline]") == "Changed my mind"
+            wd.click("[data-testid=editor-cancel]")
+            wd.wait("the question", lambda: wd.find("[data-testid=discard]"))
+            wd.click("[data-testid=discard]")
+            wd.wait("her page", lambda: text_of("[data-testid=character-name]") == "Marta Sousa")
+            wd.click("[data-testid=edit-character]")
+            wd.wait("the editor", lambda: text_of("[data-testid=field-name]") == "Marta Sousa")
+            assert text_of("[data-testid=field-tagline]") == "", "the discarded tagline was saved"
+            wd.click("[data-testid=editor-cancel]")
+            wd.wait("her page", lambda: wd.find("[data-testid=character-name]"))
+        check("leaving the editor with unsaved changes asks first; discarding saves nothing", unsaved_changes_are_guarded)
+
+        def names_shown():
+            return wd.js("return Array.from(document.querySelectorAll('[data-testid=character-card] .name')).map(n => n.textContent)")
+
+        def gallery_favourite_duplicate_delete_undo_trash():
+            wd.click("[data-testid=back]")
+            wd.wait("the gallery", lambda: "Marta Sousa" in names_shown())
+            wd.click("[data-testid=character-card][data-id=marta-sousa] ~ .actions [data-testid=favourite]")
+            wd.wait("Marta first, as a favourite", lambda: names_shown()[0] == "Marta Sousa")
+            wd.click("[data-testid=character-card][data-id=marta-sousa] ~ .actions [data-testid=duplicate]")
+            wd.wait("the copy", lambda: "Marta Sousa (copy)" in names_shown())
+            wd.js("const s = document.querySelector('[data-testid=tag-filter]'); s.value = 'baker';"
+                  "s.dispatchEvent(new Event('change', {bubbles: true}));")
+            wd.wait("only the bakers", lambda: sorted(names_shown()) == ["Marta Sousa", "Marta Sousa (copy)"])
+            wd.click("[data-testid=character-card][data-id=marta-sousa-copy] ~ .actions [data-testid=delete]")
+            wd.wait("the copy gone and an undo offered", lambda: names_shown() == ["Marta Sousa"] and wd.find("[data-testid=undo]"))
+            wd.screenshot("deleted.png")
+            wd.click("[data-testid=undo]")
+            wd.wait("the copy back", lambda: "Marta Sousa (copy)" in names_shown())
+            wd.click("[data-testid=character-card][data-id=marta-sousa-copy] ~ .actions [data-testid=delete]")
+            wd.wait("the copy gone", lambda: names_shown() == ["Marta Sousa"])
+            wd.click("[data-testid=open-trash]")
+            rows = wd.wait("the trash", lambda: wd.find("[data-testid=trash-row][data-id=marta-sousa-copy]"))
+            wd.click("[data-testid=trash-row][data-id=marta-sousa-copy] [data-testid=restore]")
+            wd.wait("an empty trash", lambda: not wd.find("[data-testid=trash-row]"))
+            wd.click("[data-testid=close-trash]")
+            wd.wait("the copy back", lambda: "Marta Sousa (copy)" in names_shown())
+            wd.js("const s = document.querySelector('[data-testid=tag-filter]'); s.value = '';"
+                  "s.dispatchEvent(new Event('change', {bubbles: true}));")
+            # Searching profile text (not loaded by the gallery) finds her.
+            wd.js(set_js, "input[type=search]", "four every morning")
+            wd.wait("the profile search", lambda: sorted(names_shown()) == ["Marta Sousa", "Marta Sousa (copy)"])
+            wd.js(set_js, "input[type=search]", "")
+            wd.wait("everyone", lambda: len(names_shown()) > 9)
+            wd.screenshot("gallery-edited.png")
+            # Not a favourite any more: the gallery goes back to last-chatted order.
+            wd.click("[data-testid=character-card][data-id=marta-sousa] ~ .actions [data-testid=favourite]")
+            wd.wait("Marta back in line", lambda: names_shown()[0] != "Marta Sousa")
+        check("gallery: favourite, duplicate, tag filter, delete with undo, trash and restore, profile search",
+              gallery_favourite_duplicate_delete_undo_trash)
 
         def open_character_and_start():
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
@@ -418,7 +537,7 @@ def main():
             width = wd.wait("her avatar", lambda: wd.js(
                 "const i = document.querySelector('[data-testid=character-card][data-id=seraphina] img');"
                 "return i && i.complete && i.naturalWidth"))
-            assert width == 512, width
+            assert width == 128, width  # the gallery's thumbnail
             wd.screenshot("imported.png")
         check("character cards import by drag and drop; a broken one is named", cards_import_by_drag_and_drop)
 

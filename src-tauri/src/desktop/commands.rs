@@ -8,14 +8,17 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
 use super::json::{
-    ApiError, ApiResult, CharacterDetail, CharacterSummary, DownloadEvent, EngineStatus, ErrorCode,
-    ImportResult, Message, ModelFileJson, PresetJson, SamplingJson, SamplingLevelJson,
-    ScenarioJson, Session, SettingsJson, StreamEvent,
+    ApiError, ApiResult, AvatarUpload, CharacterDetail, CharacterEdit, CharacterPreview,
+    CharacterSummary, DownloadEvent, EngineStatus, ErrorCode, ImportResult, Message, ModelFileJson,
+    PresetJson, Problem, ProfileFormJson, SamplingJson, SamplingLevelJson, ScenarioJson, Session,
+    SettingsJson, StreamEvent,
 };
 use super::AppState;
 use crate::app::{
-    now_ms, sampling_at, sampling_for_session, set_sampling_at, CardFormat, Imported, SamplingScope,
+    now_ms, sampling_at, sampling_for_session, set_sampling_at, AvatarChange, CardFormat, Imported,
+    SamplingScope,
 };
+use crate::characters;
 use crate::conversation::{self, Cancel, Scenario, TurnError};
 use crate::engine::Sampling;
 use crate::engine::{download, models};
@@ -35,6 +38,192 @@ pub fn list_characters(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSum
 #[tauri::command]
 pub fn get_character(state: State<'_, AppState>, id: String) -> ApiResult<CharacterDetail> {
     Ok(state.troupe()?.store.get_character(&id)?.into())
+}
+
+/// A Character as the editor edits it.
+#[tauri::command]
+pub fn get_character_edit(state: State<'_, AppState>, id: String) -> ApiResult<CharacterEdit> {
+    Ok(state.troupe()?.store.get_character(&id)?.into())
+}
+
+/// The Character an edit would make: over the stored one, or over a blank one when new.
+fn edited(troupe: &crate::app::Troupe, edit: CharacterEdit) -> ApiResult<characters::Character> {
+    let base = match &edit.id {
+        Some(id) => troupe.store.get_character(id)?,
+        None => characters::Character::blank(),
+    };
+    Ok(edit.apply(base))
+}
+
+/// The editor's live preview: the profile text, the opening prompt of a new Session in
+/// `scenario` as the model would read it, its token count, and what must be fixed.
+#[tauri::command]
+pub async fn preview_character(
+    state: State<'_, AppState>,
+    edit: CharacterEdit,
+    scenario: ScenarioJson,
+) -> ApiResult<CharacterPreview> {
+    let troupe = state.troupe()?;
+    let c = edited(&troupe, edit)?;
+    let scenario: Scenario = scenario.into();
+    let messages = conversation::prompt::opening(&c, scenario);
+    let mut context = conversation::turn::CONTEXT_CAP;
+    let (rendered, note) = match troupe.engine.engine() {
+        Ok(engine) => {
+            context = engine.info().context_length.min(context);
+            match engine.render_prompt(&messages).await {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        }
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let mut problems: Vec<Problem> = c
+        .problems()
+        .into_iter()
+        .map(|p| Problem {
+            field: p.field,
+            message: p.message,
+        })
+        .collect();
+    if let Some(r) = &rendered {
+        // The opening must leave room for a conversation: the reply and a few turns.
+        if r.tokens + 1024 > context {
+            problems.push(Problem {
+                field: "prompt".into(),
+                message: format!(
+                    "The opening prompt takes {} of the model's {context} tokens, leaving too little \
+                     for the conversation; shorten the profile or the example dialogue.",
+                    r.tokens
+                ),
+            });
+        }
+    }
+    let fallback = || {
+        messages
+            .iter()
+            .map(|m| format!("[{}]\n{}", m.role.as_str(), m.content))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    Ok(CharacterPreview {
+        profile_text: c.profile.text(&c.name),
+        prose: c.profile.to_prose(&c.name),
+        prompt: rendered
+            .as_ref()
+            .map(|r| r.text.clone())
+            .unwrap_or_else(fallback),
+        tokens: rendered.as_ref().map(|r| r.tokens),
+        exact: rendered.as_ref().is_some_and(|r| r.exact),
+        context_tokens: context,
+        note,
+        problems,
+    })
+}
+
+/// Saves the editor's Character (new when its id is null) with, optionally, a new picture
+/// or none; returns its detail.
+#[tauri::command]
+pub fn save_character(
+    state: State<'_, AppState>,
+    edit: CharacterEdit,
+    avatar: Option<AvatarUpload>,
+    remove_avatar: bool,
+) -> ApiResult<CharacterDetail> {
+    use base64::Engine as _;
+    let troupe = state.troupe()?;
+    let is_new = edit.id.is_none();
+    let c = edited(&troupe, edit)?;
+    let change = match avatar {
+        Some(a) => AvatarChange::Set {
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(a.data.as_bytes())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidCharacter,
+                        "the picture's upload was damaged",
+                    )
+                })?,
+            crop: Some(characters::avatar::Crop {
+                x: a.x,
+                y: a.y,
+                scale: a.scale,
+            }),
+        },
+        None if remove_avatar => AvatarChange::Remove,
+        None => AvatarChange::Keep,
+    };
+    Ok(troupe.save_character(c, change, is_new)?.into())
+}
+
+/// Has the model write a form of the profile (summary, paraphrase, self-introduction) from the
+/// editor's current fields. Nothing is saved: the editor shows the text.
+#[tauri::command]
+pub async fn write_profile_form(
+    state: State<'_, AppState>,
+    edit: CharacterEdit,
+    form: ProfileFormJson,
+) -> ApiResult<String> {
+    let troupe = state.troupe()?;
+    let engine = troupe.engine.engine()?;
+    let c = edited(&troupe, edit)?;
+    Ok(conversation::forms::write(engine.as_ref(), &c, form.into()).await?)
+}
+
+#[tauri::command]
+pub fn duplicate_character(state: State<'_, AppState>, id: String) -> ApiResult<CharacterSummary> {
+    let troupe = state.troupe()?;
+    let copy = troupe.duplicate_character(&id)?;
+    summary_of(&troupe, &copy.id)
+}
+
+fn summary_of(troupe: &crate::app::Troupe, id: &str) -> ApiResult<CharacterSummary> {
+    troupe
+        .store
+        .list_characters()?
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(Into::into)
+        .ok_or_else(|| crate::store::Error::CharacterNotFound(id.to_string()).into())
+}
+
+#[tauri::command]
+pub fn set_favourite(state: State<'_, AppState>, id: String, favourite: bool) -> ApiResult<()> {
+    Ok(state.troupe()?.store.set_favourite(&id, favourite)?)
+}
+
+/// Moves a Character to the trash; `restore_character` undoes it.
+#[tauri::command]
+pub fn trash_character(state: State<'_, AppState>, id: String) -> ApiResult<()> {
+    Ok(state.troupe()?.trash_character(&id)?)
+}
+
+#[tauri::command]
+pub fn restore_character(state: State<'_, AppState>, id: String) -> ApiResult<()> {
+    Ok(state.troupe()?.store.restore_character(&id)?)
+}
+
+#[tauri::command]
+pub fn list_trash(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSummary>> {
+    Ok(state
+        .troupe()?
+        .store
+        .list_trash()?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Deletes everything in the trash for good; returns how many Characters went.
+#[tauri::command]
+pub fn empty_trash(state: State<'_, AppState>) -> ApiResult<usize> {
+    Ok(state.troupe()?.empty_trash()?)
+}
+
+/// Ids of the Characters whose name or profile text contains `query`.
+#[tauri::command]
+pub fn search_characters(state: State<'_, AppState>, query: String) -> ApiResult<Vec<String>> {
+    Ok(state.troupe()?.store.search_characters(&query)?)
 }
 
 /// Imports files the user picked or dropped, sent as base64 (the webview reads them; it has

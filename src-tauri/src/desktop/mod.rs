@@ -92,6 +92,17 @@ pub fn run(model_override: Option<PathBuf>) {
         .invoke_handler(tauri::generate_handler![
             commands::list_characters,
             commands::get_character,
+            commands::get_character_edit,
+            commands::preview_character,
+            commands::save_character,
+            commands::write_profile_form,
+            commands::duplicate_character,
+            commands::set_favourite,
+            commands::trash_character,
+            commands::restore_character,
+            commands::list_trash,
+            commands::empty_trash,
+            commands::search_characters,
             commands::import_cards,
             commands::export_card,
             commands::list_sessions,
@@ -188,7 +199,21 @@ fn serve_avatar(dir: &std::path::Path, uri_path: &str) -> tauri::http::Response<
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     let bytes = if safe {
-        std::fs::read(dir.join(name)).ok()
+        // A picture placed by hand has no thumbnail: the full picture stands in.
+        std::fs::read(dir.join(name)).ok().or_else(|| {
+            let full = name.strip_suffix(".thumb.png")?;
+            std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .find(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.starts_with(full)
+                        && n[full.len()..].starts_with('.')
+                        && !n.ends_with(".thumb.png")
+                })
+                .and_then(|e| std::fs::read(e.path()).ok())
+        })
     } else {
         None
     };

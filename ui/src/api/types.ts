@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "bad_card" | "disk_full" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -11,13 +11,17 @@ export type Scenario = "chit_chat" | "interview" | "companionship";
 
 export type CharacterSummary = { id: string, name: string, category: Category, tagline: string, 
 /**
- * URL of the avatar image, or null to draw initials.
+ * URL of the avatar's 128 px thumbnail, or null to draw initials.
  */
 avatarUrl: string | null, initials: string, 
 /**
  * Unix ms of the last chat, if any.
  */
-lastChatAt: number | null, };
+lastChatAt: number | null, tags: Array<string>, favourite: boolean, createdAt: number, updatedAt: number, 
+/**
+ * Unix ms it went to the trash; null in the gallery.
+ */
+deletedAt: number | null, };
 
 export type CharacterDetail = { id: string, name: string, category: Category, tagline: string, avatarUrl: string | null, initials: string, tags: Array<string>, 
 /**
@@ -110,3 +114,72 @@ loreEntries: number | null,
  * Why the file was not imported (the library is unchanged), else null.
  */
 error: string | null, };
+
+export type Attributes = { identity: string, interests: string, viewpoints: string, experiences: string, achievements: string, relationships: string, other: string, };
+
+export type Behaviours = { linguisticStyle: string, emotionalExpression: string, interactionPatterns: string, };
+
+export type ProfileForm = "prose" | "summary" | "paraphrase" | "self_intro";
+
+export type ProfileForms = { summary: string, paraphrase: string, selfIntro: string, };
+
+export type Greetings = { chitChat: string, interview: string, companionship: string, };
+
+export type Exchange = { user: string, character: string, };
+
+export type CharacterEdit = { 
+/**
+ * Null for a Character not saved yet.
+ */
+id: string | null, name: string, category: Category, tagline: string, tags: Array<string>, attributes: Attributes, behaviours: Behaviours, forms: ProfileForms, 
+/**
+ * Which form of the profile the prompt uses.
+ */
+uses: ProfileForm, greetings: Greetings, alternateGreetings: Array<string>, exampleDialogue: Array<Exchange>, description: string, personality: string, setting: string, systemPrompt: string, postHistoryInstructions: string, creatorNotes: string, 
+/**
+ * The stored picture (read only: a new one comes with `save_character`).
+ */
+avatarUrl: string | null, };
+
+export type Problem = { 
+/**
+ * The field's path, e.g. `name`, `attributes.identity`, `example_dialogue.2.character`.
+ */
+field: string, message: string, };
+
+export type CharacterPreview = { 
+/**
+ * The profile as the prompt gives it (the chosen form, or the prose).
+ */
+profileText: string, 
+/**
+ * The structured fields as prose, whichever form the prompt uses.
+ */
+prose: string, 
+/**
+ * The opening prompt exactly as the model reads it, when a model is loaded; else the
+ * messages it is made of.
+ */
+prompt: string, 
+/**
+ * Its length in the model's tokens, when a model is loaded.
+ */
+tokens: number | null, 
+/**
+ * Whether `prompt` is the model's own template rendering.
+ */
+exact: boolean, 
+/**
+ * Tokens the model reads in all (the context), for the "N of M" figure.
+ */
+contextTokens: number, 
+/**
+ * Why the token count is missing, when it is.
+ */
+note: string | null, problems: Array<Problem>, };
+
+export type AvatarUpload = { 
+/**
+ * The file's bytes, base64.
+ */
+data: string, x: number, y: number, scale: number, };

@@ -63,3 +63,11 @@ export function params(n: number): string {
   if (n >= 1e6) return `${Math.round(n / 1e6)} M`;
   return n.toLocaleString();
 }
+
+/** Two-letter initials, as the backend draws them (characters::initials). */
+export function initialsOf(name: string): string {
+  const words = name.split(/\s+/).filter((w) => /^[\p{L}\p{N}]/u.test(w));
+  if (words.length === 0) return '?';
+  const first = words[0][0].toUpperCase();
+  return words.length > 1 ? first + words[words.length - 1][0].toUpperCase() : first;
+}

@@ -3,13 +3,24 @@ import { cleanup, fireEvent, render } from '@testing-library/svelte';
 import Gallery from '../components/Gallery.svelte';
 import { importCards } from '../api/characters';
 
-vi.mock('../api/characters', () => ({ importCards: vi.fn() }));
+vi.mock('../api/characters', () => ({
+  importCards: vi.fn(),
+  searchCharacters: vi.fn(async () => []),
+  setFavourite: vi.fn(async () => {}),
+  trashCharacter: vi.fn(async () => {}),
+  restoreCharacter: vi.fn(async () => {}),
+  duplicateCharacter: vi.fn(async () => {}),
+  listTrash: vi.fn(async () => []),
+  emptyTrash: vi.fn(async () => 0),
+}));
+import { restoreCharacter, searchCharacters, trashCharacter } from '../api/characters';
 import type { CharacterSummary } from '../api/types';
 
 afterEach(cleanup);
 
 const c = (id: string, name: string, category: CharacterSummary['category'], tagline = ''): CharacterSummary => ({
   id, name, category, tagline, avatarUrl: null, initials: name.slice(0, 2).toUpperCase(), lastChatAt: null,
+  tags: [], favourite: false, createdAt: 0, updatedAt: 0, deletedAt: null,
 });
 
 const characters = [
@@ -21,10 +32,17 @@ const characters = [
 const names = (container: HTMLElement) =>
   Array.from(container.querySelectorAll('[data-testid=character-card] .name')).map((n) => n.textContent);
 
+/** Picks an option the way a person does: the option becomes selected, then `change`. */
+async function choose(select: HTMLElement, value: string) {
+  const s = select as HTMLSelectElement;
+  for (const o of Array.from(s.options)) o.selected = o.value === value;
+  await fireEvent.change(s);
+}
+
 describe('Gallery', () => {
   it('filters by category and searches names and taglines', async () => {
     const { container, getByRole, getByLabelText, getByText } = render(Gallery, { characters, onopen: () => {}, onimported: () => {} });
-    expect(names(container)).toEqual(['Ada Lovelace', 'Walt Okafor', 'Sherlock Holmes']);
+    expect(names(container)).toEqual(['Ada Lovelace', 'Sherlock Holmes', 'Walt Okafor']);
     await fireEvent.click(getByRole('tab', { name: 'Fictional' }));
     expect(names(container)).toEqual(['Sherlock Holmes']);
     await fireEvent.click(getByRole('tab', { name: 'All' }));
@@ -32,6 +50,54 @@ describe('Gallery', () => {
     expect(names(container)).toEqual(['Walt Okafor']);
     await fireEvent.input(getByLabelText('Search characters'), { target: { value: 'nobody' } });
     expect(getByText('No characters match.')).toBeTruthy();
+  });
+
+  it('filters by tag and favourites, sorts, and keeps favourites first', async () => {
+    const list = [
+      { ...c('ada', 'Ada Lovelace', 'celebrity'), tags: ['science', 'victorian'], createdAt: 3, lastChatAt: 10 },
+      { ...c('walt', 'Walt Okafor', 'daily_life'), tags: ['night'], createdAt: 2, lastChatAt: 50 },
+      { ...c('holmes', 'Sherlock Holmes', 'fictional'), tags: ['victorian'], createdAt: 1, favourite: true },
+    ];
+    const { container, getByTestId } = render(Gallery, { characters: list, onopen: () => {}, onimported: () => {} });
+    // Favourites first, then last chatted.
+    expect(names(container)).toEqual(['Sherlock Holmes', 'Walt Okafor', 'Ada Lovelace']);
+    await choose(getByTestId('sort'), 'newest');
+    expect(names(container)).toEqual(['Sherlock Holmes', 'Ada Lovelace', 'Walt Okafor']);
+    const tag = getByTestId('tag-filter') as HTMLSelectElement;
+    // Tags by how many characters carry them.
+    expect(Array.from(tag.options).map((o) => o.value)).toEqual(['', 'victorian', 'night', 'science']);
+    await choose(tag, 'victorian');
+    expect(names(container)).toEqual(['Sherlock Holmes', 'Ada Lovelace']);
+    await fireEvent.click(getByTestId('favourites-only'));
+    expect(names(container)).toEqual(['Sherlock Holmes']);
+  });
+
+  it('finds characters by their profile text through the backend', async () => {
+    vi.useFakeTimers();
+    vi.mocked(searchCharacters).mockResolvedValue(['holmes']);
+    const { container, getByLabelText } = render(Gallery, { characters, onopen: () => {}, onimported: () => {} });
+    await fireEvent.input(getByLabelText('Search characters'), { target: { value: 'violin' } });
+    expect(names(container)).toEqual([]);
+    await vi.advanceTimersByTimeAsync(200);
+    vi.useRealTimers();
+    expect(searchCharacters).toHaveBeenCalledWith('violin');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(names(container)).toEqual(['Sherlock Holmes']);
+  });
+
+  it('deletes to the trash with an undo', async () => {
+    const onchanged = vi.fn();
+    const { container, findByTestId } = render(Gallery, { characters, onopen: () => {}, onimported: () => {}, onchanged });
+    const card = container.querySelector('[data-id=walt]')!.parentElement!;
+    await fireEvent.click(card.querySelector('[data-testid=delete]')!);
+    expect(trashCharacter).toHaveBeenCalledWith('walt');
+    const toast = await findByTestId('undo-toast');
+    expect(toast.textContent).toContain('Deleted Walt Okafor.');
+    await fireEvent.click(toast.querySelector('[data-testid=undo]')!);
+    expect(restoreCharacter).toHaveBeenCalledWith('walt');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(onchanged).toHaveBeenCalledTimes(2);
+    expect(container.querySelector('[data-testid=undo-toast]')).toBeNull();
   });
 
   it('opens a character and draws initials when there is no avatar', async () => {
