@@ -302,3 +302,119 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn personas_memories_prompt_and_search_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.json"),
+        r#"{"max_reply_tokens": 16}"#,
+    )
+    .unwrap();
+    let ok = |args: &[&str]| {
+        let out = troupe(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (out, _) = ok(&[
+        "personas",
+        "--add",
+        "Sam",
+        "--description",
+        "A night-shift nurse.",
+    ]);
+    assert!(out.ends_with("\tSam\n"), "{out}");
+    let (out, _) = ok(&["personas"]);
+    assert!(
+        out.contains("User (default)") && out.contains("Sam\tA night-shift nurse."),
+        "{out}"
+    );
+
+    // A companionship session as Sam; a fact about Sam is kept.
+    let (_, err) = ok(&[
+        "chat",
+        "--character",
+        "walt-okafor",
+        "--new",
+        "--scenario",
+        "companionship",
+        "--persona",
+        "Sam",
+        "My dog's name is Biscuit.",
+    ]);
+    let session: String = err
+        .split("[session ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .expect("the session is named on stderr")
+        .to_string();
+    let (out, _) = ok(&[
+        "memories",
+        "--session",
+        &session,
+        "--pin",
+        "Sam works nights.",
+    ]);
+    assert!(
+        out.contains("\tfact\tMy dog's name is Biscuit.")
+            && out.contains("\tpinned\tSam works nights."),
+        "{out}"
+    );
+
+    // The next reply's prompt, section by section.
+    let (out, _) = ok(&["prompt", "--session", &session, "--message", "How are you?"]);
+    for part in [
+        "=== System prompt · ",
+        "The user is Sam. A night-shift nurse.",
+        "=== Notes · ",
+        "Keep in mind: Sam works nights.",
+        "Sam has told you: \u{201c}My dog's name is Biscuit.\u{201d}",
+        "=== Message · ",
+        "tokens · 0 older messages left out",
+    ] {
+        assert!(out.contains(part), "{part:?} missing from:\n{out}");
+    }
+    // Continue by session id; the title came from the first message.
+    ok(&["chat", "--session", &session, "Do you like dogs?"]);
+    let (out, _) = ok(&["sessions", "--character", "walt-okafor"]);
+    assert!(
+        out.contains(&format!(
+            "{session}\tcompanionship\t5\tMy dog's name is Biscuit."
+        )),
+        "{out}"
+    );
+    let (out, _) = ok(&["search", "biscuit"]);
+    assert!(
+        out.starts_with(&format!("{session}\t"))
+            && out.contains("you: My dog's name is [Biscuit]."),
+        "{out}"
+    );
+    let (out, _) = ok(&["search", "\"unbalanced AND ("]);
+    assert_eq!(out, "", "any text is a query; this one finds nothing");
+    // A new companionship session picks up from the last one.
+    ok(&[
+        "chat",
+        "--character",
+        "walt-okafor",
+        "--new",
+        "--scenario",
+        "companionship",
+        "--persona",
+        "Sam",
+        "Hi again.",
+    ]);
+    let (out, _) = ok(&["sessions", "--character", "walt-okafor"]);
+    let newest = out
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    let (out, _) = ok(&["history", "--session", &newest]);
+    assert!(
+        out.contains("Last time you told me: \u{201c}My dog's name is Biscuit.\u{201d}"),
+        "{out}"
+    );
+}

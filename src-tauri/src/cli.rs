@@ -75,8 +75,46 @@ pub enum Command {
         /// Scenario of a new session: chit-chat, interview or companionship.
         #[arg(long, default_value = "chit_chat")]
         scenario: String,
+        /// Who you are in a new session: a persona's name or id (see `troupe personas`).
+        #[arg(long)]
+        persona: Option<String>,
         /// The message.
         message: String,
+    },
+    /// Print the prompt the next reply of a session would get, section by section, with token
+    /// counts, the lore entries that fire and what is left out.
+    Prompt {
+        #[arg(long)]
+        session: i64,
+        /// The message to assemble it for (default: none, the prompt up to the history).
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Search every message (full text; all words must match; `word*` matches a prefix).
+    /// Prints: session id, message id, character, and the text around the match.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// List personas (who you are in a session), or add one.
+    Personas {
+        /// Add a persona with this name.
+        #[arg(long, value_name = "NAME")]
+        add: Option<String>,
+        #[arg(long, requires = "add")]
+        description: Option<String>,
+        /// Make the added persona the default for new sessions.
+        #[arg(long, requires = "add")]
+        default: bool,
+    },
+    /// A session's memories: the rolling summary, pinned memories and facts about you.
+    /// --pin adds a pinned memory.
+    Memories {
+        #[arg(long)]
+        session: i64,
+        #[arg(long, value_name = "TEXT")]
+        pin: Option<String>,
     },
     /// Import character cards (PNG, JSON or CHARX; V1, V2 or V3) as new characters, or a
     /// SillyTavern World Info file into a character's lorebook (--lorebook-for). Prints one
@@ -143,6 +181,10 @@ pub enum Command {
         /// first token of every turn.
         #[arg(long, value_name = "TURNS", conflicts_with = "soak")]
         turns: Option<usize>,
+        /// Instead: seed a scratch database with this many messages and time full-text search
+        /// and opening a session (no model needed).
+        #[arg(long, value_name = "MESSAGES", conflicts_with_all = ["soak", "turns"])]
+        search: Option<usize>,
         /// Also run llama.cpp's llama-bench on the same file, threads, prompt length and reply
         /// length, and print the ratios.
         #[arg(long)]
@@ -199,12 +241,92 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             session,
             new,
             scenario,
+            persona,
             message,
         } => {
             chat(
-                &troupe, cli.model, character, session, new, &scenario, &message,
+                &troupe,
+                cli.model,
+                character,
+                session,
+                new,
+                &scenario,
+                persona.as_deref(),
+                &message,
             )
             .await?
+        }
+        Command::Prompt { session, message } => {
+            prompt_command(&troupe, cli.model, session, message.as_deref()).await?
+        }
+        Command::Search { query, limit } => {
+            let mut out = std::io::stdout().lock();
+            for h in troupe.store.search_messages(&query, limit)? {
+                let who = if h.role == Role::User {
+                    "you"
+                } else {
+                    h.character_name.as_str()
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}: {}",
+                    h.session_id,
+                    h.message_id,
+                    h.character_name,
+                    who,
+                    h.snippet.replace('\n', " ")
+                )?;
+            }
+        }
+        Command::Personas {
+            add,
+            description,
+            default,
+        } => {
+            if let Some(name) = add {
+                if name.trim().is_empty() {
+                    bail!("a persona needs a name");
+                }
+                let p = troupe.store.save_persona(
+                    &crate::store::Persona {
+                        id: 0,
+                        name: name.trim().to_string(),
+                        description: description.unwrap_or_default(),
+                        is_default: default,
+                    },
+                    now_ms(),
+                )?;
+                println!("{}\t{}", p.id, p.name);
+            } else {
+                for p in troupe.store.list_personas()? {
+                    println!(
+                        "{}\t{}{}\t{}",
+                        p.id,
+                        p.name,
+                        if p.is_default { " (default)" } else { "" },
+                        p.description
+                    );
+                }
+            }
+        }
+        Command::Memories { session, pin } => {
+            let s = troupe.store.get_session(session)?;
+            if let Some(text) = pin {
+                if text.trim().is_empty() {
+                    bail!("an empty memory: nothing pinned");
+                }
+                troupe.store.add_memory(
+                    &s.character_id,
+                    Some(session),
+                    crate::store::MemoryKind::Pinned,
+                    text.trim(),
+                    None,
+                    now_ms(),
+                )?;
+            }
+            for m in troupe.store.memories_for_session(session)? {
+                println!("{}\t{}\t{}", m.id, m.kind.as_str(), m.content);
+            }
         }
         Command::Import {
             files,
@@ -259,12 +381,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => long_chat(cli.model, turns, max_tokens).await?,
         Command::Bench {
+            search: Some(n), ..
+        } => search_bench(n)?,
+        Command::Bench {
             runs,
             max_tokens,
             threads,
             json,
             soak: None,
             turns: None,
+            search: None,
             vs_llama_cpp,
             llama_bench,
         } => {
@@ -461,6 +587,7 @@ async fn chat(
     session: Option<i64>,
     new: bool,
     scenario: &str,
+    persona: Option<&str>,
     message: &str,
 ) -> anyhow::Result<()> {
     if message.trim().is_empty() {
@@ -469,10 +596,30 @@ async fn chat(
     let scenario = Scenario::parse(scenario).with_context(|| {
         format!("unknown scenario '{scenario}': use chit_chat, interview or companionship")
     })?;
+    let persona_id = match persona {
+        Some(p) => Some(
+            troupe
+                .store
+                .list_personas()?
+                .into_iter()
+                .find(|x| x.id.to_string() == p || x.name.eq_ignore_ascii_case(p))
+                .with_context(|| {
+                    format!("no persona '{p}': see `troupe personas`, or add one with --add")
+                })?
+                .id,
+        ),
+        None => None,
+    };
     let session = match (session, character) {
-        (Some(id), _) => troupe.store.get_session(id)?,
+        (Some(id), _) => {
+            let s = troupe.store.get_session(id)?;
+            if let Some(p) = persona_id {
+                troupe.store.set_session_persona(s.id, p)?;
+            }
+            s
+        }
         (None, Some(cid)) => {
-            let c = troupe.store.get_character(&cid)?;
+            troupe.store.get_character(&cid)?;
             match troupe
                 .store
                 .list_sessions(&cid)?
@@ -480,14 +627,13 @@ async fn chat(
                 .next()
                 .filter(|_| !new)
             {
-                Some(s) => s,
-                None => troupe.store.create_session(
-                    &cid,
-                    scenario,
-                    scenario.label(),
-                    c.greeting(scenario).as_deref(),
-                    now_ms(),
-                )?,
+                Some(s) => {
+                    if let Some(p) = persona_id {
+                        troupe.store.set_session_persona(s.id, p)?;
+                    }
+                    s
+                }
+                None => troupe.start_session(&cid, scenario, persona_id)?,
             }
         }
         (None, None) => bail!("give --character or --session"),
@@ -540,6 +686,22 @@ async fn chat(
                 "[{} tokens · first token {} ms · {:.1} tokens/s]",
                 stats.reply_tokens, stats.first_token_ms, stats.tokens_per_second
             );
+            // After the reply, as the window does: summarise what the window has moved past.
+            let written = conversation::memory::catch_up(
+                &troupe.store,
+                engine.as_ref(),
+                session.id,
+                &sampling_for_session(&troupe.store, &settings, session.id)?,
+                &cancel,
+                &now_ms,
+            )
+            .await?;
+            if !written.is_empty() {
+                eprintln!(
+                    "[older messages summarised into {} summary chunk(s)]",
+                    written.len()
+                );
+            }
             Ok(())
         }
         Err(TurnError::Failed { reason, .. }) => {
@@ -670,6 +832,15 @@ async fn long_chat(model: Option<PathBuf>, turns: usize, max_tokens: usize) -> a
             e => Err(anyhow::Error::from(e)),
         })?;
         ttft.push(stats.first_token_ms as f64);
+        conversation::memory::catch_up(
+            &troupe.store,
+            engine.as_ref(),
+            session.id,
+            &sampling,
+            &Cancel::new(),
+            &now_ms,
+        )
+        .await?;
         println!(
             "{i}\t{}\t{}\t{dropped}",
             stats.first_token_ms, stats.prompt_tokens
@@ -1179,4 +1350,219 @@ mod llama_bench {
             }
         }))
     }
+}
+
+/// `troupe prompt`: the prompt the next reply would get, section by section.
+async fn prompt_command(
+    troupe: &Troupe,
+    model: Option<PathBuf>,
+    session: i64,
+    message: Option<&str>,
+) -> anyhow::Result<()> {
+    let settings = troupe.settings();
+    troupe.start_engine(&settings, model.as_deref()).await?;
+    let engine = troupe.engine.engine()?;
+    let sampling = sampling_for_session(&troupe.store, &settings, session)?;
+    let ctx = conversation::turn::context(&troupe.store, session)?;
+    let a = conversation::turn::assemble(
+        engine.as_ref(),
+        &ctx,
+        message,
+        conversation::turn::budget(engine.as_ref(), &sampling),
+    )
+    .await?;
+    let r = &a.record;
+    let mut out = std::io::stdout().lock();
+    for s in &r.sections {
+        writeln!(out, "=== {} · {} tokens", s.name, s.tokens)?;
+        writeln!(out, "{}\n", s.text)?;
+    }
+    writeln!(
+        out,
+        "=== {} of {} tokens · {} older messages left out{}",
+        r.tokens,
+        r.budget,
+        r.dropped_messages,
+        if r.examples_dropped {
+            " · example dialogue left out"
+        } else {
+            ""
+        }
+    )?;
+    for f in &r.lore {
+        writeln!(out, "lore: {} ({})", f.name, f.reason)?;
+    }
+    for name in &r.lore_left_out {
+        writeln!(out, "lore left out (over budget): {name}")?;
+    }
+    Ok(())
+}
+
+/// `troupe bench --search N`: full-text search and session opening on N stored messages.
+fn search_bench(n: usize) -> anyhow::Result<()> {
+    use crate::store::MessageStatus;
+    let scratch = tempfile_dir()?;
+    let troupe = Troupe::open(Paths::at(&scratch))?;
+    let characters = troupe.store.list_characters()?;
+    // Words with a spread of frequencies (a Zipf-like draw), so queries hit common, middling
+    // and rare words the way real chat does.
+    const WORDS: &[&str] = &[
+        "the",
+        "and",
+        "you",
+        "that",
+        "was",
+        "for",
+        "with",
+        "have",
+        "this",
+        "but",
+        "not",
+        "what",
+        "all",
+        "were",
+        "when",
+        "your",
+        "said",
+        "there",
+        "each",
+        "which",
+        "bread",
+        "morning",
+        "river",
+        "garden",
+        "letter",
+        "violin",
+        "market",
+        "winter",
+        "story",
+        "captain",
+        "engine",
+        "museum",
+        "lantern",
+        "harbour",
+        "orchard",
+        "telescope",
+        "cathedral",
+        "marmalade",
+        "quartz",
+        "zeppelin",
+    ];
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let per_session = 1000usize;
+    let sessions = n.div_ceil(per_session);
+    let started = Instant::now();
+    let mut session_ids = Vec::with_capacity(sessions);
+    let now = now_ms();
+    for s in 0..sessions {
+        let c = &characters[s % characters.len()];
+        let session = troupe
+            .store
+            .create_session(&c.id, Scenario::ChitChat, "bench", None, now)?;
+        let rows: Vec<(Role, String)> = (0..per_session.min(n - s * per_session))
+            .map(|i| {
+                let words = 8 + (next() % 24) as usize;
+                let text = (0..words)
+                    .map(|_| {
+                        // Zipf-like over a 8,040-word vocabulary: the listed words first (the
+                        // commonest), then made-up words from syllables; small ranks are far
+                        // more likely.
+                        let r = (next() % 1_000_000) as f64 / 1_000_000.0;
+                        let rank = ((r.powi(4)) * 8040.0) as usize;
+                        match WORDS.get(rank) {
+                            Some(w) => w.to_string(),
+                            None => {
+                                const S: [&str; 20] = [
+                                    "ka", "lo", "mi", "ne", "tu", "ra", "so", "vi", "de", "po",
+                                    "shi", "gan", "tor", "bel", "qua", "rin", "zu", "fe", "yo",
+                                    "wex",
+                                ];
+                                let k = rank - WORDS.len();
+                                format!("{}{}{}", S[k % 20], S[(k / 20) % 20], S[(k / 400) % 20])
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (
+                    if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Character
+                    },
+                    text,
+                )
+            })
+            .collect();
+        troupe
+            .store
+            .insert_messages_bulk(session.id, &rows, MessageStatus::Complete, now)?;
+        session_ids.push(session.id);
+    }
+    println!(
+        "seeded {n} messages in {sessions} sessions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let percentile = |mut v: Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    println!("query\tmatches shown\tp50 ms\tp95 ms");
+    let mut all = Vec::new();
+    for q in [
+        // Common, middling and rare words, pairs, prefixes, and a miss.
+        "the",
+        "bread",
+        "morning river",
+        "violin",
+        "zeppelin",
+        "marm*",
+        "kaloshi",
+        "wexyofe",
+        "ka*",
+        "quartz cathedral",
+        "rinbelzu torgan*",
+        "nothingmatches",
+    ] {
+        let mut times = Vec::new();
+        let mut shown = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            shown = troupe.store.search_messages(q, 50)?.len();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        all.extend(times.iter().copied());
+        println!(
+            "{q}\t{shown}\t{:.2}\t{:.2}",
+            percentile(times.clone(), 0.5),
+            percentile(times, 0.95)
+        );
+    }
+    println!(
+        "search, all queries: p50 {:.2} ms · p95 {:.2} ms (target: p95 under 50 ms)",
+        percentile(all.clone(), 0.5),
+        percentile(all, 0.95)
+    );
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let id = session_ids[(next() as usize + i) % session_ids.len()];
+        let t = Instant::now();
+        let m = troupe.store.recent_messages(id, 50)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(!m.is_empty());
+    }
+    println!(
+        "opening a session (its newest 50 of {per_session} messages): p50 {:.2} ms · p95 {:.2} ms (target: under 10 ms)",
+        percentile(times.clone(), 0.5),
+        percentile(times, 0.95)
+    );
+    drop(troupe);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
 }

@@ -457,6 +457,11 @@ impl Character {
     /// Card text with its macros filled: `{{char}}` (and `<BOT>`) is the Character's name,
     /// `{{user}}` (and `<USER>`) the person chatting ("User" until personas exist).
     pub fn fill_macros(&self, text: &str) -> String {
+        self.fill_macros_as(text, "User")
+    }
+
+    /// `fill_macros` with the user's name (their persona's) for `{{user}}`.
+    pub fn fill_macros_as(&self, text: &str, user: &str) -> String {
         let name = if self.card.nickname.trim().is_empty() {
             self.name.as_str()
         } else {
@@ -467,9 +472,9 @@ impl Character {
             ("{{char}}", name),
             ("{{Char}}", name),
             ("<BOT>", name),
-            ("{{user}}", "User"),
-            ("{{User}}", "User"),
-            ("<USER>", "User"),
+            ("{{user}}", user),
+            ("{{User}}", user),
+            ("<USER>", user),
         ] {
             if out.contains(pattern) {
                 out = out.replace(pattern, value);

@@ -8,33 +8,77 @@ use crate::store::{Message, Role};
 
 use super::Scenario;
 
-/// The system message: who the character is and how to behave in this Scenario. It is built
-/// from the Character and Scenario alone, so it is byte-stable across the turns of a Session and
-/// the engine's prefix cache can reuse its computation.
-pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
+/// Who the user is, as the prompt tells it (the Session's persona).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub description: String,
+}
+
+impl Default for User {
+    fn default() -> Self {
+        User {
+            name: "User".into(),
+            description: String::new(),
+        }
+    }
+}
+
+/// The system message: who the character is, who the user is, the lore that is always true,
+/// and how to behave in this Scenario. It depends only on the Character, the Scenario, the
+/// Session's persona and the lorebook's constant entries, so it is byte-stable across the turns
+/// of a Session and the engine's prefix cache reuses its computation.
+pub fn system_prompt_for(
+    character: &Character,
+    scenario: Scenario,
+    user: &User,
+    constant_lore: &[String],
+) -> String {
     let name = &character.name;
-    let mut s = character_prefix(character);
-    let original = format!(
+    let mut s = character_prefix_for(character, user);
+    if user.name != "User" || !user.description.trim().is_empty() {
+        s.push_str(&format!("\n\nThe user is {}.", user.name.trim()));
+        if !user.description.trim().is_empty() {
+            s.push(' ');
+            s.push_str(&character.fill_macros_as(user.description.trim(), &user.name));
+        }
+    }
+    for lore in constant_lore {
+        s.push_str("\n\n");
+        s.push_str(&character.fill_macros_as(lore, &user.name));
+    }
+    let original =
+        format!(
         "{}\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
-         Never write the user's lines and never say you are an AI.",
-        scenario.framing(name)
+         Never write {}'s lines and never say you are an AI.",
+        scenario.framing(name),
+        if user.name == "User" { "the user" } else { user.name.as_str() }
     );
     // A card's own system prompt replaces Troupe's framing; `{{original}}` puts it back in.
     let own = character.system_prompt.trim();
     let framing = if own.is_empty() {
         original
     } else {
-        character.fill_macros(&own.replace("{{original}}", &original))
+        character.fill_macros_as(&own.replace("{{original}}", &original), &user.name)
     };
     s.push_str("\n\n");
     s.push_str(&framing);
     s
 }
 
+/// `system_prompt_for` with the default persona and no lore.
+pub fn system_prompt(character: &Character, scenario: Scenario) -> String {
+    system_prompt_for(character, scenario, &User::default(), &[])
+}
+
 /// The part of the system prompt that depends on the Character alone (who it is, its profile,
 /// how it talks), which comes first so that it is the same in every Scenario: the engine can
 /// prefill it as soon as the Character is opened, before a Scenario is chosen.
 pub fn character_prefix(character: &Character) -> String {
+    character_prefix_for(character, &User::default())
+}
+
+pub fn character_prefix_for(character: &Character, user: &User) -> String {
     let name = &character.name;
     let c = character;
     let mut s = format!("You are {name}.");
@@ -57,38 +101,57 @@ pub fn character_prefix(character: &Character) -> String {
         ("Setting: ", &c.setting),
     ] {
         if !text.trim().is_empty() {
-            s.push_str(&format!("\n\n{label}{}", c.fill_macros(text.trim())));
+            s.push_str(&format!(
+                "\n\n{label}{}",
+                c.fill_macros_as(text.trim(), &user.name)
+            ));
         }
     }
+    s
+}
+
+/// The example dialogue, as its own system message: the first thing left out when the
+/// conversation needs the room.
+pub fn examples(character: &Character, user: &User) -> Option<String> {
+    let c = character;
+    let name = &c.name;
+    let fill = |t: &str| c.fill_macros_as(t.trim(), &user.name);
     if !c.example_dialogue.is_empty() {
-        s.push_str(&format!("\n\nExamples of how {name} talks:"));
+        let mut s = format!("Examples of how {name} talks:");
         for ex in &c.example_dialogue {
             if !ex.user.trim().is_empty() {
-                s.push_str(&format!("\nUser: {}", c.fill_macros(ex.user.trim())));
+                s.push_str(&format!("\n{}: {}", user.name, fill(&ex.user)));
             }
-            s.push_str(&format!("\n{name}: {}", c.fill_macros(ex.character.trim())));
+            s.push_str(&format!("\n{name}: {}", fill(&ex.character)));
         }
+        Some(s)
     } else if !c.card.mes_example.trim().is_empty() {
         let examples = c
             .card
             .mes_example
             .replace("<START>", "")
             .replace("<start>", "");
-        s.push_str(&format!(
-            "\n\nExamples of how {name} talks:\n{}",
-            c.fill_macros(examples.trim())
-        ));
+        Some(format!(
+            "Examples of how {name} talks:\n{}",
+            fill(&examples)
+        ))
+    } else {
+        None
     }
-    s
 }
 
 /// What the model reads before the user's first message in a new Session: the system message
 /// and the Scenario's greeting (when the Character has one).
 pub fn opening(character: &Character, scenario: Scenario) -> Vec<ChatMessage> {
+    let user = User::default();
+    let constant: Vec<String> = super::lore::constant(character);
     let mut m = vec![ChatMessage::new(
         ChatRole::System,
-        system_prompt(character, scenario),
+        system_prompt_for(character, scenario, &user, &constant),
     )];
+    if let Some(ex) = examples(character, &user) {
+        m.push(ChatMessage::new(ChatRole::System, ex));
+    }
     if let Some(g) = character.greeting(scenario) {
         m.push(ChatMessage::new(ChatRole::Assistant, g));
     }
@@ -101,6 +164,110 @@ pub fn stop_strings() -> Vec<String> {
         .into_iter()
         .map(String::from)
         .collect()
+}
+
+/// `stop_strings` with the user's persona name too ("\nSam:").
+pub fn stop_strings_for(user: &User) -> Vec<String> {
+    let mut s = stop_strings();
+    let name = user.name.trim();
+    if !name.is_empty() && name != "User" {
+        s.push(format!("\n{name}:"));
+    }
+    s
+}
+
+/// The notes placed just before the user's newest message (SillyTavern's author's note at
+/// depth 1): what the Character must keep in mind (pinned memories), what the user told about
+/// themselves, and the lore the recent messages called up. Written as plain sentences: a small
+/// model continues a bulleted list instead of answering. `None` when there is nothing to say.
+pub fn notes(
+    character: &Character,
+    user: &User,
+    pinned: &[String],
+    facts: &[String],
+    lore: &[String],
+) -> Option<String> {
+    let sentence = |t: &str| {
+        let t = t.trim();
+        if t.ends_with(['.', '!', '?', '"', '\u{201d}']) {
+            t.to_string()
+        } else {
+            format!("{t}.")
+        }
+    };
+    let mut parts = Vec::new();
+    if !pinned.is_empty() {
+        parts.push(format!(
+            "Keep in mind: {}",
+            pinned
+                .iter()
+                .map(|p| sentence(p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    if !facts.is_empty() {
+        parts.push(format!(
+            "{} has told you: {}",
+            user.name,
+            facts
+                .iter()
+                .map(|f| format!("\u{201c}{}\u{201d}", sentence(f)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    for l in lore {
+        parts.push(character.fill_macros_as(l.trim(), &user.name));
+    }
+    (!parts.is_empty()).then(|| format!("(Notes for {}) {}", character.name, parts.join("\n")))
+}
+
+/// The card's post-history instructions, the last thing before the reply (`{{original}}`
+/// stands for Troupe's, which are none).
+pub fn post_history(character: &Character, user: &User) -> Option<String> {
+    let phi = character
+        .post_history_instructions
+        .replace("{{original}}", "");
+    let phi = phi.trim();
+    (!phi.is_empty()).then(|| character.fill_macros_as(phi, &user.name))
+}
+
+/// The rolling summary as the prompt gives it.
+pub fn summary_message(summary: &[String]) -> Option<String> {
+    let text: Vec<&str> = summary
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!text.is_empty()).then(|| format!("Earlier in this conversation: {}", text.join(" ")))
+}
+
+/// One part of a prompt, for the prompt inspector.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Section {
+    /// "System prompt", "Example dialogue", "Summary", "History", "Message", "Notes".
+    pub name: String,
+    pub text: String,
+    /// Tokens it takes in the prompt (its messages with their template).
+    pub tokens: usize,
+}
+
+/// What one reply was given, and what was left out: kept with the reply for the inspector.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PromptRecord {
+    pub sections: Vec<Section>,
+    /// Lore entries in the prompt, with why.
+    pub lore: Vec<super::lore::Fired>,
+    /// Lore entries that matched but did not fit the lore budget.
+    pub lore_left_out: Vec<String>,
+    /// Messages of the Session left out (the oldest; the summary covers them).
+    pub dropped_messages: usize,
+    /// Whether the example dialogue was left out to make room.
+    pub examples_dropped: bool,
+    /// The exact size of the whole prompt, and the most it may be.
+    pub tokens: usize,
+    pub budget: usize,
 }
 
 /// A Session's stored messages as chat messages (interrupted replies included: what was shown
@@ -344,7 +511,11 @@ mod tests {
         );
         assert!(p.contains("221B Baker Street"));
         assert!(p.contains(&Scenario::Interview.framing("Sherlock Holmes")));
-        assert!(p.contains("Examples of how Sherlock Holmes talks:\nUser: How did you know"));
+        // The example dialogue is its own message, the first thing dropped for room.
+        assert!(!p.contains("Examples of how"));
+        assert!(examples(&c, &User::default())
+            .unwrap()
+            .starts_with("Examples of how Sherlock Holmes talks:\nUser: How did you know"));
         // Byte-stable: the same inputs give the same prefix on every turn.
         assert_eq!(p, system_prompt(&c, Scenario::Interview));
         assert_ne!(p, system_prompt(&c, Scenario::Companionship));

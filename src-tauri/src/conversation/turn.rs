@@ -80,7 +80,7 @@ impl Cancel {
     pub fn is_cancelled(&self) -> bool {
         *self.0.borrow()
     }
-    async fn cancelled(&self) {
+    pub(crate) async fn cancelled(&self) {
         let mut rx = self.0.subscribe();
         let _ = rx.wait_for(|c| *c).await;
     }
@@ -109,10 +109,17 @@ pub async fn send(
     if text.is_empty() {
         return Err(TurnError::EmptyMessage);
     }
-    let (system, mut history) = context(store, session_id)?;
-    history.push(ChatMessage::new(ChatRole::User, text));
-    let (messages, dropped) =
-        assemble(engine, system, history, true, budget(engine, sampling)).await?;
+    let ctx = context(store, session_id)?;
+    let assembled = assemble(engine, &ctx, Some(text), budget(engine, sampling)).await?;
+    let messages = assembled.messages;
+    let dropped = assembled.record.dropped_messages;
+    let mut sampling = sampling.clone();
+    for stop in prompt::stop_strings_for(&ctx.user) {
+        if !sampling.stop.contains(&stop) {
+            sampling.stop.push(stop);
+        }
+    }
+    let sampling = &sampling;
 
     // Store, then stream.
     let user =
@@ -124,6 +131,32 @@ pub async fn send(
         MessageStatus::Streaming,
         now(),
     )?;
+    store.save_prompt_record(
+        reply.id,
+        &serde_json::to_string(&assembled.record).expect("a record serialises"),
+    )?;
+    // A new conversation is named after its first message.
+    if ctx.session.title == ctx.session.scenario.label()
+        && !ctx.messages.iter().any(|m| m.role == Role::User)
+    {
+        store.rename_session(session_id, &title_from(text))?;
+    }
+    // In companionship, what the user says about themselves is kept for later prompts.
+    if ctx.session.scenario == super::Scenario::Companionship {
+        let known = ctx.texts(store::MemoryKind::Fact);
+        for fact in super::memory::facts_in(text) {
+            if !known.contains(&fact) {
+                store.add_memory(
+                    &ctx.character.id,
+                    Some(session_id),
+                    store::MemoryKind::Fact,
+                    &fact,
+                    Some(user.id),
+                    now(),
+                )?;
+            }
+        }
+    }
     on_event(TurnEvent::Started {
         user,
         reply: reply.clone(),
@@ -139,6 +172,10 @@ pub async fn send(
     let mut failure = None;
     let mut at_start = true;
     let mut cut_off = false;
+    // Small models often open with their own name as a label ("Marisol Vega: Hello"): the
+    // opening is held until it is clearly not that label, and the label is dropped.
+    let label = format!("{}:", ctx.character.name);
+    let mut lead = Some(String::new());
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => None,
@@ -157,7 +194,20 @@ pub async fn send(
                 } else {
                     piece.as_str()
                 };
-                let shown = filter.push(piece);
+                let piece = match lead.as_mut() {
+                    Some(held) => {
+                        held.push_str(piece);
+                        match strip_label(held, &label) {
+                            None => continue,
+                            Some(rest) => {
+                                lead = None;
+                                rest
+                            }
+                        }
+                    }
+                    None => piece.to_string(),
+                };
+                let shown = filter.push(&piece);
                 if !shown.is_empty() {
                     at_start = false;
                     store.append_to_message(reply.id, &shown)?;
@@ -183,6 +233,14 @@ pub async fn send(
         }
     }
     drop(generation);
+    if let Some(held) = lead.take().filter(|h| !h.is_empty()) {
+        // The reply ended while it still looked like the label's start: it was the reply.
+        let shown = filter.push(&held);
+        if !shown.is_empty() {
+            store.append_to_message(reply.id, &shown)?;
+            on_event(TurnEvent::Text(shown));
+        }
+    }
     let cancelled =
         cancel.is_cancelled() && failure.is_none() && usage.is_none() && !filter.stopped();
     let rest = if cancelled {
@@ -242,8 +300,10 @@ pub async fn warm(
     session_id: i64,
     sampling: &Sampling,
 ) -> Result<(), TurnError> {
-    let (system, history) = context(store, session_id)?;
-    let (messages, _) = assemble(engine, system, history, false, budget(engine, sampling)).await?;
+    let ctx = context(store, session_id)?;
+    let messages = assemble(engine, &ctx, None, budget(engine, sampling))
+        .await?
+        .messages;
     let mut generation = engine.generate(
         messages,
         Sampling {
@@ -276,15 +336,98 @@ pub async fn warm_character(engine: &dyn Engine, character: &Character) {
     }
 }
 
-/// The system message of a Session and its history as chat messages.
-fn context(store: &Store, session_id: i64) -> Result<(ChatMessage, Vec<ChatMessage>), TurnError> {
+/// The opening of a reply without a leading `label` ("Name:"): `None` while `held` could still
+/// become the label, else the text to show.
+fn strip_label(held: &str, label: &str) -> Option<String> {
+    let t = held.trim_start();
+    let n = label.len();
+    if t.len() < n {
+        let could_be = label.is_char_boundary(t.len()) && label[..t.len()].eq_ignore_ascii_case(t);
+        return if could_be { None } else { Some(t.to_string()) };
+    }
+    if t.is_char_boundary(n) && t[..n].eq_ignore_ascii_case(label) {
+        let rest = t[n..].trim_start();
+        // Only the label so far: wait for the words after it.
+        if rest.is_empty() {
+            return None;
+        }
+        return Some(rest.to_string());
+    }
+    Some(t.to_string())
+}
+
+/// A Session's title from its first message: its first words, up to about 40 characters.
+pub fn title_from(text: &str) -> String {
+    let mut title = String::new();
+    for word in text.split_whitespace() {
+        if !title.is_empty() && title.len() + word.len() > 40 {
+            title.push('…');
+            break;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(word);
+    }
+    let chars: Vec<char> = title.chars().collect();
+    if chars.len() > 48 {
+        chars[..47].iter().collect::<String>() + "…"
+    } else {
+        title
+    }
+}
+
+/// Everything a Session's prompt is made from, read from the store.
+pub struct Context {
+    pub session: store::Session,
+    pub character: Character,
+    pub user: prompt::User,
+    /// The stored messages, oldest first.
+    pub messages: Vec<Message>,
+    pub memories: Vec<store::Memory>,
+}
+
+/// Reads a Session's `Context`.
+pub fn context(store: &Store, session_id: i64) -> Result<Context, TurnError> {
     let session = store.get_session(session_id)?;
     let character = store.get_character(&session.character_id)?;
-    let system = ChatMessage::new(
-        ChatRole::System,
-        prompt::system_prompt(&character, session.scenario),
-    );
-    Ok((system, prompt::history(&store.list_messages(session_id)?)))
+    let persona = store.session_persona(session_id)?;
+    Ok(Context {
+        character,
+        user: prompt::User {
+            name: persona.name,
+            description: persona.description,
+        },
+        messages: store.list_messages(session_id)?,
+        memories: store.memories_for_session(session_id)?,
+        session,
+    })
+}
+
+impl Context {
+    /// How many of the oldest stored messages the summary covers.
+    pub fn summarised(&self) -> usize {
+        let until = self
+            .memories
+            .iter()
+            .filter(|m| {
+                m.kind == store::MemoryKind::Summary && m.session_id == Some(self.session.id)
+            })
+            .filter_map(|m| m.message_id)
+            .max();
+        match until {
+            Some(id) => self.messages.iter().take_while(|m| m.id <= id).count(),
+            None => 0,
+        }
+    }
+
+    fn texts(&self, kind: store::MemoryKind) -> Vec<String> {
+        self.memories
+            .iter()
+            .filter(|m| m.kind == kind && !m.content.trim().is_empty())
+            .map(|m| m.content.clone())
+            .collect()
+    }
 }
 
 /// Token counts of message texts, by model and text. A long chat's every turn measures its
@@ -317,7 +460,7 @@ async fn count_cached(engine: &dyn Engine, text: &str) -> Result<usize, engine::
 }
 
 /// Prompt tokens available: the context Troupe uses minus the reply's budget.
-fn budget(engine: &dyn Engine, sampling: &Sampling) -> usize {
+pub fn budget(engine: &dyn Engine, sampling: &Sampling) -> usize {
     engine
         .info()
         .context_length
@@ -325,59 +468,265 @@ fn budget(engine: &dyn Engine, sampling: &Sampling) -> usize {
         .saturating_sub(sampling.max_tokens)
 }
 
-/// The prompt: the system message and as much of `history` as fits `budget`, newest kept.
-/// `with_message`: the last of `history` is the user's new message (a turn), not the end of the
-/// stored history (a warm-up); see `prompt::fit_turn`. Returns the prompt with the number of
-/// history messages left out.
-async fn assemble(
+/// Tokens of the conversation kept word for word; older turns reach the prompt through the
+/// rolling summary. A cap well under the context keeps every turn's prompt about as long as an
+/// early one (the time to the first word grows with it), and keeps room for the rest.
+pub const HISTORY_WINDOW: usize = 1536;
+/// Tokens the summary may take (its newest chunks are kept).
+pub const SUMMARY_MAX: usize = 384;
+/// Tokens kept free for the notes after the conversation when deciding what else fits.
+const NOTES_RESERVE: usize = 512;
+
+/// A prompt, ready to send, and what went into it.
+pub struct Assembled {
+    pub messages: Vec<ChatMessage>,
+    pub record: prompt::PromptRecord,
+    /// Index of the first stored message the window keeps (before the summary's catch-up):
+    /// the ones before it need the summary.
+    pub window_start: usize,
+}
+
+/// The prompt for a Session: the stable prefix (system prompt with profile, persona and
+/// constant lore), the example dialogue while nothing has been left out, the rolling summary,
+/// as much history as the window holds (newest kept, dropped in chunks), then — on a turn —
+/// the user's `message` and the notes (pinned memories, facts, keyword lore, post-history
+/// instructions). Which history is kept depends only on the stored messages, never on the new
+/// message, so a warm-up and the turn after it agree and the turn finds its prefix cached.
+pub async fn assemble(
     engine: &dyn Engine,
-    system: ChatMessage,
-    history: Vec<ChatMessage>,
-    with_message: bool,
+    ctx: &Context,
+    message: Option<&str>,
     budget: usize,
-) -> Result<(Vec<ChatMessage>, usize), TurnError> {
-    let system_tokens = engine
-        .count_prompt_tokens(std::slice::from_ref(&system))
-        .await?;
+) -> Result<Assembled, TurnError> {
+    let c = &ctx.character;
+    let user = &ctx.user;
+    let constant = super::lore::constant(c);
+    let system = ChatMessage::new(
+        ChatRole::System,
+        prompt::system_prompt_for(c, ctx.session.scenario, user, &constant),
+    );
+    let examples = prompt::examples(c, user).map(|e| ChatMessage::new(ChatRole::System, e));
+    let history = prompt::history(&ctx.messages);
+    // `history` skips empty messages; each kept chat message's index among the stored ones.
+    let stored_index: Vec<usize> = ctx
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.content.trim().is_empty())
+        .map(|(i, _)| i)
+        .collect();
+
+    // The summary: its newest chunks within SUMMARY_MAX.
+    let mut chunks = Vec::new();
+    let mut summary_tokens = 0;
+    for s in ctx.texts(store::MemoryKind::Summary).into_iter().rev() {
+        let t = count_cached(engine, &s).await?;
+        if summary_tokens + t > SUMMARY_MAX && !chunks.is_empty() {
+            break;
+        }
+        summary_tokens += t;
+        chunks.push(s);
+    }
+    chunks.reverse();
+    let summary = prompt::summary_message(&chunks).map(|s| ChatMessage::new(ChatRole::System, s));
+
+    let system_t = one_message_tokens(engine, &system).await?;
+    let examples_t = match &examples {
+        Some(e) => one_message_tokens(engine, e).await?,
+        None => 0,
+    };
+    let summary_t = match &summary {
+        Some(s) => one_message_tokens(engine, s).await?,
+        None => 0,
+    };
     let mut counts = Vec::with_capacity(history.len());
     for m in &history {
         counts.push(count_cached(engine, &m.content).await? + MESSAGE_OVERHEAD);
     }
-    let fit = match counts.split_last() {
-        Some((&message, before)) if with_message => {
-            prompt::fit_turn(system_tokens, before, Some(message), budget)
-        }
-        _ => prompt::fit_turn(system_tokens, &counts, None, budget),
-    };
-    let mut keep = match fit {
+
+    // Which history the window keeps: decided on the stored messages alone.
+    let window = HISTORY_WINDOW.min(budget.saturating_sub(system_t + summary_t + NOTES_RESERVE));
+    let mut keep = match prompt::fit_turn(0, &counts, None, window + prompt::NEXT_MESSAGE_RESERVE) {
         Fit::Keep { keep, .. } => keep,
-        Fit::TooLong { needed, budget } => {
-            return Err(TurnError::MessageTooLong { needed, budget })
-        }
+        Fit::TooLong { .. } => 0,
     };
-    // The estimate above is per message; check the exact templated size and trim if needed.
+    let window_start = history.len() - keep;
+    // Messages the window leaves out but the summary does not cover yet (it is written in the
+    // background) stay in, word for word, while they fit the context.
+    let summarised_stored = ctx.summarised();
+    let summarised = stored_index
+        .iter()
+        .take_while(|&&i| i < summarised_stored)
+        .count();
+    if summarised < window_start {
+        let extra: usize = counts[summarised..window_start].iter().sum();
+        let kept: usize = counts[window_start..].iter().sum();
+        if system_t + summary_t + kept + extra + prompt::NEXT_MESSAGE_RESERVE + NOTES_RESERVE
+            <= budget
+        {
+            keep = history.len() - summarised;
+        }
+    }
+    let kept_t: usize = counts[history.len() - keep..].iter().sum();
+    let with_examples = examples.is_some()
+        && keep == history.len()
+        && system_t
+            + examples_t
+            + summary_t
+            + kept_t
+            + prompt::NEXT_MESSAGE_RESERVE
+            + NOTES_RESERVE
+            <= budget;
+
+    // The turn's own parts: the message and the notes.
+    let mut record = prompt::PromptRecord {
+        budget,
+        examples_dropped: examples.is_some() && !with_examples,
+        ..Default::default()
+    };
+    let mut notes = None;
+    let mut post_history = None;
+    if let Some(text) = message {
+        post_history = prompt::post_history(c, user).map(|p| ChatMessage::new(ChatRole::System, p));
+        let recent: Vec<&str> = ctx
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .chain(std::iter::once(text))
+            .collect();
+        let mut lore = Vec::new();
+        if let Some(book) = &c.lorebook {
+            let mut entry_tokens = Vec::with_capacity(book.entries.len());
+            for e in &book.entries {
+                entry_tokens.push(count_cached(engine, &e.content).await?);
+            }
+            let a = super::lore::activate(book, &recent, &|i| entry_tokens[i], None);
+            lore = a.keyed.iter().map(|f| f.content.clone()).collect();
+            record.lore = a.constant.into_iter().chain(a.keyed).collect();
+            record.lore_left_out = a.over_budget.into_iter().map(|f| f.name).collect();
+        }
+        notes = prompt::notes(
+            c,
+            user,
+            &ctx.texts(store::MemoryKind::Pinned),
+            &ctx.texts(store::MemoryKind::Fact),
+            &lore,
+        )
+        .map(|n| ChatMessage::new(ChatRole::System, n));
+    } else if let Some(book) = &c.lorebook {
+        record.lore = super::lore::activate(book, &[], &|_| 0, Some(0)).constant;
+    }
+
+    // Put it together; check the exact templated size and trim history if the estimate was
+    // short (then the notes; past that the message itself is too long).
     loop {
+        let kept = &history[history.len() - keep..];
         let mut messages = vec![system.clone()];
-        messages.extend_from_slice(&history[history.len() - keep..]);
+        if with_examples {
+            messages.extend(examples.clone());
+        }
+        messages.extend(summary.clone());
+        messages.extend_from_slice(kept);
+        messages.extend(notes.clone());
+        if let Some(text) = message {
+            messages.push(ChatMessage::new(ChatRole::User, text));
+        }
+        messages.extend(post_history.clone());
         let exact = engine.count_prompt_tokens(&messages).await?;
         if exact <= budget {
-            return Ok((messages, history.len() - keep));
+            let mut sections = vec![prompt::Section {
+                name: "System prompt".into(),
+                text: system.content.clone(),
+                tokens: system_t,
+            }];
+            if let (true, Some(e)) = (with_examples, &examples) {
+                sections.push(prompt::Section {
+                    name: "Example dialogue".into(),
+                    text: e.content.clone(),
+                    tokens: examples_t,
+                });
+            }
+            if let Some(s) = &summary {
+                sections.push(prompt::Section {
+                    name: "Summary".into(),
+                    text: s.content.clone(),
+                    tokens: summary_t,
+                });
+            }
+            if !kept.is_empty() {
+                sections.push(prompt::Section {
+                    name: format!("History ({} messages)", kept.len()),
+                    text: kept
+                        .iter()
+                        .map(|m| {
+                            let who = match m.role {
+                                ChatRole::User => user.name.as_str(),
+                                _ => c.name.as_str(),
+                            };
+                            format!("{who}: {}", m.content)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n\n"),
+                    tokens: counts[history.len() - keep..].iter().sum(),
+                });
+            }
+            if let Some(n) = &notes {
+                sections.push(prompt::Section {
+                    name: "Notes".into(),
+                    text: n.content.clone(),
+                    tokens: one_message_tokens(engine, n).await?,
+                });
+            }
+            if let Some(text) = message {
+                sections.push(prompt::Section {
+                    name: "Message".into(),
+                    text: text.to_string(),
+                    tokens: count_cached(engine, text).await? + MESSAGE_OVERHEAD,
+                });
+            }
+            if let Some(p) = &post_history {
+                sections.push(prompt::Section {
+                    name: "Post-history instructions".into(),
+                    text: p.content.clone(),
+                    tokens: one_message_tokens(engine, p).await?,
+                });
+            }
+            record.sections = sections;
+            record.tokens = exact;
+            record.dropped_messages = history.len() - keep;
+            return Ok(Assembled {
+                messages,
+                record,
+                window_start: stored_index
+                    .get(window_start)
+                    .copied()
+                    .unwrap_or(ctx.messages.len()),
+            });
         }
-        if keep <= 1 {
+        if keep > 0 {
+            keep -= 1;
+        } else if notes.is_some() || post_history.is_some() {
+            notes = None;
+            post_history = None;
+            record.lore.retain(|f| f.reason == "constant");
+        } else {
             return Err(TurnError::MessageTooLong {
                 needed: exact,
                 budget,
             });
         }
-        keep -= 1;
     }
+}
+
+async fn one_message_tokens(engine: &dyn Engine, m: &ChatMessage) -> Result<usize, engine::Error> {
+    engine.count_prompt_tokens(std::slice::from_ref(m)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::characters::builtin;
-    use crate::conversation::Scenario;
+    use crate::conversation::{memory, Scenario};
     use crate::engine::ScriptedEngine;
     use std::time::Duration;
 
@@ -455,6 +804,20 @@ mod tests {
                 (Role::Character, "Good day to you.")
             ]
         );
+    }
+
+    #[test]
+    fn a_leading_name_label_is_dropped() {
+        let l = "Ada Lovelace:";
+        assert_eq!(strip_label("Ada", l), None);
+        assert_eq!(strip_label("Ada Lovelace:", l), None);
+        assert_eq!(
+            strip_label("Ada Lovelace: Hello", l).as_deref(),
+            Some("Hello")
+        );
+        assert_eq!(strip_label("ada lovelace:\nHi", l).as_deref(), Some("Hi"));
+        assert_eq!(strip_label("Adam here", l).as_deref(), Some("Adam here"));
+        assert_eq!(strip_label("Hello", l).as_deref(), Some("Hello"));
     }
 
     #[tokio::test]
@@ -574,5 +937,280 @@ mod tests {
         assert_eq!(store.list_messages(sid).unwrap().len(), 1);
         let (reply, _) = reply_to(&store, &engine, sid, "hello", 50).await.unwrap();
         assert_eq!(reply.content, "Hmm.");
+    }
+
+    /// A Character with every part a prompt can have.
+    fn full_character() -> Character {
+        use crate::characters::card::{LoreEntry, Lorebook};
+        let mut c = builtin::all()
+            .into_iter()
+            .find(|c| c.id == "sherlock-holmes")
+            .unwrap();
+        c.post_history_instructions = "Answer as {{char}}, briefly. {{original}}".into();
+        let mut always = LoreEntry {
+            content: "London is foggy.".into(),
+            enabled: true,
+            constant: true,
+            ..Default::default()
+        };
+        always.name = "Fog".into();
+        let keyed = LoreEntry {
+            keys: vec!["violin".into()],
+            content: "Holmes plays a Stradivarius.".into(),
+            enabled: true,
+            name: "Violin".into(),
+            ..Default::default()
+        };
+        c.lorebook = Some(Lorebook {
+            entries: vec![always, keyed],
+            ..Default::default()
+        });
+        c
+    }
+
+    #[tokio::test]
+    async fn the_prompt_is_built_in_order_and_the_record_says_what_went_in() {
+        let store = Store::open_in_memory().unwrap();
+        let c = full_character();
+        store.insert_character_if_absent(&c, false, 0).unwrap();
+        let s = store
+            .create_session(
+                &c.id,
+                Scenario::Companionship,
+                Scenario::Companionship.label(),
+                Some("Good evening."),
+                1,
+            )
+            .unwrap();
+        let sam = store
+            .save_persona(
+                &store::Persona {
+                    id: 0,
+                    name: "Sam".into(),
+                    description: "A nurse who works nights.".into(),
+                    is_default: false,
+                },
+                1,
+            )
+            .unwrap();
+        store.set_session_persona(s.id, sam.id).unwrap();
+        store
+            .add_memory(
+                &c.id,
+                Some(s.id),
+                store::MemoryKind::Pinned,
+                "Sam hates mornings.",
+                None,
+                2,
+            )
+            .unwrap();
+        let engine =
+            ScriptedEngine::new(&["Indeed."], Duration::from_millis(1)).with_context_length(4096);
+        send(
+            &store,
+            &engine,
+            s.id,
+            "My cat is called Mrs Hudson. Do you play the violin?",
+            &sampling(50),
+            &Cancel::new(),
+            &|| 3,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        let reply = store.list_messages(s.id).unwrap().pop().unwrap();
+        let record: prompt::PromptRecord =
+            serde_json::from_str(&store.prompt_record(reply.id).unwrap().unwrap()).unwrap();
+        let names: Vec<&str> = record.sections.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "System prompt",
+                "Example dialogue",
+                "History (1 messages)",
+                "Notes",
+                "Message",
+                "Post-history instructions"
+            ]
+        );
+        let text = |name: &str| {
+            record
+                .sections
+                .iter()
+                .find(|x| x.name == name)
+                .unwrap()
+                .text
+                .clone()
+        };
+        let system = text("System prompt");
+        assert!(system.contains("The user is Sam. A nurse who works nights."));
+        assert!(
+            system.contains("London is foggy."),
+            "constant lore is in the prefix"
+        );
+        assert!(text("Example dialogue").contains("\nSam: How did you know"));
+        let notes = text("Notes");
+        assert!(
+            notes.contains("Keep in mind: Sam hates mornings."),
+            "{notes}"
+        );
+        assert!(notes.contains("Holmes plays a Stradivarius."));
+        assert_eq!(
+            text("Post-history instructions"),
+            "Answer as Sherlock Holmes, briefly."
+        );
+        assert!(
+            !notes.contains("Mrs Hudson"),
+            "facts from this message count from the next turn"
+        );
+        let lore: Vec<(&str, &str)> = record
+            .lore
+            .iter()
+            .map(|f| (f.name.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(lore, [("Fog", "constant"), ("Violin", "key \"violin\"")]);
+        assert!(record.tokens <= record.budget);
+        // Sections are counted one by one (each with its template); they add up to about the whole.
+        let sum: usize = record.sections.iter().map(|s| s.tokens).sum();
+        assert!(
+            sum.abs_diff(record.tokens) <= 16,
+            "{sum} vs {}",
+            record.tokens
+        );
+        // Companionship keeps what the user said about themselves, and the title is theirs.
+        let facts: Vec<String> = store
+            .memories_for_session(s.id)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind == store::MemoryKind::Fact)
+            .map(|m| m.content)
+            .collect();
+        assert_eq!(facts, ["My cat is called Mrs Hudson."]);
+        assert_eq!(
+            store.get_session(s.id).unwrap().title,
+            "My cat is called Mrs Hudson. Do you play…"
+        );
+        // The persona's name stops the model speaking for them.
+        let next = assemble(&engine, &context(&store, s.id).unwrap(), Some("Hi"), 4000)
+            .await
+            .unwrap();
+        let notes = next
+            .record
+            .sections
+            .iter()
+            .find(|s| s.name == "Notes")
+            .unwrap();
+        assert!(
+            notes
+                .text
+                .contains("Sam has told you: \u{201c}My cat is called Mrs Hudson.\u{201d}"),
+            "{}",
+            notes.text
+        );
+    }
+
+    #[tokio::test]
+    async fn warm_up_and_turn_share_their_prefix_over_a_long_chat_and_the_summary_takes_over() {
+        let (store, sid) = setup();
+        let engine = ScriptedEngine::new(
+            &["A", " reply", " of", " a", " few", " words."],
+            Duration::ZERO,
+        )
+        .with_context_length(4096);
+        let mut summaries = 0;
+        let mut examples_seen_after_drop = false;
+        let mut any_dropped = false;
+        for turn in 0..150 {
+            let ctx = context(&store, sid).unwrap();
+            let warm = assemble(&engine, &ctx, None, 4000).await.unwrap();
+            let msg = format!("Turn {turn}: {}", "words of the user ".repeat(6));
+            let real = assemble(&engine, &ctx, Some(&msg), 4000).await.unwrap();
+            // The warm-up's prompt is a prefix of the turn's: the engine's cache serves it.
+            assert_eq!(
+                real.messages[..warm.messages.len()],
+                warm.messages[..],
+                "turn {turn}"
+            );
+            assert!(real.record.tokens <= 4000);
+            any_dropped |= real.record.dropped_messages > 0;
+            examples_seen_after_drop |= any_dropped
+                && real
+                    .record
+                    .sections
+                    .iter()
+                    .any(|s| s.name == "Example dialogue");
+            send(
+                &store,
+                &engine,
+                sid,
+                &msg,
+                &sampling(8),
+                &Cancel::new(),
+                &|| 5,
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+            summaries +=
+                memory::catch_up(&store, &engine, sid, &sampling(8), &Cancel::new(), &|| 6)
+                    .await
+                    .unwrap()
+                    .len();
+        }
+        assert!(any_dropped);
+        assert!(
+            !examples_seen_after_drop,
+            "examples come back and break the cache"
+        );
+        assert!(summaries >= 5, "{summaries} summaries");
+        // Every message left out is covered by the summary.
+        let ctx = context(&store, sid).unwrap();
+        let plan = assemble(&engine, &ctx, None, 4000).await.unwrap();
+        assert!(ctx.summarised() >= plan.window_start);
+        assert!(plan.record.sections.iter().any(|s| s.name == "Summary"));
+    }
+
+    #[tokio::test]
+    async fn an_empty_summary_becomes_an_extract_of_what_was_said() {
+        let (store, sid) = setup();
+        let talk = ScriptedEngine::new(&["Yes."], Duration::ZERO).with_context_length(4096);
+        for i in 0..60 {
+            send(
+                &store,
+                &talk,
+                sid,
+                &format!(
+                    "I once lived in town number {i} {}",
+                    "and more words ".repeat(20)
+                ),
+                &sampling(8),
+                &Cancel::new(),
+                &|| 5,
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+        }
+        let silent = ScriptedEngine::new(&[], Duration::ZERO).with_context_length(4096);
+        let written = memory::catch_up(&store, &silent, sid, &sampling(8), &Cancel::new(), &|| 6)
+            .await
+            .unwrap();
+        assert!(!written.is_empty());
+        assert!(
+            written[0]
+                .content
+                .starts_with("User said: I once lived in town number 0"),
+            "{}",
+            written[0].content
+        );
+        // A cancelled catch-up writes nothing more.
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert!(
+            memory::catch_up(&store, &talk, sid, &sampling(8), &cancel, &|| 7)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sampling.sql"),
     include_str!("migrations/0003_gallery.sql"),
+    include_str!("migrations/0004_memory.sql"),
 ];
 
 /// What went wrong in the store.
@@ -51,6 +52,15 @@ pub enum Error {
     /// No character with this id.
     #[error("no character with id '{0}'")]
     CharacterNotFound(String),
+    /// No persona with this id.
+    #[error("no persona with id {0}")]
+    PersonaNotFound(i64),
+    /// No memory with this id.
+    #[error("no memory with id {0}")]
+    MemoryNotFound(i64),
+    /// The message does not exist or a reply is being written into it right now.
+    #[error("message {0} cannot be changed now: it is gone, or a reply is being written into it")]
+    MessageBusy(i64),
     /// A new Character's id is taken.
     #[error("a character with id '{0}' exists")]
     CharacterExists(String),
@@ -157,6 +167,71 @@ pub struct Session {
     pub n_messages: i64,
     /// The newest message, shortened, for lists.
     pub preview: String,
+    /// Who the user is in it (`None`: the default persona).
+    pub persona_id: Option<i64>,
+}
+
+/// Who the user is in a Session: a name the Character uses and a description it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Persona {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+}
+
+/// What kind of thing a Memory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// A chunk of the rolling summary of what fell out of the prompt's window.
+    Summary,
+    /// Something the user pinned (a message) or wrote, kept in every prompt.
+    Pinned,
+    /// Something the user said about themselves (companionship Sessions).
+    Fact,
+}
+
+impl MemoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryKind::Summary => "summary",
+            MemoryKind::Pinned => "pinned",
+            MemoryKind::Fact => "fact",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MemoryKind> {
+        [MemoryKind::Summary, MemoryKind::Pinned, MemoryKind::Fact]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One stored Memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    pub id: i64,
+    pub character_id: String,
+    /// `None`: the Character's, seen by every Session with it.
+    pub session_id: Option<i64>,
+    pub kind: MemoryKind,
+    pub content: String,
+    /// Pinned: the message pinned; summary: the last message it covers.
+    pub message_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A message found by full-text search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub message_id: i64,
+    pub session_id: i64,
+    pub character_id: String,
+    pub character_name: String,
+    pub role: Role,
+    /// The text around the match, the matched words between `[` and `]`.
+    pub snippet: String,
+    pub created_at: i64,
 }
 
 /// What the gallery shows of a Character: enough to draw a card, not the whole profile.
@@ -475,8 +550,8 @@ impl Store {
             return Err(Error::CharacterNotFound(character_id.to_string()));
         }
         tx.execute(
-            "INSERT INTO sessions (character_id, scenario, title, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
+            "INSERT INTO sessions (character_id, scenario, title, created_at, updated_at, persona_id)
+             VALUES (?1, ?2, ?3, ?4, ?4, (SELECT id FROM personas WHERE is_default = 1 ORDER BY id LIMIT 1))",
             params![character_id, scenario.as_str(), title, now],
         )?;
         let id = tx.last_insert_rowid();
@@ -553,13 +628,356 @@ impl Store {
     pub fn list_sessions(&self, character_id: &str) -> Result<Vec<Session>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&session_select(
-            "WHERE s.character_id = ?1 ORDER BY s.updated_at DESC, s.id DESC",
+            "WHERE s.character_id = ?1 AND s.deleted_at IS NULL ORDER BY s.updated_at DESC, s.id DESC",
         ))?;
         let rows = stmt.query_map([character_id], session_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A new Session with the messages of `message_id`'s Session up to and including it (same
+    /// Character, Scenario and persona), in one transaction. Returns it.
+    pub fn branch_session(&self, message_id: i64, now: i64) -> Result<Session> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let source: Option<i64> = tx
+            .query_row(
+                "SELECT session_id FROM messages WHERE id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let source = source.ok_or(Error::MessageBusy(message_id))?;
+        tx.execute(
+            "INSERT INTO sessions (character_id, scenario, title, created_at, updated_at, persona_id, sampling)
+             SELECT character_id, scenario, title || ' (branch)', ?2, ?2, persona_id, sampling
+             FROM sessions WHERE id = ?1",
+            params![source, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO messages (session_id, role, content, status, created_at)
+             SELECT ?1, role, content, CASE status WHEN 'streaming' THEN 'interrupted' ELSE status END, created_at
+             FROM messages WHERE session_id = ?2 AND id <= ?3 ORDER BY id",
+            params![id, source, message_id],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.get_session(id)
+    }
+
+    /// Renames a Session.
+    pub fn rename_session(&self, session_id: i64, title: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET title = ?2 WHERE id = ?1",
+            params![session_id, title],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
+    }
+
+    /// Sets who the user is in a Session.
+    pub fn set_session_persona(&self, session_id: i64, persona_id: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET persona_id = ?2 WHERE id = ?1",
+            params![session_id, persona_id],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
+    }
+
+    /// Moves a Session to the trash (`restore_session` undoes it); its messages stay.
+    pub fn trash_session(&self, session_id: i64, now: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET deleted_at = ?2 WHERE id = ?1",
+            params![session_id, now],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
+    }
+
+    pub fn restore_session(&self, session_id: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET deleted_at = NULL WHERE id = ?1",
+            [session_id],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
+    }
+
+    /// Deletes for good the Sessions trashed before `before` (unix ms), with their messages.
+    pub fn purge_sessions(&self, before: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM sessions WHERE deleted_at IS NOT NULL AND deleted_at < ?1",
+            [before],
+        )?)
+    }
+
+    // ---- personas -----------------------------------------------------------------------
+
+    pub fn list_personas(&self) -> Result<Vec<Persona>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, description, is_default FROM personas ORDER BY is_default DESC, name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([], persona_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The persona of a Session (the default one when it has none).
+    pub fn session_persona(&self, session_id: i64) -> Result<Persona> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT p.id, p.name, p.description, p.is_default FROM personas p
+             WHERE p.id = coalesce((SELECT persona_id FROM sessions WHERE id = ?1),
+                                   (SELECT id FROM personas WHERE is_default = 1 ORDER BY id LIMIT 1))",
+            [session_id],
+            persona_from_row,
+        )
+        .optional()?
+        .ok_or(Error::SessionNotFound(session_id))
+    }
+
+    /// Adds a persona (made the default when `is_default`, or when it is the only one).
+    pub fn save_persona(&self, p: &Persona, now: i64) -> Result<Persona> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if p.is_default {
+            tx.execute("UPDATE personas SET is_default = 0", [])?;
+        }
+        let id = if p.id > 0 {
+            let n = tx.execute(
+                "UPDATE personas SET name = ?2, description = ?3, is_default = ?4 OR is_default WHERE id = ?1",
+                params![p.id, p.name, p.description, p.is_default],
+            )?;
+            if n == 0 {
+                return Err(Error::PersonaNotFound(p.id));
+            }
+            p.id
+        } else {
+            tx.execute(
+                "INSERT INTO personas (name, description, is_default, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![p.name, p.description, p.is_default, now],
+            )?;
+            tx.last_insert_rowid()
+        };
+        tx.commit()?;
+        Ok(Persona { id, ..p.clone() })
+    }
+
+    /// Deletes a persona; its Sessions fall back to the default. The default cannot go.
+    pub fn delete_persona(&self, id: i64) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM personas WHERE id = ?1 AND is_default = 0",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    // ---- memories -----------------------------------------------------------------------
+
+    /// The memories a Session's prompt uses: its own and its Character's, oldest first.
+    pub fn memories_for_session(&self, session_id: i64) -> Result<Vec<Memory>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT m.id, m.character_id, m.session_id, m.kind, m.content, m.message_id, m.created_at, m.updated_at
+             FROM memories m JOIN sessions s ON s.id = ?1
+             WHERE m.session_id = ?1 OR (m.session_id IS NULL AND m.character_id = s.character_id)
+             ORDER BY m.id",
+        )?;
+        let rows = stmt.query_map([session_id], memory_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every memory of a Character, across its Sessions, oldest first.
+    pub fn memories_for_character(&self, character_id: &str) -> Result<Vec<Memory>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, character_id, session_id, kind, content, message_id, created_at, updated_at
+             FROM memories WHERE character_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([character_id], memory_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Adds a memory to a Session (or, with `session_id` `None`, to the Character).
+    pub fn add_memory(
+        &self,
+        character_id: &str,
+        session_id: Option<i64>,
+        kind: MemoryKind,
+        content: &str,
+        message_id: Option<i64>,
+        now: i64,
+    ) -> Result<Memory> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO memories (character_id, session_id, kind, content, message_id, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![character_id, session_id, kind.as_str(), content, message_id, now],
+        )?;
+        let id = conn.last_insert_rowid();
+        Ok(Memory {
+            id,
+            character_id: character_id.to_string(),
+            session_id,
+            kind,
+            content: content.to_string(),
+            message_id,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub fn update_memory(&self, id: i64, content: &str, now: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE memories SET content = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, content, now],
+        )?;
+        if n == 0 {
+            return Err(Error::MemoryNotFound(id));
+        }
+        Ok(())
+    }
+
+    pub fn delete_memory(&self, id: i64) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM memories WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    // ---- prompts ------------------------------------------------------------------------
+
+    /// Keeps what a reply was given (JSON), for the prompt inspector.
+    pub fn save_prompt_record(&self, message_id: i64, record: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO prompts (message_id, record) VALUES (?1, ?2)",
+            params![message_id, record],
+        )?;
+        Ok(())
+    }
+
+    pub fn prompt_record(&self, message_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT record FROM prompts WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    // ---- search -------------------------------------------------------------------------
+
+    /// Messages matching `query` (words, all required; a trailing `*` matches a prefix), newest
+    /// first, in Sessions not in the trash. The query is taken as plain words: FTS5 syntax in
+    /// it is quoted away, so any text is a valid query.
+    pub fn search_messages(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let fts = fts_query(query);
+        if fts.is_empty() {
+            return Ok(vec![]);
+        }
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.id, m.session_id, s.character_id, c.name, m.role,
+                    snippet(messages_fts, 0, '[', ']', '…', 12), m.created_at
+             FROM messages_fts f
+             JOIN messages m ON m.id = f.rowid
+             JOIN sessions s ON s.id = m.session_id
+             JOIN characters c ON c.id = s.character_id
+             WHERE messages_fts MATCH ?1 AND s.deleted_at IS NULL AND c.deleted_at IS NULL
+             ORDER BY f.rowid DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![fts, limit as i64], |r| {
+            Ok(SearchHit {
+                message_id: r.get(0)?,
+                session_id: r.get(1)?,
+                character_id: r.get(2)?,
+                character_name: r.get(3)?,
+                role: Role::parse(&r.get::<_, String>(4)?),
+                snippet: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     // ---- messages -----------------------------------------------------------------------
+
+    /// The newest `limit` messages of a Session, oldest first (what opening it shows).
+    pub fn recent_messages(&self, session_id: i64, limit: usize) -> Result<Vec<Message>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT * FROM (SELECT id, session_id, role, content, status, created_at FROM messages
+                            WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![session_id, limit as i64], message_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends many messages to a Session in one transaction (imports and benchmarks).
+    pub fn insert_messages_bulk(
+        &self,
+        session_id: i64,
+        rows: &[(Role, String)],
+        status: MessageStatus,
+        now: i64,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (role, content) in rows {
+                stmt.execute(params![
+                    session_id,
+                    role.as_str(),
+                    content,
+                    status.as_str(),
+                    now
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE sessions SET updated_at = ?2 WHERE id = ?1",
+            params![session_id, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Rewrites a message's text (an edit by the user).
+    pub fn edit_message(&self, message_id: i64, content: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE messages SET content = ?2 WHERE id = ?1 AND status != 'streaming'",
+            params![message_id, content],
+        )?;
+        if n == 0 {
+            return Err(Error::MessageBusy(message_id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a message (not one being streamed).
+    pub fn delete_message(&self, message_id: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "DELETE FROM messages WHERE id = ?1 AND status != 'streaming'",
+            [message_id],
+        )?;
+        if n == 0 {
+            return Err(Error::MessageBusy(message_id));
+        }
+        Ok(())
+    }
 
     /// Every message of a Session, oldest first.
     pub fn list_messages(&self, session_id: i64) -> Result<Vec<Message>> {
@@ -683,7 +1101,8 @@ fn session_select(tail: &str) -> String {
     format!(
         "SELECT s.id, s.character_id, s.scenario, s.title, s.created_at, s.updated_at,
                 (SELECT count(*) FROM messages m WHERE m.session_id = s.id),
-                (SELECT substr(m.content, 1, 120) FROM messages m WHERE m.session_id = s.id ORDER BY m.id DESC LIMIT 1)
+                (SELECT substr(m.content, 1, 120) FROM messages m WHERE m.session_id = s.id ORDER BY m.id DESC LIMIT 1),
+                s.persona_id
          FROM sessions s {tail}"
     )
 }
@@ -698,7 +1117,55 @@ fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         updated_at: r.get(5)?,
         n_messages: r.get(6)?,
         preview: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        persona_id: r.get(8)?,
     })
+}
+
+fn persona_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Persona> {
+    Ok(Persona {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        is_default: r.get(3)?,
+    })
+}
+
+fn memory_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Memory> {
+    Ok(Memory {
+        id: r.get(0)?,
+        character_id: r.get(1)?,
+        session_id: r.get(2)?,
+        kind: MemoryKind::parse(&r.get::<_, String>(3)?).unwrap_or(MemoryKind::Pinned),
+        content: r.get(4)?,
+        message_id: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+/// Plain words as an FTS5 query: each word quoted (so `AND`, `-`, `:` and quotes are text),
+/// all required; a word ending in `*` stays a prefix search.
+fn fts_query(query: &str) -> String {
+    query
+        .split_whitespace()
+        .filter_map(|w| {
+            let prefix = w.ends_with('*');
+            let word: String = w
+                .trim_end_matches('*')
+                .chars()
+                .filter(|c| *c != '"')
+                .collect();
+            if word.chars().all(|c| !c.is_alphanumeric()) {
+                return None;
+            }
+            Some(if prefix {
+                format!("\"{word}\"*")
+            } else {
+                format!("\"{word}\"")
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
@@ -848,6 +1315,167 @@ mod tests {
             .is_empty());
         assert!(store.search_characters("100%_").unwrap().is_empty());
         assert_eq!(store.search_characters("ada").unwrap()[0], "ada-lovelace");
+    }
+
+    #[test]
+    fn search_follows_every_change_and_takes_any_text() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(
+                &c.id,
+                Scenario::ChitChat,
+                "t",
+                Some("Welcome to the orchard"),
+                1,
+            )
+            .unwrap();
+        let found = |q: &str| -> Vec<i64> {
+            store
+                .search_messages(q, 10)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.message_id)
+                .collect()
+        };
+        let greeting = store.list_messages(s.id).unwrap()[0].id;
+        assert_eq!(found("orchard"), [greeting]);
+        // A streamed reply is found once it is finished, by its final text.
+        let r = store
+            .insert_message(s.id, Role::Character, "", MessageStatus::Streaming, 2)
+            .unwrap();
+        store.append_to_message(r.id, "The pears are ").unwrap();
+        assert!(found("pears").is_empty());
+        store
+            .finish_message(r.id, "The pears are ripe.", MessageStatus::Complete)
+            .unwrap();
+        assert_eq!(found("pears ripe"), [r.id]);
+        assert_eq!(found("pea*"), [r.id]);
+        store.edit_message(r.id, "The plums are ripe.").unwrap();
+        assert!(found("pears").is_empty());
+        assert_eq!(found("PLUMS"), [r.id]);
+        // FTS syntax is text here: none of these is an error.
+        for q in ["\"", "AND", "plums -ripe", "a:b", "(", "*", "NEAR(x y)", ""] {
+            store.search_messages(q, 10).unwrap();
+        }
+        let hit = &store.search_messages("plums", 10).unwrap()[0];
+        assert_eq!(hit.snippet, "The [plums] are ripe.");
+        assert_eq!(hit.character_id, c.id);
+        store.delete_message(r.id).unwrap();
+        assert!(found("plums").is_empty());
+        // A trashed Session's messages are not found; restored, they are.
+        store.trash_session(s.id, 5).unwrap();
+        assert!(found("orchard").is_empty());
+        store.restore_session(s.id).unwrap();
+        assert_eq!(found("orchard"), [greeting]);
+        // A streaming row cannot be edited or deleted under the writer.
+        let r = store
+            .insert_message(s.id, Role::Character, "x", MessageStatus::Streaming, 6)
+            .unwrap();
+        assert!(matches!(
+            store.edit_message(r.id, "y"),
+            Err(Error::MessageBusy(_))
+        ));
+        assert!(matches!(
+            store.delete_message(r.id),
+            Err(Error::MessageBusy(_))
+        ));
+    }
+
+    #[test]
+    fn a_branch_copies_the_messages_up_to_the_one_chosen() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(&c.id, Scenario::Interview, "Talk", Some("Hello"), 1)
+            .unwrap();
+        let a = store
+            .insert_message(s.id, Role::User, "one", MessageStatus::Complete, 2)
+            .unwrap();
+        store
+            .insert_message(s.id, Role::Character, "two", MessageStatus::Complete, 3)
+            .unwrap();
+        let greeting = store.list_messages(s.id).unwrap()[0].id;
+        let b = store.branch_session(a.id, 10).unwrap();
+        assert_eq!(
+            (b.scenario, b.title.as_str(), b.n_messages),
+            (Scenario::Interview, "Talk (branch)", 2)
+        );
+        let g = store.branch_session(greeting, 11).unwrap();
+        assert_eq!(store.list_messages(g.id).unwrap()[0].content, "Hello");
+        assert_eq!(
+            store.list_messages(s.id).unwrap().len(),
+            3,
+            "the original is untouched"
+        );
+        assert_eq!(
+            store
+                .recent_messages(s.id, 2)
+                .unwrap()
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+    }
+
+    #[test]
+    fn personas_default_and_memories_reach_their_sessions() {
+        let store = store_with_builtins();
+        let c = builtin::all().remove(0);
+        let s = store
+            .create_session(&c.id, Scenario::Companionship, "t", None, 1)
+            .unwrap();
+        assert_eq!(store.session_persona(s.id).unwrap().name, "User");
+        let sam = store
+            .save_persona(
+                &Persona {
+                    id: 0,
+                    name: "Sam".into(),
+                    description: "A nurse.".into(),
+                    is_default: true,
+                },
+                2,
+            )
+            .unwrap();
+        let s2 = store
+            .create_session(&c.id, Scenario::Companionship, "t", None, 3)
+            .unwrap();
+        assert_eq!(store.session_persona(s2.id).unwrap().name, "Sam");
+        assert_eq!(store.session_persona(s.id).unwrap().name, "User");
+        store.delete_persona(sam.id).unwrap();
+        assert_eq!(
+            store.list_personas().unwrap().len(),
+            2,
+            "the default cannot be deleted"
+        );
+        store
+            .add_memory(
+                &c.id,
+                Some(s.id),
+                MemoryKind::Fact,
+                "I have a dog.",
+                None,
+                4,
+            )
+            .unwrap();
+        store
+            .add_memory(&c.id, None, MemoryKind::Pinned, "Call me Sam.", None, 5)
+            .unwrap();
+        let kinds = |sid| -> Vec<&'static str> {
+            store
+                .memories_for_session(sid)
+                .unwrap()
+                .iter()
+                .map(|m| m.kind.as_str())
+                .collect()
+        };
+        assert_eq!(kinds(s.id), ["fact", "pinned"]);
+        assert_eq!(
+            kinds(s2.id),
+            ["pinned"],
+            "the Character's memory reaches every Session"
+        );
     }
 
     #[test]
