@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,8 +56,13 @@ class WebDriver:
             f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}").get("value")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            # WebDriver says what went wrong in the body; keep it in the failure.
+            detail = e.read().decode(errors="replace")[:400]
+            raise AssertionError(f"WebDriver {method} {path.split('/')[-1]}: {e.code} {detail}") from None
 
     def s(self, method, path, body=None):
         return self.request(method, f"/session/{self.sid}{path}", body)
@@ -494,6 +500,119 @@ def main():
             assert shown and m["text"].startswith(shown), (shown, m["text"])
             assert m["status"] == "interrupted", m
         check("the reply cut by kill -9 kept everything that was shown", killed_reply_kept_what_was_shown)
+
+        def tool(index, action):
+            """Clicks a message's tool (they show on hover; clicked from script)."""
+            ok = wd.js("const m = document.querySelectorAll('[data-testid=message]')[arguments[0]];"
+                       "const b = m && m.parentElement.querySelector('[data-action=' + arguments[1] + ']');"
+                       "if (!b) return false; b.click(); return true;", index, action)
+            assert ok, f"no {action} on message {index}"
+
+        def cli(*args):
+            r = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        def open_session_id():
+            return wd.js("const s = document.querySelector('[data-testid=session].on'); return s && Number(s.dataset.id)")
+
+        def message_tools_inspector_pin_edit_delete_branch():
+            n = len(messages(wd))
+            tool(n - 1, "prompt")
+            names = wd.wait("the inspector", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=inspector-section]')).map(s => s.dataset.name)"))
+            assert names[0] == "System prompt" and "Message" in names, names
+            assert any(x.startswith("History (") for x in names), names
+            total = wd.js("return document.querySelector('[data-testid=inspector-total]').textContent")
+            assert "tokens of" in total, total
+            wd.screenshot("inspector.png")
+            wd.click("[data-testid=inspector-close]")
+            tool(n - 2, "pin")
+            pinned = wd.wait("the pinned memory", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=memory][data-kind=pinned] p')).map(p => p.textContent)"))
+            assert pinned == ["Do you remember me?"], pinned
+            wd.screenshot("memory.png")
+            tool(n - 2, "edit")
+            wd.wait("the edit box", lambda: wd.find("[data-testid=edit-text]"))
+            wd.js(set_js, "[data-testid=edit-text]", "Do you remember me, Mr Holmes?")
+            wd.js("document.querySelector('[data-testid=edit-save]').click()")
+            wd.wait("the edited text", lambda: messages(wd)[n - 2]["text"] == "Do you remember me, Mr Holmes?")
+            tool(n - 1, "delete")
+            wd.wait("the reply gone", lambda: len(messages(wd)) == n - 1)
+            sid = open_session_id()
+            history = cli("history", "--session", str(sid))
+            assert "Do you remember me, Mr Holmes?" in history, history
+            counts = {line.split("\t")[0]: int(line.split("\t")[2])
+                      for line in cli("sessions", "--character", "sherlock-holmes").splitlines()}
+            assert counts[str(sid)] == n - 1, counts
+            # A branch from the greeting: a new conversation with the greeting alone.
+            tool(0, "branch")
+            wd.wait("the branch", lambda: open_session_id() not in (None, sid) and len(messages(wd)) == 1)
+            title = wd.js("return document.querySelector('[data-testid=session].on .title').textContent")
+            assert title.endswith("(branch)"), title
+        check("message tools: the prompt inspector, pin, edit, delete, branch (SQLite agrees)",
+              message_tools_inspector_pin_edit_delete_branch)
+
+        def search_opens_the_conversation_at_the_hit():
+            wd.click("[data-testid=back]")
+            wd.click("[data-testid=search-conversations]")
+            wd.wait("the search box", lambda: wd.find("[data-testid=search-messages]"))
+            wd.js(set_js, "[data-testid=search-messages]", "Mr Holmes")
+            wd.wait("a hit", lambda: wd.find("[data-testid=search-hit]"))
+            wd.screenshot("search.png")
+            wd.click("[data-testid=search-hit]")
+            wd.wait("the conversation at the hit", lambda: wd.js(
+                "const f = document.querySelector('.focus [data-testid=message-text]'); return f && f.textContent")
+                == "Do you remember me, Mr Holmes?")
+            out = cli("search", "Mr Holmes")
+            assert "Do you remember me, [Mr] [Holmes]?" in out, out
+        check("search finds a message and opens its conversation there (and the CLI finds it too)",
+              search_opens_the_conversation_at_the_hit)
+
+        def persona_companionship_memory_and_interview():
+            wd.click("[data-testid=back]")
+            wd.click("[data-testid=character-card][data-id=walt-okafor]")
+            wd.wait("the scenario picker", lambda: wd.find("[data-testid=persona-new]"))
+            wd.click("[data-testid=persona-new]")
+            wd.type("[data-testid=persona-name]", "Sam")
+            wd.type("[data-testid=persona-description]", "A night-shift nurse.")
+            wd.click("[data-testid=persona-save]")
+            wd.wait("Sam chosen", lambda: wd.js(
+                "const s = document.querySelector('[data-testid=persona-select]'); return s.options[s.selectedIndex].text").startswith("Sam"))
+            wd.click("[data-testid=scenario][data-scenario=companionship]")
+            wd.wait("the greeting", lambda: len(messages(wd)) == 1)
+            wd.type("[data-testid=composer]", "My dog's name is Biscuit." + ENTER)
+            wd.wait("the reply", lambda: len(messages(wd)) == 3 and messages(wd)[2]["status"] == "complete", timeout=120)
+            wd.click("[data-testid=open-memory]")
+            facts = wd.wait("the fact", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=memory][data-kind=fact] p')).map(p => p.textContent)"))
+            assert facts == ["My dog's name is Biscuit."], facts
+            title = wd.js("return document.querySelector('[data-testid=session].on .title').textContent")
+            assert title == "My dog's name is Biscuit.", title
+            prompt = cli("prompt", "--session", str(open_session_id()), "--message", "How are you?")
+            assert "The user is Sam. A night-shift nurse." in prompt, prompt[:600]
+            assert "Sam has told you: \u201cMy dog's name is Biscuit.\u201d" in prompt, prompt[-900:]
+            # An interview offers questions from Walt's life; one click asks.
+            wd.click("[data-testid=new-session]")
+            wd.click("[data-testid=scenario][data-scenario=interview]")
+            qs = wd.wait("suggested questions", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=suggestions] button')).map(b => b.textContent)"))
+            assert any("came to the city" in q for q in qs), qs
+            wd.screenshot("interview.png")
+            # Rename a conversation, delete it, undo.
+            wd.js("document.querySelector('[data-testid=rename-session]').click()")
+            wd.wait("the title box", lambda: wd.find("[data-testid=rename-input]"))
+            wd.js(set_js, "[data-testid=rename-input]", "About Biscuit")
+            wd.js("document.querySelector('[data-testid=rename-input]').form.requestSubmit()")
+            wd.wait("the new title", lambda: "About Biscuit" in wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=session] .title')).map(t => t.textContent)"))
+            before = len(wd.find("[data-testid=session]"))
+            wd.js("document.querySelector('[data-testid=delete-session]').click()")
+            wd.wait("one fewer", lambda: len(wd.find("[data-testid=session]")) == before - 1)
+            wd.click("[data-testid=session-undo]")
+            wd.wait("it is back", lambda: len(wd.find("[data-testid=session]")) == before)
+        check("personas, a companionship fact remembered, interview questions, rename and undoable delete",
+              persona_companionship_memory_and_interview)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))
@@ -507,7 +626,12 @@ def main():
             text = wd.js("return document.querySelector('[data-testid=engine-error]').textContent")
             assert "does not exist" in text and "no-such-model.gguf" in text, text
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
-            msgs = wd.wait("history without a model", lambda: len(messages(wd)) >= 11 and messages(wd))
+            # The first conversation (named after its first message; a branch of it is newer).
+            wd.wait("the conversation list", lambda: wd.js(
+                "const s = Array.from(document.querySelectorAll('[data-testid=session]'))"
+                ".find(s => s.querySelector('.title').textContent === 'Hello! Who are you?');"
+                "if (!s) return false; s.click(); return true;"))
+            msgs = wd.wait("history without a model", lambda: len(messages(wd)) >= 10 and messages(wd))
             assert msgs[1]["text"] == "Hello! Who are you?"
             placeholder = wd.js("return document.querySelector('[data-testid=composer]').placeholder")
             assert "not available" in placeholder, placeholder

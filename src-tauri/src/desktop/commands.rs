@@ -9,9 +9,9 @@ use tauri::{AppHandle, State};
 
 use super::json::{
     ApiError, ApiResult, AvatarUpload, CharacterDetail, CharacterEdit, CharacterPreview,
-    CharacterSummary, DownloadEvent, EngineStatus, ErrorCode, ImportResult, Message, ModelFileJson,
-    PresetJson, Problem, ProfileFormJson, SamplingJson, SamplingLevelJson, ScenarioJson, Session,
-    SettingsJson, StreamEvent,
+    CharacterSummary, DownloadEvent, EngineStatus, ErrorCode, ImportResult, Memory, Message,
+    ModelFileJson, Persona, PresetJson, Problem, ProfileFormJson, PromptRecord, SamplingJson,
+    SamplingLevelJson, ScenarioJson, SearchHit, Session, SettingsJson, StreamEvent,
 };
 use super::AppState;
 use crate::app::{
@@ -314,21 +314,214 @@ pub fn create_session(
     state: State<'_, AppState>,
     character_id: String,
     scenario: ScenarioJson,
+    persona_id: Option<i64>,
 ) -> ApiResult<Session> {
     let troupe = state.troupe()?;
-    let character = troupe.store.get_character(&character_id)?;
-    let scenario = Scenario::from(scenario);
-    let greeting = character.greeting(scenario);
+    Ok(troupe
+        .start_session(&character_id, scenario.into(), persona_id)?
+        .into())
+}
+
+/// The newest `limit` messages of a Session (what opening it shows first).
+#[tauri::command]
+pub fn recent_messages(
+    state: State<'_, AppState>,
+    session_id: i64,
+    limit: usize,
+) -> ApiResult<Vec<Message>> {
+    Ok(state
+        .troupe()?
+        .store
+        .recent_messages(session_id, limit)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// What the reply `message_id` was given, section by section; null for replies from before
+/// prompts were kept.
+#[tauri::command]
+pub fn prompt_record(
+    state: State<'_, AppState>,
+    message_id: i64,
+) -> ApiResult<Option<PromptRecord>> {
+    let json = state.troupe()?.store.prompt_record(message_id)?;
+    Ok(json
+        .and_then(|j| serde_json::from_str::<conversation::prompt::PromptRecord>(&j).ok())
+        .map(Into::into))
+}
+
+#[tauri::command]
+pub fn search_messages(
+    state: State<'_, AppState>,
+    query: String,
+    limit: Option<usize>,
+) -> ApiResult<Vec<SearchHit>> {
+    Ok(state
+        .troupe()?
+        .store
+        .search_messages(&query, limit.unwrap_or(50))?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+#[tauri::command]
+pub fn list_personas(state: State<'_, AppState>) -> ApiResult<Vec<Persona>> {
+    Ok(state
+        .troupe()?
+        .store
+        .list_personas()?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+#[tauri::command]
+pub fn save_persona(state: State<'_, AppState>, persona: Persona) -> ApiResult<Persona> {
+    if persona.name.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSetting,
+            "A persona needs a name.",
+        ));
+    }
+    Ok(state
+        .troupe()?
+        .store
+        .save_persona(&persona.into(), now_ms())?
+        .into())
+}
+
+#[tauri::command]
+pub fn delete_persona(state: State<'_, AppState>, id: i64) -> ApiResult<()> {
+    Ok(state.troupe()?.store.delete_persona(id)?)
+}
+
+#[tauri::command]
+pub fn list_memories(state: State<'_, AppState>, session_id: i64) -> ApiResult<Vec<Memory>> {
+    Ok(state
+        .troupe()?
+        .store
+        .memories_for_session(session_id)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Pins a memory: written by the user, or a message's text (`message_id`); for this Session,
+/// or for every Session with the Character (`for_character`).
+#[tauri::command]
+pub fn add_memory(
+    state: State<'_, AppState>,
+    session_id: i64,
+    content: String,
+    message_id: Option<i64>,
+    for_character: bool,
+) -> ApiResult<Memory> {
+    let troupe = state.troupe()?;
+    let s = troupe.store.get_session(session_id)?;
+    let content = match (content.trim(), message_id) {
+        ("", Some(id)) => troupe
+            .store
+            .get_message(id)?
+            .map(|m| m.content)
+            .unwrap_or_default(),
+        (text, _) => text.to_string(),
+    };
+    if content.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyMessage,
+            "An empty memory: nothing was pinned.",
+        ));
+    }
     Ok(troupe
         .store
-        .create_session(
-            &character_id,
-            scenario,
-            scenario.label(),
-            greeting.as_deref(),
+        .add_memory(
+            &s.character_id,
+            (!for_character).then_some(session_id),
+            crate::store::MemoryKind::Pinned,
+            content.trim(),
+            message_id,
             now_ms(),
         )?
         .into())
+}
+
+#[tauri::command]
+pub fn update_memory(state: State<'_, AppState>, id: i64, content: String) -> ApiResult<()> {
+    Ok(state
+        .troupe()?
+        .store
+        .update_memory(id, content.trim(), now_ms())?)
+}
+
+#[tauri::command]
+pub fn delete_memory(state: State<'_, AppState>, id: i64) -> ApiResult<()> {
+    Ok(state.troupe()?.store.delete_memory(id)?)
+}
+
+#[tauri::command]
+pub fn rename_session(state: State<'_, AppState>, session_id: i64, title: String) -> ApiResult<()> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyMessage,
+            "A conversation needs a title.",
+        ));
+    }
+    Ok(state.troupe()?.store.rename_session(session_id, title)?)
+}
+
+/// Moves a Session to the trash; `restore_session` undoes it.
+#[tauri::command]
+pub fn trash_session(state: State<'_, AppState>, session_id: i64) -> ApiResult<()> {
+    Ok(state.troupe()?.store.trash_session(session_id, now_ms())?)
+}
+
+#[tauri::command]
+pub fn restore_session(state: State<'_, AppState>, session_id: i64) -> ApiResult<()> {
+    Ok(state.troupe()?.store.restore_session(session_id)?)
+}
+
+/// Edits a message's text; refused while a reply is being written into it.
+#[tauri::command]
+pub fn edit_message(state: State<'_, AppState>, message_id: i64, content: String) -> ApiResult<()> {
+    if content.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyMessage,
+            "The message is empty; delete it instead.",
+        ));
+    }
+    Ok(state
+        .troupe()?
+        .store
+        .edit_message(message_id, content.trim())?)
+}
+
+/// Deletes a message; refused while a reply is being written into it.
+#[tauri::command]
+pub fn delete_message(state: State<'_, AppState>, message_id: i64) -> ApiResult<()> {
+    Ok(state.troupe()?.store.delete_message(message_id)?)
+}
+
+/// A new Session with the messages of this one up to `message_id`; returns it.
+#[tauri::command]
+pub fn branch_session(state: State<'_, AppState>, message_id: i64) -> ApiResult<Session> {
+    Ok(state
+        .troupe()?
+        .store
+        .branch_session(message_id, now_ms())?
+        .into())
+}
+
+/// Questions to ask in an interview, drawn from the Character's profile.
+#[tauri::command]
+pub fn suggested_questions(
+    state: State<'_, AppState>,
+    character_id: String,
+) -> ApiResult<Vec<String>> {
+    let c = state.troupe()?.store.get_character(&character_id)?;
+    Ok(conversation::suggested_questions(&c))
 }
 
 #[tauri::command]
@@ -355,6 +548,15 @@ pub async fn send_message(
     let engine = troupe.engine.engine()?;
     let sampling = sampling_for_session(&troupe.store, &super::load_settings(&app), session_id)?;
     let cancel = state.start_reply(session_id)?;
+    // A summary being written goes second: the reply is what the user waits for.
+    if let Some(c) = state
+        .summarising
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&session_id)
+    {
+        c.cancel();
+    }
     // A warm-up of this session still prefilling: wait for it, so this reply reuses its work
     // instead of competing with it for the same cores.
     let warming = state.warm_lock(session_id);
@@ -419,10 +621,38 @@ pub fn warm_session(app: AppHandle, state: State<'_, AppState>, session_id: i64)
     let store = troupe.store.clone();
     let sampling = sampling_for_session(&store, &super::load_settings(&app), session_id)?;
     let character_warming = state.character_warming.clone();
+    let summarising = state.summarising.clone();
     tauri::async_runtime::spawn(async move {
-        let _warming = warming; // Held until the prefill is done; `send_message` waits on it.
-                                // A Character warm-up still running: let it finish, then build on its prefix.
+        // Held until the prefill is done; `send_message` waits on it.
+        let _warming = warming;
+        // A Character warm-up still running: let it finish, then build on its prefix.
         drop(character_warming.lock().await);
+        // First the summary of what the window moved past (the next prompt includes it), unless
+        // the user sends a message meanwhile.
+        let cancel = Cancel::new();
+        summarising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session_id, cancel.clone());
+        let summary = conversation::memory::catch_up(
+            &store,
+            engine.as_ref(),
+            session_id,
+            &sampling,
+            &cancel,
+            &now_ms,
+        )
+        .await;
+        summarising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session_id);
+        if let Err(e) = summary {
+            tracing::warn!("summarising session {session_id} failed: {e}");
+        }
+        if cancel.is_cancelled() {
+            return; // A message is on its way; its turn prefills what it needs.
+        }
         if let Err(e) = conversation::warm(&store, engine.as_ref(), session_id, &sampling).await {
             tracing::debug!("warming session {session_id} failed: {e}");
         }

@@ -557,6 +557,166 @@ pub struct CharacterPreview {
     pub problems: Vec<Problem>,
 }
 
+/// Who the user is in a Session.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Persona {
+    /// 0 for a new one.
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+}
+
+impl From<store::Persona> for Persona {
+    fn from(p: store::Persona) -> Self {
+        Persona {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            is_default: p.is_default,
+        }
+    }
+}
+
+impl From<Persona> for store::Persona {
+    fn from(p: Persona) -> Self {
+        store::Persona {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            is_default: p.is_default,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(rename = "MemoryKind")]
+pub enum MemoryKindJson {
+    Summary,
+    Pinned,
+    Fact,
+}
+
+/// A Memory: a chunk of the rolling summary, a pinned memory, or a fact about the user.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Memory {
+    pub id: i64,
+    pub kind: MemoryKindJson,
+    pub content: String,
+    /// Null: the Character's, seen by every Session with it.
+    pub session_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl From<store::Memory> for Memory {
+    fn from(m: store::Memory) -> Self {
+        Memory {
+            id: m.id,
+            kind: match m.kind {
+                store::MemoryKind::Summary => MemoryKindJson::Summary,
+                store::MemoryKind::Pinned => MemoryKindJson::Pinned,
+                store::MemoryKind::Fact => MemoryKindJson::Fact,
+            },
+            content: m.content,
+            session_id: m.session_id,
+            message_id: m.message_id,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// One part of a prompt, for the inspector.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PromptSection {
+    pub name: String,
+    pub text: String,
+    pub tokens: usize,
+}
+
+/// A lore entry in a prompt, and why.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct LoreFired {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What a reply was given (the prompt inspector).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptRecord {
+    pub sections: Vec<PromptSection>,
+    pub lore: Vec<LoreFired>,
+    pub lore_left_out: Vec<String>,
+    pub dropped_messages: usize,
+    pub examples_dropped: bool,
+    pub tokens: usize,
+    pub budget: usize,
+}
+
+impl From<conversation::prompt::PromptRecord> for PromptRecord {
+    fn from(r: conversation::prompt::PromptRecord) -> Self {
+        PromptRecord {
+            sections: r
+                .sections
+                .into_iter()
+                .map(|s| PromptSection {
+                    name: s.name,
+                    text: s.text,
+                    tokens: s.tokens,
+                })
+                .collect(),
+            lore: r
+                .lore
+                .into_iter()
+                .map(|f| LoreFired {
+                    name: f.name,
+                    reason: f.reason,
+                })
+                .collect(),
+            lore_left_out: r.lore_left_out,
+            dropped_messages: r.dropped_messages,
+            examples_dropped: r.examples_dropped,
+            tokens: r.tokens,
+            budget: r.budget,
+        }
+    }
+}
+
+/// A message found by search.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub message_id: i64,
+    pub session_id: i64,
+    pub character_id: String,
+    pub character_name: String,
+    pub role: RoleJson,
+    /// The text around the match; the matched words are between `[` and `]`.
+    pub snippet: String,
+    pub created_at: i64,
+}
+
+impl From<store::SearchHit> for SearchHit {
+    fn from(h: store::SearchHit) -> Self {
+        SearchHit {
+            message_id: h.message_id,
+            session_id: h.session_id,
+            character_id: h.character_id,
+            character_name: h.character_name,
+            role: match h.role {
+                store::Role::User => RoleJson::User,
+                store::Role::Character => RoleJson::Character,
+            },
+            snippet: h.snippet,
+            created_at: h.created_at,
+        }
+    }
+}
+
 /// A picture chosen in the editor, with the square the user framed (see `avatar::Crop`).
 #[derive(Debug, Clone, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -579,6 +739,7 @@ pub struct Session {
     pub updated_at: i64,
     pub message_count: i64,
     pub preview: String,
+    pub persona_id: Option<i64>,
 }
 
 impl From<store::Session> for Session {
@@ -592,6 +753,7 @@ impl From<store::Session> for Session {
             updated_at: s.updated_at,
             message_count: s.n_messages,
             preview: s.preview,
+            persona_id: s.persona_id,
         }
     }
 }
@@ -1013,6 +1175,13 @@ pub fn typescript() -> String {
         Problem::decl(&cfg),
         CharacterPreview::decl(&cfg),
         AvatarUpload::decl(&cfg),
+        Persona::decl(&cfg),
+        MemoryKindJson::decl(&cfg),
+        Memory::decl(&cfg),
+        PromptSection::decl(&cfg),
+        LoreFired::decl(&cfg),
+        PromptRecord::decl(&cfg),
+        SearchHit::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.\n\

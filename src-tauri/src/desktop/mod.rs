@@ -33,6 +33,9 @@ pub struct AppState {
     warmed: Mutex<HashMap<i64, i64>>,
     /// Per session, held by a running warm-up (see `commands::send_message`).
     warming: Mutex<HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// The running summary catch-up of each session (`conversation::memory::catch_up`): a
+    /// message sent cancels it, so a reply never waits for a summary.
+    summarising: std::sync::Arc<Mutex<HashMap<i64, Cancel>>>,
     /// Held by a running Character warm-up (`commands::warm_character`).
     character_warming: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Held by the running model download (one at a time), and its Cancel button.
@@ -74,6 +77,7 @@ pub fn run(model_override: Option<PathBuf>) {
             warmed: Mutex::new(HashMap::new()),
             warming: Mutex::new(HashMap::new()),
             character_warming: Default::default(),
+            summarising: Default::default(),
             downloading: Default::default(),
             cancel_download: Default::default(),
         })
@@ -92,6 +96,23 @@ pub fn run(model_override: Option<PathBuf>) {
         .invoke_handler(tauri::generate_handler![
             commands::list_characters,
             commands::get_character,
+            commands::recent_messages,
+            commands::prompt_record,
+            commands::search_messages,
+            commands::list_personas,
+            commands::save_persona,
+            commands::delete_persona,
+            commands::list_memories,
+            commands::add_memory,
+            commands::update_memory,
+            commands::delete_memory,
+            commands::rename_session,
+            commands::trash_session,
+            commands::restore_session,
+            commands::edit_message,
+            commands::delete_message,
+            commands::branch_session,
+            commands::suggested_questions,
             commands::get_character_edit,
             commands::preview_character,
             commands::save_character,

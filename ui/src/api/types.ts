@@ -29,7 +29,7 @@ export type CharacterDetail = { id: string, name: string, category: Category, ta
  */
 profileProse: string, };
 
-export type Session = { id: number, characterId: string, scenario: Scenario, title: string, createdAt: number, updatedAt: number, messageCount: number, preview: string, };
+export type Session = { id: number, characterId: string, scenario: Scenario, title: string, createdAt: number, updatedAt: number, messageCount: number, preview: string, personaId: number | null, };
 
 export type Role = "user" | "character";
 
@@ -183,3 +183,29 @@ export type AvatarUpload = {
  * The file's bytes, base64.
  */
 data: string, x: number, y: number, scale: number, };
+
+export type Persona = { 
+/**
+ * 0 for a new one.
+ */
+id: number, name: string, description: string, isDefault: boolean, };
+
+export type MemoryKind = "summary" | "pinned" | "fact";
+
+export type Memory = { id: number, kind: MemoryKind, content: string, 
+/**
+ * Null: the Character's, seen by every Session with it.
+ */
+sessionId: number | null, messageId: number | null, updatedAt: number, };
+
+export type PromptSection = { name: string, text: string, tokens: number, };
+
+export type LoreFired = { name: string, reason: string, };
+
+export type PromptRecord = { sections: Array<PromptSection>, lore: Array<LoreFired>, loreLeftOut: Array<string>, droppedMessages: number, examplesDropped: boolean, tokens: number, budget: number, };
+
+export type SearchHit = { messageId: number, sessionId: number, characterId: string, characterName: string, role: Role, 
+/**
+ * The text around the match; the matched words are between `[` and `]`.
+ */
+snippet: string, createdAt: number, };

@@ -37,13 +37,54 @@ export class ChatState {
     return this.#stats;
   }
 
-  async load() {
+  /** Whether older messages exist than those loaded (a long session opens at its end). */
+  get hasEarlier() {
+    return this.#hasEarlier;
+  }
+  #hasEarlier = $state(false);
+
+  /** Opens the session at its newest messages; `all` loads every one (to reach a search hit). */
+  async load(all = false) {
     try {
-      this.#messages = await api.listMessages(this.sessionId);
+      if (all) {
+        this.#messages = await api.listMessages(this.sessionId);
+        this.#hasEarlier = false;
+      } else {
+        this.#messages = await api.recentMessages(this.sessionId, ChatState.PAGE);
+        this.#hasEarlier = this.#messages.length === ChatState.PAGE;
+      }
     } catch (e) {
       this.#error = e as BackendError;
     }
     this.#loaded = true;
+  }
+
+  static readonly PAGE = 100;
+
+  /** Edits a message in place (refused while a reply is being written into it). */
+  async edit(id: number, content: string): Promise<boolean> {
+    try {
+      await api.editMessage(id, content);
+      const m = this.#messages.find((x) => x.id === id);
+      if (m) m.content = content.trim();
+      return true;
+    } catch (e) {
+      this.#error = e as BackendError;
+      return false;
+    }
+  }
+
+  async remove(id: number) {
+    try {
+      await api.deleteMessage(id);
+      this.#messages = this.#messages.filter((x) => x.id !== id);
+    } catch (e) {
+      this.#error = e as BackendError;
+    }
+  }
+
+  showError(e: BackendError) {
+    this.#error = e;
   }
 
   dismissError() {

@@ -5,6 +5,9 @@ import type { Message, StreamEvent } from '../api/types';
 
 const api = vi.hoisted(() => ({
   listMessages: vi.fn(),
+  recentMessages: vi.fn(),
+  editMessage: vi.fn(),
+  deleteMessage: vi.fn(),
   sendMessage: vi.fn(),
   stopReply: vi.fn(),
 }));
@@ -20,7 +23,7 @@ beforeEach(() => vi.resetAllMocks());
 
 describe('ChatState', () => {
   it('streams a reply into the message list', async () => {
-    api.listMessages.mockResolvedValue([msg(1, 'character', 'Hello!')]);
+    api.recentMessages.mockResolvedValue([msg(1, 'character', 'Hello!')]);
     let seenDuring: string[] = [];
     api.sendMessage.mockImplementation(async (_sid: number, text: string, on: (e: StreamEvent) => void) => {
       on({ event: 'started', data: { user: msg(2, 'user', text), reply: msg(3, 'character', '', 'streaming'), dropped: 0 } });
@@ -62,10 +65,36 @@ describe('ChatState', () => {
       on({ event: 'started', data: { user: msg(2, 'user', 'Hi'), reply: msg(3, 'character', '', 'streaming'), dropped: 0 } });
       throw Object.assign(new Error('engine died'), { code: 'reply_failed' });
     });
-    api.listMessages.mockResolvedValue([msg(2, 'user', 'Hi'), msg(3, 'character', 'Par', 'interrupted')]);
+    api.recentMessages.mockResolvedValue([msg(2, 'user', 'Hi'), msg(3, 'character', 'Par', 'interrupted')]);
     const chat = new ChatState(1);
     expect(await chat.send('Hi')).toBe(true);
     expect(chat.error?.message).toBe('engine died');
     expect(chat.messages[1].status).toBe('interrupted');
+  });
+});
+
+describe('ChatState paging and edits', () => {
+  it('opens at the newest page, loads the rest on request, and edits and deletes in place', async () => {
+    const page = Array.from({ length: ChatState.PAGE }, (_, i) => msg(i + 2, i % 2 ? 'character' : 'user', `m${i}`));
+    api.recentMessages.mockResolvedValue(page);
+    api.listMessages.mockResolvedValue([msg(1, 'character', 'Hello!'), ...page]);
+    const chat = new ChatState(1);
+    await chat.load();
+    expect(api.recentMessages).toHaveBeenCalledWith(1, ChatState.PAGE);
+    expect(chat.hasEarlier).toBe(true);
+    await chat.load(true);
+    expect(chat.hasEarlier).toBe(false);
+    expect(chat.messages[0].content).toBe('Hello!');
+    api.editMessage.mockResolvedValue(undefined);
+    expect(await chat.edit(2, '  edited ')).toBe(true);
+    expect(chat.messages[1].content).toBe('edited');
+    api.deleteMessage.mockResolvedValue(undefined);
+    await chat.remove(2);
+    expect(chat.messages.find((m) => m.id === 2)).toBeUndefined();
+    // A refusal (a reply is being written into it) keeps the text and says why.
+    api.editMessage.mockRejectedValue({ code: 'internal', message: 'busy' });
+    expect(await chat.edit(3, 'x')).toBe(false);
+    expect(chat.messages.find((m) => m.id === 3)?.content).toBe('m1');
+    expect(chat.error).not.toBeNull();
   });
 });
