@@ -671,7 +671,7 @@ async fn chat(
             TurnEvent::Started { dropped, .. } if dropped > 0 => {
                 eprintln!("[{dropped} older messages did not fit the context and were left out]")
             }
-            TurnEvent::Started { .. } => {}
+            TurnEvent::Started { .. } | TurnEvent::Rewriting { .. } => {}
             TurnEvent::Text(t) => {
                 let _ = stdout.write_all(t.as_bytes());
                 let _ = stdout.flush();

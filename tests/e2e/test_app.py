@@ -583,6 +583,25 @@ def main():
             wd.wait("the greeting", lambda: len(messages(wd)) == 1)
             wd.type("[data-testid=composer]", "My dog's name is Biscuit." + ENTER)
             wd.wait("the reply", lambda: len(messages(wd)) == 3 and messages(wd)[2]["status"] == "complete", timeout=120)
+            # Regenerate: a second version, both kept; back to the first; then continue it.
+            first = messages(wd)[2]["text"]
+            tool(2, "again")
+            wd.wait("the second version", lambda: wd.js(
+                "const s = document.querySelectorAll('[data-testid=message]')[2].querySelector('[data-testid=swipes] span');"
+                "return s && s.textContent") == "2/2" and messages(wd)[2]["status"] == "complete", timeout=120)
+            wd.js("document.querySelectorAll('[data-testid=message]')[2].querySelector('[aria-label=\"Previous version\"]').click()")
+            wd.wait("the first version again", lambda: messages(wd)[2]["text"] == first)
+            tool(2, "continue")
+            wd.wait("a longer reply", lambda: messages(wd)[2]["status"] == "complete"
+                    and messages(wd)[2]["text"].startswith(first) and len(messages(wd)[2]["text"]) > len(first), timeout=120)
+            continued = messages(wd)[2]["text"]
+            swipe_js = ("document.querySelectorAll('[data-testid=message]')[2]"
+                        ".querySelector('[aria-label=\"' + arguments[0] + ' version\"]').click()")
+            wd.js(swipe_js, "Next")
+            wd.wait("version 2", lambda: messages(wd)[2]["text"] != continued)
+            wd.js(swipe_js, "Previous")
+            wd.wait("version 1 with its continuation", lambda: messages(wd)[2]["text"] == continued)
+            wd.screenshot("swipes.png")
             wd.click("[data-testid=open-memory]")
             facts = wd.wait("the fact", lambda: wd.js(
                 "return Array.from(document.querySelectorAll('[data-testid=memory][data-kind=fact] p')).map(p => p.textContent)"))
@@ -611,7 +630,8 @@ def main():
             wd.wait("one fewer", lambda: len(wd.find("[data-testid=session]")) == before - 1)
             wd.click("[data-testid=session-undo]")
             wd.wait("it is back", lambda: len(wd.find("[data-testid=session]")) == before)
-        check("personas, a companionship fact remembered, interview questions, rename and undoable delete",
+        check("personas, a companionship fact remembered, regenerate with swipes, continue, interview questions, "
+              "rename and undoable delete",
               persona_companionship_memory_and_interview)
     finally:
         wd.quit()

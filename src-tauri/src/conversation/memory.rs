@@ -237,6 +237,8 @@ mod tests {
             content: content.into(),
             status: store::MessageStatus::Complete,
             created_at: 0,
+            swipes: vec![],
+            swipe: 0,
         };
         let chunk = [
             m(Role::Character, "Hello!"),

@@ -12,7 +12,10 @@ pub mod memory;
 pub mod prompt;
 pub mod turn;
 
-pub use turn::{send, warm, warm_character, Cancel, ReplyStats, TurnError, TurnEvent};
+pub use turn::{
+    continue_reply, regenerate, send, warm, warm_character, Cancel, ReplyStats, TurnError,
+    TurnEvent,
+};
 
 /// The three conversation scenarios of the CharacterGLM evaluation, chosen per Session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -32,6 +32,9 @@ pub enum TurnEvent {
         reply: Message,
         dropped: usize,
     },
+    /// An existing reply is being written again or continued: `reply` as it now stands (empty
+    /// for a rewrite, its text so far for a continuation); the pieces that follow go into it.
+    Rewriting { reply: Message },
     /// The next piece of the reply, already committed to the store.
     Text(String),
 }
@@ -61,6 +64,9 @@ pub enum TurnError {
     Store(#[from] store::Error),
     #[error(transparent)]
     Engine(#[from] engine::Error),
+    /// Regenerate or continue asked of a message that is not the conversation's last reply.
+    #[error("{0}")]
+    NotAReply(String),
     /// The engine failed after the reply began; the partial reply is stored as interrupted.
     #[error("the reply stopped early: {reason}")]
     Failed { reply: Message, reason: String },
@@ -163,6 +169,161 @@ pub async fn send(
         dropped,
     });
 
+    stream_reply(
+        store,
+        engine,
+        messages,
+        reply,
+        "",
+        sampling,
+        cancel,
+        &ctx.character.name,
+        on_event,
+    )
+    .await
+}
+
+/// Writes the reply again: the last reply of its Session, to the message before it, with a
+/// fresh prompt. The versions are kept as swipes (`Message::swipes`); the new one is shown.
+#[allow(clippy::too_many_arguments)]
+pub async fn regenerate(
+    store: &Store,
+    engine: &dyn Engine,
+    reply_id: i64,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
+    let (mut ctx, at) = last_reply(store, reply_id)?;
+    let user = match at.checked_sub(1).map(|i| &ctx.messages[i]) {
+        Some(m) if m.role == Role::User => m.clone(),
+        _ => {
+            return Err(TurnError::NotAReply(
+                "only a reply to a message can be written again".into(),
+            ))
+        }
+    };
+    ctx.messages.truncate(at - 1);
+    let assembled = assemble(engine, &ctx, Some(&user.content), budget(engine, sampling)).await?;
+    let sampling = with_user_stops(sampling, &ctx.user);
+    let reply = store.begin_rewrite(reply_id)?;
+    store.save_prompt_record(
+        reply.id,
+        &serde_json::to_string(&assembled.record).expect("a record serialises"),
+    )?;
+    on_event(TurnEvent::Rewriting {
+        reply: reply.clone(),
+    });
+    let result = stream_reply(
+        store,
+        engine,
+        assembled.messages,
+        reply,
+        "",
+        &sampling,
+        cancel,
+        &ctx.character.name,
+        on_event,
+    )
+    .await;
+    store.keep_swipe(reply_id)?;
+    let (reply, stats) = result?;
+    Ok((store.get_message(reply.id)?.unwrap_or(reply), stats))
+}
+
+/// Continues the last reply of its Session where it stopped (a reply cut short, or one the user
+/// wants longer): the model is asked to go on, and what it writes is appended.
+#[allow(clippy::too_many_arguments)]
+pub async fn continue_reply(
+    store: &Store,
+    engine: &dyn Engine,
+    reply_id: i64,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
+    let (ctx, _) = last_reply(store, reply_id)?;
+    let mut messages = assemble(engine, &ctx, None, budget(engine, sampling))
+        .await?
+        .messages;
+    messages.push(ChatMessage::new(
+        ChatRole::System,
+        format!(
+            "Continue {}'s last message from exactly where it stopped. Do not repeat it.",
+            ctx.character.name
+        ),
+    ));
+    let sampling = with_user_stops(sampling, &ctx.user);
+    let reply = store.begin_continue(reply_id)?;
+    on_event(TurnEvent::Rewriting {
+        reply: reply.clone(),
+    });
+    let prefix = reply.content.clone();
+    let result = stream_reply(
+        store,
+        engine,
+        messages,
+        reply,
+        &prefix,
+        &sampling,
+        cancel,
+        &ctx.character.name,
+        on_event,
+    )
+    .await;
+    store.sync_swipe(reply_id)?;
+    let (reply, stats) = result?;
+    Ok((store.get_message(reply.id)?.unwrap_or(reply), stats))
+}
+
+/// The Session of `reply_id` and the reply's index in it; an error unless it is the Session's
+/// last message, a reply, and not being written.
+fn last_reply(store: &Store, reply_id: i64) -> Result<(Context, usize), TurnError> {
+    let m = store
+        .get_message(reply_id)?
+        .ok_or(store::Error::MessageBusy(reply_id))?;
+    let ctx = context(store, m.session_id)?;
+    let at = ctx
+        .messages
+        .iter()
+        .position(|x| x.id == reply_id)
+        .ok_or(store::Error::MessageBusy(reply_id))?;
+    if m.role != Role::Character || at + 1 != ctx.messages.len() {
+        return Err(TurnError::NotAReply(
+            "only the last reply of a conversation can be written again or continued".into(),
+        ));
+    }
+    if m.status == MessageStatus::Streaming {
+        return Err(store::Error::MessageBusy(reply_id).into());
+    }
+    Ok((ctx, at))
+}
+
+fn with_user_stops(sampling: &Sampling, user: &prompt::User) -> Sampling {
+    let mut sampling = sampling.clone();
+    for stop in prompt::stop_strings_for(user) {
+        if !sampling.stop.contains(&stop) {
+            sampling.stop.push(stop);
+        }
+    }
+    sampling
+}
+
+/// Streams a generation into `reply` (a `streaming` row holding `prefix`, the text a
+/// continuation goes on from), committing every piece before `on_event` shows it, and closes
+/// the row `complete` or `interrupted`.
+#[allow(clippy::too_many_arguments)]
+async fn stream_reply(
+    store: &Store,
+    engine: &dyn Engine,
+    messages: Vec<ChatMessage>,
+    reply: Message,
+    prefix: &str,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    character: &str,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
     let started = Instant::now();
     let mut generation = engine.generate(messages, sampling.clone());
     let mut filter = StopFilter::new(sampling.stop.clone());
@@ -174,7 +335,13 @@ pub async fn send(
     let mut cut_off = false;
     // Small models often open with their own name as a label ("Marisol Vega: Hello"): the
     // opening is held until it is clearly not that label, and the label is dropped.
-    let label = format!("{}:", ctx.character.name);
+    let label = format!("{character}:");
+    // A continuation goes on after a space, unless the text ends with one already.
+    let mut separator = if prefix.is_empty() || prefix.ends_with(char::is_whitespace) {
+        ""
+    } else {
+        " "
+    };
     let mut lead = Some(String::new());
     loop {
         let event = tokio::select! {
@@ -210,6 +377,8 @@ pub async fn send(
                 let shown = filter.push(&piece);
                 if !shown.is_empty() {
                     at_start = false;
+                    let shown = format!("{separator}{shown}");
+                    separator = "";
                     store.append_to_message(reply.id, &shown)?;
                     on_event(TurnEvent::Text(shown));
                 }
@@ -258,7 +427,18 @@ pub async fn send(
     } else {
         filter.shown()
     };
-    let content = content.trim_end().to_string();
+    let content = if prefix.is_empty() {
+        content.trim_end().to_string()
+    } else if content.trim().is_empty() {
+        prefix.to_string()
+    } else {
+        let sep = if prefix.ends_with(char::is_whitespace) {
+            ""
+        } else {
+            " "
+        };
+        format!("{prefix}{sep}{}", content.trim_end())
+    };
     let status = if cancelled || failure.is_some() {
         MessageStatus::Interrupted
     } else {
@@ -1212,5 +1392,93 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn regenerate_keeps_every_version_and_continue_appends() {
+        let (store, sid) = setup();
+        let first = ScriptedEngine::new(&["First", " try."], Duration::ZERO);
+        let (reply, _) = reply_to(&store, &first, sid, "hello", 50).await.unwrap();
+        let second = ScriptedEngine::new(&["Second", " try."], Duration::ZERO);
+        let mut events = Vec::new();
+        let (again, _) = regenerate(
+            &store,
+            &second,
+            reply.id,
+            &sampling(50),
+            &Cancel::new(),
+            &mut |e| events.push(e),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(&events[0], TurnEvent::Rewriting { reply } if reply.content.is_empty()));
+        assert_eq!(again.id, reply.id);
+        assert_eq!(again.content, "Second try.");
+        assert_eq!(
+            (again.swipes.clone(), again.swipe),
+            (vec!["First try.".to_string(), "Second try.".into()], 1)
+        );
+        // Back to the first version; the prompt of the history sees what is shown.
+        let back = store.select_swipe(reply.id, 0).unwrap();
+        assert_eq!(back.content, "First try.");
+        assert_eq!(
+            store.search_messages("first", 5).unwrap()[0].message_id,
+            reply.id
+        );
+        assert!(store.search_messages("second", 5).unwrap().is_empty());
+        // Continue: the new words go on after a space.
+        let more = ScriptedEngine::new(&["And", " more."], Duration::ZERO);
+        let (longer, _) = continue_reply(
+            &store,
+            &more,
+            reply.id,
+            &sampling(50),
+            &Cancel::new(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(longer.content, "First try. And more.");
+        assert_eq!(longer.status, MessageStatus::Complete);
+        // Each version keeps its own words: the continued one, and an edit of the other.
+        assert_eq!(longer.swipes, ["First try. And more.", "Second try."]);
+        store.select_swipe(reply.id, 1).unwrap();
+        store.edit_message(reply.id, "Second, edited.").unwrap();
+        assert_eq!(
+            store.select_swipe(reply.id, 0).unwrap().content,
+            "First try. And more."
+        );
+        assert_eq!(
+            store.select_swipe(reply.id, 1).unwrap().content,
+            "Second, edited."
+        );
+        // Only the last reply can be rewritten; the greeting has no message to answer.
+        let msgs = store.list_messages(sid).unwrap();
+        let greeting = msgs[0].id;
+        assert!(matches!(
+            regenerate(
+                &store,
+                &second,
+                greeting,
+                &sampling(50),
+                &Cancel::new(),
+                &mut |_| {}
+            )
+            .await,
+            Err(TurnError::NotAReply(_))
+        ));
+        let user = msgs[1].id;
+        assert!(matches!(
+            continue_reply(
+                &store,
+                &more,
+                user,
+                &sampling(50),
+                &Cancel::new(),
+                &mut |_| {}
+            )
+            .await,
+            Err(TurnError::NotAReply(_))
+        ));
     }
 }

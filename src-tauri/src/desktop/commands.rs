@@ -605,6 +605,115 @@ pub async fn send_message(
     }
 }
 
+/// Writes the last reply again (kept as a new swipe) and streams it over `on_event`.
+#[tauri::command]
+pub async fn regenerate_reply(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    reply_id: i64,
+    on_event: Channel<StreamEvent>,
+) -> ApiResult<Message> {
+    rewrite(app, state, reply_id, on_event, false).await
+}
+
+/// Continues the last reply where it stopped, streaming the new words over `on_event`.
+#[tauri::command]
+pub async fn continue_reply(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    reply_id: i64,
+    on_event: Channel<StreamEvent>,
+) -> ApiResult<Message> {
+    rewrite(app, state, reply_id, on_event, true).await
+}
+
+/// Regenerate and continue: like `send_message`, one reply per Session at a time, Stop works.
+async fn rewrite(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    reply_id: i64,
+    on_event: Channel<StreamEvent>,
+    continuing: bool,
+) -> ApiResult<Message> {
+    let troupe = state.troupe()?;
+    let engine = troupe.engine.engine()?;
+    let session_id = troupe
+        .store
+        .get_message(reply_id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "That message is gone."))?
+        .session_id;
+    let sampling = sampling_for_session(&troupe.store, &super::load_settings(&app), session_id)?;
+    let cancel = state.start_reply(session_id)?;
+    if let Some(c) = state
+        .summarising
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&session_id)
+    {
+        c.cancel();
+    }
+    let mut send = |e: conversation::TurnEvent| {
+        let _ = on_event.send(e.into());
+    };
+    let result = if continuing {
+        conversation::continue_reply(
+            &troupe.store,
+            engine.as_ref(),
+            reply_id,
+            &sampling,
+            &cancel,
+            &mut send,
+        )
+        .await
+    } else {
+        conversation::regenerate(
+            &troupe.store,
+            engine.as_ref(),
+            reply_id,
+            &sampling,
+            &cancel,
+            &mut send,
+        )
+        .await
+    };
+    state.end_reply(session_id);
+    match result {
+        Ok((reply, stats)) => {
+            let reply: Message = reply.into();
+            let _ = on_event.send(StreamEvent::Finished {
+                reply: reply.clone(),
+                stats: Some(stats.into()),
+            });
+            Ok(reply)
+        }
+        Err(TurnError::Failed { reply, reason }) => {
+            let _ = on_event.send(StreamEvent::Finished {
+                reply: reply.into(),
+                stats: None,
+            });
+            Err(ApiError::new(
+                ErrorCode::ReplyFailed,
+                format!("The reply stopped early: {reason}"),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Shows another version (swipe) of a reply written more than once.
+#[tauri::command]
+pub fn select_swipe(
+    state: State<'_, AppState>,
+    message_id: i64,
+    index: usize,
+) -> ApiResult<Message> {
+    Ok(state
+        .troupe()?
+        .store
+        .select_swipe(message_id, index)?
+        .into())
+}
+
 /// Prefills the prompt of `session_id`'s next reply in the background (see
 /// `conversation::warm`), once per state of the session, so its first word comes quickly.
 #[tauri::command]

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     ModelUnavailable,
     /// The reply stopped early because the engine failed; the partial reply is saved.
     ReplyFailed,
+    /// Regenerate or continue asked of a message that is not the conversation's last reply.
+    NotLastReply,
     /// A setting is out of range.
     InvalidSetting,
     /// A model download failed (network, checksum); what arrived is kept for a resume.
@@ -139,6 +141,7 @@ impl From<TurnError> for ApiError {
                 ApiError::new(ErrorCode::MessageTooLong, e.to_string())
             }
             TurnError::Failed { .. } => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+            TurnError::NotAReply(_) => ApiError::new(ErrorCode::NotLastReply, e.to_string()),
         }
     }
 }
@@ -784,6 +787,10 @@ pub struct Message {
     pub content: String,
     pub status: MessageStatusJson,
     pub created_at: i64,
+    /// Every version of a reply written again (empty when written once); `content` is
+    /// `swipes[swipe]`.
+    pub swipes: Vec<String>,
+    pub swipe: usize,
 }
 
 impl From<store::Message> for Message {
@@ -802,6 +809,8 @@ impl From<store::Message> for Message {
                 store::MessageStatus::Interrupted => MessageStatusJson::Interrupted,
             },
             created_at: m.created_at,
+            swipes: m.swipes,
+            swipe: m.swipe,
         }
     }
 }
@@ -837,6 +846,8 @@ pub enum StreamEvent {
         reply: Message,
         dropped: usize,
     },
+    /// An existing reply is being written again (empty) or continued (its text so far).
+    Rewriting { reply: Message },
     /// More reply text (already saved).
     Text { text: String },
     /// The reply is complete or was stopped.
@@ -858,6 +869,9 @@ impl From<conversation::TurnEvent> for StreamEvent {
                 user: user.into(),
                 reply: reply.into(),
                 dropped,
+            },
+            conversation::TurnEvent::Rewriting { reply } => StreamEvent::Rewriting {
+                reply: reply.into(),
             },
             conversation::TurnEvent::Text(text) => StreamEvent::Text { text },
         }

@@ -11,6 +11,14 @@ export const recentMessages = (sessionId: number, limit: number) =>
 /** Sends `text`; the reply streams to `onEvent`; resolves with the stored reply. */
 export const sendMessage = (sessionId: number, text: string, onEvent: (e: StreamEvent) => void) =>
   stream<StreamEvent, Message>('send_message', { sessionId, text }, onEvent);
+/** Writes the last reply again (the old version stays as a swipe); streams like sendMessage. */
+export const regenerateReply = (replyId: number, onEvent: (e: StreamEvent) => void) =>
+  stream<StreamEvent, Message>('regenerate_reply', { replyId }, onEvent);
+/** Continues the last reply where it stopped. */
+export const continueReply = (replyId: number, onEvent: (e: StreamEvent) => void) =>
+  stream<StreamEvent, Message>('continue_reply', { replyId }, onEvent);
+/** Shows another version of a reply written more than once. */
+export const selectSwipe = (messageId: number, index: number) => call<Message>('select_swipe', { messageId, index });
 export const stopReply = (sessionId: number) => call<boolean>('stop_reply', { sessionId });
 /** Prefills the session's prompt in the background so the next reply starts quickly. */
 export const warmSession = (sessionId: number) => call<void>('warm_session', { sessionId });

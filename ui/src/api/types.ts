@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -35,11 +35,16 @@ export type Role = "user" | "character";
 
 export type MessageStatus = "complete" | "streaming" | "interrupted";
 
-export type Message = { id: number, sessionId: number, role: Role, content: string, status: MessageStatus, createdAt: number, };
+export type Message = { id: number, sessionId: number, role: Role, content: string, status: MessageStatus, createdAt: number, 
+/**
+ * Every version of a reply written again (empty when written once); `content` is
+ * `swipes[swipe]`.
+ */
+swipes: Array<string>, swipe: number, };
 
 export type ReplyStats = { replyTokens: number, firstTokenMs: number, tokensPerSecond: number, };
 
-export type StreamEvent = { "event": "started", "data": { user: Message, reply: Message, dropped: number, } } | { "event": "text", "data": { text: string, } } | { "event": "finished", "data": { reply: Message, stats: ReplyStats | null, } };
+export type StreamEvent = { "event": "started", "data": { user: Message, reply: Message, dropped: number, } } | { "event": "rewriting", "data": { reply: Message, } } | { "event": "text", "data": { text: string, } } | { "event": "finished", "data": { reply: Message, stats: ReplyStats | null, } };
 
 export type EngineStatus = { "state": "loading", model: string, } | { "state": "ready", model: string, device: string, contextLength: number, architecture: string, 
 /**

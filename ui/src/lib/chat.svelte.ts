@@ -114,6 +114,34 @@ export class ChatState {
     return accepted;
   }
 
+  /** Writes the last reply again (`again`) or continues it; streams into it like `send`. */
+  async rewrite(replyId: number, how: 'again' | 'continue') {
+    if (this.#streaming) return;
+    this.#error = null;
+    this.#notice = null;
+    this.#streaming = true;
+    try {
+      const call = how === 'again' ? api.regenerateReply : api.continueReply;
+      await call(replyId, (e) => this.#apply(e));
+    } catch (e) {
+      this.#error = e as BackendError;
+      await this.load();
+    } finally {
+      this.#streaming = false;
+    }
+  }
+
+  /** Shows version `index` of a reply written more than once. */
+  async selectSwipe(id: number, index: number) {
+    try {
+      const m = await api.selectSwipe(id, index);
+      const i = this.#messages.findIndex((x) => x.id === id);
+      if (i >= 0) this.#messages[i] = m;
+    } catch (e) {
+      this.#error = e as BackendError;
+    }
+  }
+
   /** Asks the engine to prefill this session's prompt while the user reads and types. Best
    *  effort: a model that is not ready yet simply means no warm-up. */
   warm() {
@@ -132,6 +160,11 @@ export class ChatState {
           this.#notice = `${e.data.dropped} older messages no longer fit the model's memory and were left out of this reply.`;
         }
         break;
+      case 'rewriting': {
+        const i = this.#messages.findIndex((m) => m.id === e.data.reply.id);
+        if (i >= 0) this.#messages[i] = e.data.reply;
+        break;
+      }
       case 'text': {
         const last = this.#messages[this.#messages.length - 1];
         if (last) last.content += e.data.text;

@@ -8,6 +8,9 @@ const api = vi.hoisted(() => ({
   recentMessages: vi.fn(),
   editMessage: vi.fn(),
   deleteMessage: vi.fn(),
+  regenerateReply: vi.fn(),
+  continueReply: vi.fn(),
+  selectSwipe: vi.fn(),
   sendMessage: vi.fn(),
   stopReply: vi.fn(),
 }));
@@ -17,7 +20,7 @@ vi.mock('../api/ipc', () => ({ BackendError: class extends Error {} }));
 import { ChatState } from '../lib/chat.svelte';
 
 const msg = (id: number, role: 'user' | 'character', content: string, status = 'complete'): Message =>
-  ({ id, sessionId: 1, role, content, status, createdAt: 0 }) as Message;
+  ({ id, sessionId: 1, role, content, status, createdAt: 0, swipes: [], swipe: 0 }) as Message;
 
 beforeEach(() => vi.resetAllMocks());
 
@@ -96,5 +99,27 @@ describe('ChatState paging and edits', () => {
     expect(await chat.edit(3, 'x')).toBe(false);
     expect(chat.messages.find((m) => m.id === 3)?.content).toBe('m1');
     expect(chat.error).not.toBeNull();
+  });
+});
+
+describe('ChatState rewrites', () => {
+  it('streams a regenerated reply into the same message and switches versions', async () => {
+    api.recentMessages.mockResolvedValue([msg(1, 'user', 'Hi'), msg(2, 'character', 'First.')]);
+    const chat = new ChatState(1);
+    await chat.load();
+    api.regenerateReply.mockImplementation(async (_id: number, on: (e: StreamEvent) => void) => {
+      on({ event: 'rewriting', data: { reply: msg(2, 'character', '', 'streaming') } });
+      on({ event: 'text', data: { text: 'Second.' } });
+      const done = { ...msg(2, 'character', 'Second.'), swipes: ['First.', 'Second.'], swipe: 1 };
+      on({ event: 'finished', data: { reply: done, stats: null } });
+      return done;
+    });
+    await chat.rewrite(2, 'again');
+    expect(chat.messages.map((m) => m.content)).toEqual(['Hi', 'Second.']);
+    expect(chat.messages[1].swipes).toEqual(['First.', 'Second.']);
+    expect(chat.streaming).toBe(false);
+    api.selectSwipe.mockResolvedValue({ ...msg(2, 'character', 'First.'), swipes: ['First.', 'Second.'], swipe: 0 });
+    await chat.selectSwipe(2, 0);
+    expect(chat.messages[1].content).toBe('First.');
   });
 });

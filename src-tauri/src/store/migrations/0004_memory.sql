@@ -30,6 +30,10 @@ CREATE TABLE memories (
 CREATE INDEX memories_by_session ON memories(session_id, kind, id);
 CREATE INDEX memories_by_character ON memories(character_id, kind, id);
 
+-- The versions of a reply the user had written again ("swipes"): JSON {"all": [...], "at": n};
+-- `content` is always all[at]. NULL for a message written once.
+ALTER TABLE messages ADD COLUMN swipes TEXT;
+
 -- What each reply was given: the prompt section by section (JSON of conversation::PromptRecord),
 -- for the prompt inspector.
 CREATE TABLE prompts (
