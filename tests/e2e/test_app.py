@@ -126,7 +126,8 @@ def free_port():
 MESSAGES_JS = """
 return Array.from(document.querySelectorAll('[data-testid=message]')).map(m => ({
   role: m.dataset.role, status: m.dataset.status,
-  text: m.querySelector('[data-testid=message-text]').textContent }));
+  // A message being edited shows a text box instead of its text.
+  text: (m.querySelector('[data-testid=message-text]') || {}).textContent ?? null }));
 """
 
 

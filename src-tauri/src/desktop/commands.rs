@@ -549,14 +549,7 @@ pub async fn send_message(
     let sampling = sampling_for_session(&troupe.store, &super::load_settings(&app), session_id)?;
     let cancel = state.start_reply(session_id)?;
     // A summary being written goes second: the reply is what the user waits for.
-    if let Some(c) = state
-        .summarising
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&session_id)
-    {
-        c.cancel();
-    }
+    state.cancel_summary(session_id);
     // A warm-up of this session still prefilling: wait for it, so this reply reuses its work
     // instead of competing with it for the same cores.
     let warming = state.warm_lock(session_id);
@@ -582,27 +575,7 @@ pub async fn send_message(
     )
     .await;
     state.end_reply(session_id);
-    match result {
-        Ok((reply, stats)) => {
-            let reply: Message = reply.into();
-            let _ = on_event.send(StreamEvent::Finished {
-                reply: reply.clone(),
-                stats: Some(stats.into()),
-            });
-            Ok(reply)
-        }
-        Err(TurnError::Failed { reply, reason }) => {
-            let _ = on_event.send(StreamEvent::Finished {
-                reply: reply.into(),
-                stats: None,
-            });
-            Err(ApiError::new(
-                ErrorCode::ReplyFailed,
-                format!("The reply stopped early: {reason}"),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    finish_stream(&on_event, result)
 }
 
 /// Writes the last reply again (kept as a new swipe) and streams it over `on_event`.
@@ -644,14 +617,7 @@ async fn rewrite(
         .session_id;
     let sampling = sampling_for_session(&troupe.store, &super::load_settings(&app), session_id)?;
     let cancel = state.start_reply(session_id)?;
-    if let Some(c) = state
-        .summarising
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&session_id)
-    {
-        c.cancel();
-    }
+    state.cancel_summary(session_id);
     let mut send = |e: conversation::TurnEvent| {
         let _ = on_event.send(e.into());
     };
@@ -677,6 +643,15 @@ async fn rewrite(
         .await
     };
     state.end_reply(session_id);
+    finish_stream(&on_event, result)
+}
+
+/// Ends a streamed reply: `Finished` on the channel (with figures when it completed), and the
+/// reply or the error as the command's result.
+fn finish_stream(
+    on_event: &Channel<StreamEvent>,
+    result: Result<(crate::store::Message, conversation::ReplyStats), TurnError>,
+) -> ApiResult<Message> {
     match result {
         Ok((reply, stats)) => {
             let reply: Message = reply.into();
@@ -1042,6 +1017,18 @@ impl AppState {
             .entry(session_id)
             .or_default()
             .clone()
+    }
+
+    /// A summary being written for `session_id` goes second: a reply is what the user waits for.
+    fn cancel_summary(&self, session_id: i64) {
+        if let Some(c) = self
+            .summarising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session_id)
+        {
+            c.cancel();
+        }
     }
 
     fn end_reply(&self, session_id: i64) {

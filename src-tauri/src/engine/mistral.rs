@@ -264,6 +264,22 @@ fn role(r: ChatRole) -> TextMessageRole {
     }
 }
 
+impl MistralEngine {
+    /// `messages` through the model's chat template and tokenizer, generation prompt included.
+    async fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, Error> {
+        self.model
+            .tokenize(
+                Either::Left(text_messages(messages)),
+                None,
+                true,
+                true,
+                None,
+            )
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))
+    }
+}
+
 impl Engine for MistralEngine {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -273,21 +289,7 @@ impl Engine for MistralEngine {
         &'a self,
         messages: &'a [ChatMessage],
     ) -> BoxFuture<'a, Result<usize, Error>> {
-        async move {
-            let toks = self
-                .model
-                .tokenize(
-                    Either::Left(text_messages(messages)),
-                    None,
-                    true,
-                    true,
-                    None,
-                )
-                .await
-                .map_err(|e| Error::Backend(e.to_string()))?;
-            Ok(toks.len())
-        }
-        .boxed()
+        async move { Ok(self.chat_tokens(messages).await?.len()) }.boxed()
     }
 
     fn render_prompt<'a>(
@@ -295,17 +297,7 @@ impl Engine for MistralEngine {
         messages: &'a [ChatMessage],
     ) -> BoxFuture<'a, Result<super::RenderedPrompt, Error>> {
         async move {
-            let toks = self
-                .model
-                .tokenize(
-                    Either::Left(text_messages(messages)),
-                    None,
-                    true,
-                    true,
-                    None,
-                )
-                .await
-                .map_err(|e| Error::Backend(e.to_string()))?;
+            let toks = self.chat_tokens(messages).await?;
             let tokens = toks.len();
             let text = self
                 .model
