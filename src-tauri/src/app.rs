@@ -30,6 +30,9 @@ impl Troupe {
             Ok(gone) => remove_avatar_files(&paths.avatars(), &gone),
             Err(e) => tracing::warn!("cannot empty old trash: {e}"),
         }
+        if let Err(e) = store.purge_sessions(cutoff) {
+            tracing::warn!("cannot remove old deleted conversations: {e}");
+        }
         Ok(Troupe {
             paths,
             store: Arc::new(store),

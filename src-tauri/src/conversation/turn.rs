@@ -1452,6 +1452,7 @@ mod tests {
             store.select_swipe(reply.id, 1).unwrap().content,
             "Second, edited."
         );
+        store.check_search_index().unwrap();
         // Only the last reply can be rewritten; the greeting has no message to answer.
         let msgs = store.list_messages(sid).unwrap();
         let greeting = msgs[0].id;

@@ -331,6 +331,16 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
+    /// FTS5's own check that the search index matches the messages it indexes (an error when
+    /// a trigger got out of step).
+    pub fn check_search_index(&self) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )?;
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check`: `Ok(())` when SQLite says "ok".
     pub fn integrity_check(&self) -> Result<String> {
         Ok(self
@@ -1499,9 +1509,15 @@ mod tests {
         assert_eq!(hit.character_id, c.id);
         store.delete_message(r.id).unwrap();
         assert!(found("plums").is_empty());
-        // A trashed Session's messages are not found; restored, they are.
+        // A trashed Session's messages are not found; restored, they are; purged, they are gone
+        // from the index too.
         store.trash_session(s.id, 5).unwrap();
         assert!(found("orchard").is_empty());
+        assert_eq!(
+            store.purge_sessions(5).unwrap(),
+            0,
+            "only sessions trashed before 5"
+        );
         store.restore_session(s.id).unwrap();
         assert_eq!(found("orchard"), [greeting]);
         // A streaming row cannot be edited or deleted under the writer.
@@ -1516,6 +1532,11 @@ mod tests {
             store.delete_message(r.id),
             Err(Error::MessageBusy(_))
         ));
+        // Through all of that, the index stayed in step with the messages.
+        store
+            .finish_message(r.id, "x done", MessageStatus::Complete)
+            .unwrap();
+        store.check_search_index().unwrap();
     }
 
     #[test]
