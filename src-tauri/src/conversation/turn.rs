@@ -119,13 +119,7 @@ pub async fn send(
     let assembled = assemble(engine, &ctx, Some(text), budget(engine, sampling)).await?;
     let messages = assembled.messages;
     let dropped = assembled.record.dropped_messages;
-    let mut sampling = sampling.clone();
-    for stop in prompt::stop_strings_for(&ctx.user) {
-        if !sampling.stop.contains(&stop) {
-            sampling.stop.push(stop);
-        }
-    }
-    let sampling = &sampling;
+    let sampling = &with_user_stops(sampling, &ctx.user);
 
     // Store, then stream.
     let user =
