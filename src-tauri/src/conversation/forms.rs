@@ -14,6 +14,9 @@ use super::prompt;
 /// Longest form, in tokens, the model may write.
 pub const MAX_TOKENS: usize = 200;
 
+/// How many draws `write` makes before it gives up on a form.
+pub const ATTEMPTS: usize = 3;
+
 /// Why a form could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum FormError {
@@ -91,24 +94,34 @@ pub async fn write(
         stop: prompt::stop_strings(),
         ..Sampling::greedy(MAX_TOKENS)
     };
-    let mut generation = engine.generate(messages, sampling);
-    let mut text = String::new();
-    while let Some(event) = generation.recv().await {
-        match event {
-            EngineEvent::Text(piece) => text.push_str(&piece),
-            EngineEvent::Finished { .. } => break,
-            EngineEvent::Failed(reason) => return Err(FormError::Failed(reason)),
+    // A small model sometimes runs off into fragments ("187aschetier_curié…") and never ends
+    // a sentence; such a draw is thrown away and the form asked for again.
+    for _ in 0..ATTEMPTS {
+        let mut generation = engine.generate(messages.clone(), sampling.clone());
+        let mut text = String::new();
+        while let Some(event) = generation.recv().await {
+            match event {
+                EngineEvent::Text(piece) => text.push_str(&piece),
+                EngineEvent::Finished { .. } => break,
+                EngineEvent::Failed(reason) => return Err(FormError::Failed(reason)),
+            }
+        }
+        let mut text = clean(&text);
+        if form == ProfileForm::Summary {
+            // Asked for three sentences, small models write eight.
+            text = first_sentences(&text, 3);
+        }
+        if usable(&text) {
+            return Ok(text);
         }
     }
-    let mut text = clean(&text);
-    if form == ProfileForm::Summary {
-        // Asked for three sentences, small models write eight.
-        text = first_sentences(&text, 3);
-    }
-    if text.is_empty() {
-        return Err(FormError::Empty);
-    }
-    Ok(text)
+    Err(FormError::Empty)
+}
+
+/// Whether cleaned text is worth showing: at least one whole sentence (`clean` has already cut
+/// it at the last sentence end, so any sentence end means it ends on one).
+fn usable(text: &str) -> bool {
+    text.len() > 1 && text.contains(['.', '!', '?', '\u{2026}'])
 }
 
 /// The model's text without template tokens, a leading label ("Summary:") or a cut-off last
@@ -165,6 +178,29 @@ mod tests {
             clean("Note, however: this stays. Yes."),
             "Note, however: this stays. Yes."
         );
+    }
+
+    #[test]
+    fn text_without_a_whole_sentence_is_not_usable() {
+        assert!(usable("Ada writes programs."));
+        assert!(usable("I am Ada!\u{201d}"));
+        assert!(!usable(
+            "Marie Curie was born on March 25, 187aschetier 1903 1904"
+        ));
+        assert!(!usable(""));
+    }
+
+    #[tokio::test]
+    async fn a_model_that_never_ends_a_sentence_gets_a_clear_error() {
+        let engine = crate::engine::scripted::ScriptedEngine::new(
+            &["Marie ", "Curie ", "1903 ", "1904"],
+            std::time::Duration::ZERO,
+        );
+        let c = crate::characters::builtin::all().remove(0);
+        let err = write(&engine, &c, ProfileForm::Paraphrase)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FormError::Empty), "{err}");
     }
 
     #[test]
