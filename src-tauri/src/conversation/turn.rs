@@ -511,23 +511,29 @@ pub async fn warm_character(engine: &dyn Engine, character: &Character) {
 }
 
 /// The opening of a reply without a leading `label` ("Name:"): `None` while `held` could still
-/// become the label, else the text to show.
+/// become the label, else the text to show. Spacing and case inside the label do not count: the
+/// small model writes "SherlockHolmes:" as often as "Sherlock Holmes:", and a label left in a
+/// reply teaches it, through the history, to open every later reply the same way.
 fn strip_label(held: &str, label: &str) -> Option<String> {
     let t = held.trim_start();
-    let n = label.len();
-    if t.len() < n {
-        let could_be = label.is_char_boundary(t.len()) && label[..t.len()].eq_ignore_ascii_case(t);
-        return if could_be { None } else { Some(t.to_string()) };
-    }
-    if t.is_char_boundary(n) && t[..n].eq_ignore_ascii_case(label) {
-        let rest = t[n..].trim_start();
-        // Only the label so far: wait for the words after it.
-        if rest.is_empty() {
-            return None;
+    let mut want = label.chars().filter(|c| !c.is_whitespace()).peekable();
+    for (i, c) in t.char_indices() {
+        if c.is_whitespace() {
+            continue;
         }
-        return Some(rest.to_string());
+        match want.next() {
+            Some(w) if w.to_lowercase().eq(c.to_lowercase()) => {
+                if want.peek().is_none() {
+                    let rest = t[i + c.len_utf8()..].trim_start();
+                    // Only the label so far: wait for the words after it.
+                    return (!rest.is_empty()).then(|| rest.to_string());
+                }
+            }
+            _ => return Some(t.to_string()),
+        }
     }
-    Some(t.to_string())
+    // Everything so far matches the label's start: it could still become the label.
+    None
 }
 
 /// A Session's title from its first message: its first words, up to about 40 characters.
@@ -992,6 +998,14 @@ mod tests {
         assert_eq!(strip_label("ada lovelace:\nHi", l).as_deref(), Some("Hi"));
         assert_eq!(strip_label("Adam here", l).as_deref(), Some("Adam here"));
         assert_eq!(strip_label("Hello", l).as_deref(), Some("Hello"));
+        // Seen in a real reply: the name run together.
+        assert_eq!(strip_label("AdaLovelace", l), None);
+        assert_eq!(
+            strip_label("AdaLovelace: Well, my dear", l).as_deref(),
+            Some("Well, my dear")
+        );
+        assert_eq!(strip_label("Ada,", l).as_deref(), Some("Ada,"));
+        assert_eq!(strip_label("  ", l), None);
     }
 
     #[tokio::test]
