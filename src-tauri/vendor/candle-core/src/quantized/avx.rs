@@ -1,5 +1,6 @@
 use super::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ6K, BlockQ8K, BlockQ8_0, QK8_0, QK_K,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1, QK8_0, QK8_1, QK_K,
 };
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
@@ -85,6 +86,250 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) ->
         hsum_float_8(acc)
     }
 }
+
+// Troupe patch: Q4_1 had only the scalar loop, so Troupe transcoded Q4_1 files to Q8_0 at load,
+// which reads 1.7x the bytes per decoded token. This is ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`:
+// the nibbles are unsigned (0..15), so `maddubs` takes them as they are; the minimum `m`
+// contributes `m * s`, where the Q8_1 block carries `s = d * sum(q)`.
+#[inline(always)]
+pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32 {
+    debug_assert!(
+        n.is_multiple_of(QK8_1),
+        "vec_dot_q4_1_q8_1: {n} is not divisible by {QK8_1}"
+    );
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
+        for (x, y) in xs.iter().zip(ys.iter()) {
+            summs += f16::to_f32(x.m) * f16::to_f32(y.s);
+            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+            let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let q = mul_sum_us8_pairs_float(bx, by);
+            acc = _mm256_fmadd_ps(d, q, acc);
+        }
+        hsum_float_8(acc) + summs
+    }
+}
+
+// Troupe patch: byte i of the result is 0xFF where bit i of the 32 bits at `x` is set, else 0
+// (ggml's `bytes_from_bits_32`), for the fifth bit of Q5_0 and Q5_1 values.
+#[inline(always)]
+unsafe fn bytes_from_bits_32(x: &[u8; 4]) -> __m256i {
+    let x32 = i32::from_le_bytes(*x);
+    let shuf_mask = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32), shuf_mask);
+    let bit_mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    let bytes = _mm256_or_si256(bytes, bit_mask);
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+// Troupe patch: Q5_0 had only the scalar loop (ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`). A value is
+// its nibble plus 16 times its bit, minus 16: where the bit is clear, OR-ing 0xF0 into the nibble
+// gives exactly nibble - 16 as a signed byte.
+#[inline(always)]
+pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32 {
+    debug_assert!(
+        n.is_multiple_of(QK8_0),
+        "vec_dot_q5_0_q8_0: {n} is not divisible by {QK8_0}"
+    );
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for (x, y) in xs.iter().zip(ys.iter()) {
+            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+            let hi = _mm256_andnot_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0xF0u8 as i8));
+            let bx = _mm256_or_si256(bx, hi);
+            let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let q = mul_sum_i8_pairs_float(bx, by);
+            acc = _mm256_fmadd_ps(d, q, acc);
+        }
+        hsum_float_8(acc)
+    }
+}
+
+// Troupe patch: Q5_1 had only the scalar loop (ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`): unsigned
+// 5-bit values, plus the block minimum times the Q8_1 block's `s`, as for Q4_1.
+#[inline(always)]
+pub(crate) fn vec_dot_q5_1_q8_1(n: usize, xs: &[BlockQ5_1], ys: &[BlockQ8_1]) -> f32 {
+    debug_assert!(
+        n.is_multiple_of(QK8_1),
+        "vec_dot_q5_1_q8_1: {n} is not divisible by {QK8_1}"
+    );
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
+        for (x, y) in xs.iter().zip(ys.iter()) {
+            summs += f16::to_f32(x.m) * f16::to_f32(y.s);
+            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+            let hi = _mm256_and_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0x10));
+            let bx = _mm256_or_si256(bx, hi);
+            let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let q = mul_sum_us8_pairs_float(bx, by);
+            acc = _mm256_fmadd_ps(d, q, acc);
+        }
+        hsum_float_8(acc) + summs
+    }
+}
+
+// Troupe patch: the four-row forms of the kernels above, for the prefill matmul
+// (`GgmlType::vec_dot_x4`). Each weight block is loaded and unpacked once, then multiplied with
+// the block of each of four activation rows; per row, the operations and their order are those
+// of the one-row kernel, so each result is bit-identical to it.
+macro_rules! troupe_x4 {
+    ($name:ident, $x:ty, $y:ty, $qk:expr, |$xb:ident| $unpack:expr, |$ux:ident, $yb:ident| $dot:expr, $min:expr) => {
+        #[inline(always)]
+        pub(crate) fn $name(n: usize, xs: &[$x], ys: [&[$y]; 4]) -> [f32; 4] {
+            debug_assert!(
+                n.is_multiple_of($qk),
+                "{}: {n} is not divisible by {}",
+                stringify!($name),
+                $qk
+            );
+            unsafe {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut summs = [0f32; 4];
+                for (i, $xb) in xs.iter().enumerate() {
+                    let $ux = $unpack;
+                    let dx = f16::to_f32($xb.d);
+                    for r in 0..4 {
+                        let $yb = ys[r].get_unchecked(i);
+                        if $min {
+                            summs[r] += troupe_min($xb, $yb);
+                        }
+                        let d = _mm256_set1_ps(dx * f16::to_f32($yb.d));
+                        let q = $dot;
+                        acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+                    }
+                }
+                let mut out = [0f32; 4];
+                for r in 0..4 {
+                    out[r] = if $min {
+                        hsum_float_8(acc[r]) + summs[r]
+                    } else {
+                        hsum_float_8(acc[r])
+                    };
+                }
+                out
+            }
+        }
+    };
+}
+
+trait TroupeMin<Y> {
+    fn min_times_sum(&self, y: &Y) -> f32;
+}
+impl TroupeMin<BlockQ8_0> for BlockQ4_0 {
+    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
+        0.0
+    }
+}
+impl TroupeMin<BlockQ8_0> for BlockQ5_0 {
+    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
+        0.0
+    }
+}
+impl TroupeMin<BlockQ8_0> for BlockQ8_0 {
+    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
+        0.0
+    }
+}
+impl TroupeMin<BlockQ8_1> for BlockQ4_1 {
+    #[inline(always)]
+    fn min_times_sum(&self, y: &BlockQ8_1) -> f32 {
+        f16::to_f32(self.m) * f16::to_f32(y.s)
+    }
+}
+impl TroupeMin<BlockQ8_1> for BlockQ5_1 {
+    #[inline(always)]
+    fn min_times_sum(&self, y: &BlockQ8_1) -> f32 {
+        f16::to_f32(self.m) * f16::to_f32(y.s)
+    }
+}
+#[inline(always)]
+fn troupe_min<X: TroupeMin<Y>, Y>(x: &X, y: &Y) -> f32 {
+    x.min_times_sum(y)
+}
+
+// Signed weights: |x| once, the sign moved onto each activation row (`mul_sum_i8_pairs_float`).
+troupe_x4!(
+    vec_dot_q8_0_q8_0_x4,
+    BlockQ8_0,
+    BlockQ8_0,
+    QK8_0,
+    |x| {
+        let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+        (_mm256_sign_epi8(bx, bx), bx)
+    },
+    |u, y| {
+        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        mul_sum_us8_pairs_float(u.0, _mm256_sign_epi8(by, u.1))
+    },
+    false
+);
+troupe_x4!(
+    vec_dot_q4_0_q8_0_x4,
+    BlockQ4_0,
+    BlockQ8_0,
+    QK8_0,
+    |x| {
+        let bx = _mm256_sub_epi8(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_set1_epi8(8));
+        (_mm256_sign_epi8(bx, bx), bx)
+    },
+    |u, y| {
+        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        mul_sum_us8_pairs_float(u.0, _mm256_sign_epi8(by, u.1))
+    },
+    false
+);
+troupe_x4!(
+    vec_dot_q5_0_q8_0_x4,
+    BlockQ5_0,
+    BlockQ8_0,
+    QK8_0,
+    |x| {
+        let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+        let hi = _mm256_andnot_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0xF0u8 as i8));
+        let bx = _mm256_or_si256(bx, hi);
+        (_mm256_sign_epi8(bx, bx), bx)
+    },
+    |u, y| {
+        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        mul_sum_us8_pairs_float(u.0, _mm256_sign_epi8(by, u.1))
+    },
+    false
+);
+// Unsigned weights (with a block minimum): `maddubs` takes them as they are.
+troupe_x4!(
+    vec_dot_q4_1_q8_1_x4,
+    BlockQ4_1,
+    BlockQ8_1,
+    QK8_1,
+    |x| bytes_from_nibbles_32(x.qs.as_ptr()),
+    |u, y| mul_sum_us8_pairs_float(u, _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i)),
+    true
+);
+troupe_x4!(
+    vec_dot_q5_1_q8_1_x4,
+    BlockQ5_1,
+    BlockQ8_1,
+    QK8_1,
+    |x| {
+        let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+        _mm256_or_si256(
+            bx,
+            _mm256_and_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0x10)),
+        )
+    },
+    |u, y| mul_sum_us8_pairs_float(u, _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i)),
+    true
+);
 
 #[inline(always)]
 unsafe fn get_scale_shuffle(i: usize) -> __m128i {

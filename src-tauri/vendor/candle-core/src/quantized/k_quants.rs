@@ -52,6 +52,14 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
 
     /// Generic implementation of the dot product without simd optimizations.
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32;
+
+    /// Troupe patch: the dot products of one weight row `xs` with four activation rows, for the
+    /// prefill matmul. A SIMD kernel unpacks each weight block once for the four rows instead
+    /// of once per row; each result is bit-identical to `vec_dot` (same operations per row, in
+    /// the same order).
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        ys.map(|y| Self::vec_dot(n, xs, y))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +245,12 @@ impl GgmlType for BlockQ4_0 {
 
     // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
     #[allow(unreachable_code)]
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel.
+        super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys)
+    }
+
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
         return super::avx::vec_dot_q4_0_q8_0(n, xs, ys);
@@ -275,7 +289,18 @@ impl GgmlType for BlockQ4_1 {
     const BLCK_SIZE: usize = QK4_1;
     type VecDotType = BlockQ8_1;
 
+    #[allow(unreachable_code)]
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel.
+        super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys)
+    }
+
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
+        // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q4_1_q8_1`).
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
+
         Self::vec_dot_unopt(n, xs, ys)
     }
 
@@ -376,6 +401,12 @@ impl GgmlType for BlockQ5_0 {
     const BLCK_SIZE: usize = QK5_0;
     type VecDotType = BlockQ8_0;
 
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel.
+        super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys)
+    }
+
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         let qk = Self::BLCK_SIZE;
 
@@ -387,6 +418,10 @@ impl GgmlType for BlockQ5_0 {
             (n / qk).is_multiple_of(2),
             "vec_dot_q5_0_q8_0: {n}, nb is not divisible by 2"
         );
+        // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_0_q8_0`).
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+        #[allow(unreachable_code)]
         Self::vec_dot_unopt(n, xs, ys)
     }
 
@@ -482,7 +517,18 @@ impl GgmlType for BlockQ5_1 {
     const BLCK_SIZE: usize = QK5_1;
     type VecDotType = BlockQ8_1;
 
+    #[allow(unreachable_code)]
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel.
+        super::avx::vec_dot_q5_1_q8_1_x4(n, xs, ys)
+    }
+
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
+        // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_1_q8_1`).
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q5_1_q8_1(n, xs, ys);
+
         Self::vec_dot_unopt(n, xs, ys)
     }
 
@@ -646,6 +692,12 @@ impl GgmlType for BlockQ8_0 {
     }
 
     #[allow(unreachable_code)]
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel.
+        super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys)
+    }
+
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
         return super::avx::vec_dot_q8_0_q8_0(n, xs, ys);
@@ -736,7 +788,9 @@ impl GgmlType for BlockQ8_1 {
                 ys.qs[j + Self::BLCK_SIZE / 2] = f32::round(v1) as i8;
                 sum += ys.qs[j] as i32 + ys.qs[j + Self::BLCK_SIZE / 2] as i32;
             }
-            ys.s = f16::from_f32(sum as f32) * ys.d;
+            // Troupe patch: the product in f32, rounded once, as ggml does (the f16 product
+            // rounded twice).
+            ys.s = f16::from_f32(sum as f32 * d);
         }
     }
 
@@ -2327,8 +2381,28 @@ pub fn matmul<T: GgmlType>(
         .into_par_iter()
         .for_each(|block| {
             let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
-            for row_idx in 0..m {
-                let lhs_row = &lhs_b[row_idx * k_in_blocks..(row_idx + 1) * k_in_blocks];
+            let row = |r: usize| &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
+            // Four rows at a time: each weight block is unpacked once for four activation rows.
+            let mut row_idx = 0;
+            while row_idx + 4 <= m {
+                let rows = [
+                    row(row_idx),
+                    row(row_idx + 1),
+                    row(row_idx + 2),
+                    row(row_idx + 3),
+                ];
+                for col_idx in cols.clone() {
+                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
+                    let values = T::vec_dot_x4(k, rhs_col, rows);
+                    for (i, value) in values.into_iter().enumerate() {
+                        // SAFETY: as below.
+                        unsafe { *out.0.add((row_idx + i) * n + col_idx) = value };
+                    }
+                }
+                row_idx += 4;
+            }
+            for row_idx in row_idx..m {
+                let lhs_row = row(row_idx);
                 for col_idx in cols.clone() {
                     let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
                     let value = T::vec_dot(k, rhs_col, lhs_row);
@@ -2538,7 +2612,11 @@ verify_block_sizes!(
 mod troupe_matmul_tests {
     use super::*;
 
-    fn reference<T: GgmlType>((m, k, n): (usize, usize, usize), lhs: &[f32], rhs_t: &[T]) -> Vec<f32> {
+    fn reference<T: GgmlType>(
+        (m, k, n): (usize, usize, usize),
+        lhs: &[f32],
+        rhs_t: &[T],
+    ) -> Vec<f32> {
         let kb = k.div_ceil(T::BLCK_SIZE);
         let mut lhs_b = vec![T::VecDotType::zeros(); m * kb];
         for r in 0..m {
@@ -2547,7 +2625,11 @@ mod troupe_matmul_tests {
         let mut out = vec![0f32; m * n];
         for r in 0..m {
             for c in 0..n {
-                out[r * n + c] = T::vec_dot(k, &rhs_t[c * kb..(c + 1) * kb], &lhs_b[r * kb..(r + 1) * kb]);
+                out[r * n + c] = T::vec_dot(
+                    k,
+                    &rhs_t[c * kb..(c + 1) * kb],
+                    &lhs_b[r * kb..(r + 1) * kb],
+                );
             }
         }
         out
@@ -2576,7 +2658,65 @@ mod troupe_matmul_tests {
     fn blocked_matmul_matches_the_row_loop() {
         check::<BlockQ8_0>(64);
         check::<BlockQ4_0>(96);
+        check::<BlockQ4_1>(96);
+        check::<BlockQ5_0>(64);
+        check::<BlockQ5_1>(64);
         check::<BlockQ4K>(256);
         check::<BlockQ6K>(512);
+    }
+}
+
+// Troupe patch: every SIMD vec-dot kernel against the type's scalar reference (`vec_dot_unopt`),
+// on random rows of several lengths. The sums are added in another order, so they agree to
+// float rounding, not bit for bit.
+#[cfg(test)]
+mod troupe_simd_tests {
+    use super::*;
+
+    fn rows(k: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut seed = seed;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 2001) as f32 / 1000.0 - 1.0
+        };
+        let w = (0..k).map(|_| rand() * 0.1).collect();
+        // Activations with a few outliers, as real hidden states have.
+        let x = (0..k)
+            .map(|i| if i % 97 == 5 { rand() * 20.0 } else { rand() })
+            .collect();
+        (w, x)
+    }
+
+    pub(crate) fn check<T: GgmlType>(k: usize) {
+        for seed in 1..20u64 {
+            let (w, x) = rows(k, 0x9E3779B97F4A7C15 ^ seed);
+            let mut wq = vec![T::zeros(); k / T::BLCK_SIZE];
+            T::from_float(&w, &mut wq);
+            let mut xq = vec![T::VecDotType::zeros(); k / T::VecDotType::BLCK_SIZE];
+            T::VecDotType::from_float(&x, &mut xq);
+            let fast = T::vec_dot(k, &wq, &xq);
+            let slow = T::vec_dot_unopt(k, &wq, &xq);
+            let scale: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            assert!(
+                (fast - slow).abs() <= 1e-5 * scale.max(1.0),
+                "{:?} k={k}: simd {fast} vs scalar {slow}",
+                T::DTYPE
+            );
+        }
+    }
+
+    #[test]
+    fn simd_vec_dots_match_the_scalar_reference() {
+        for k in [256, 576, 1536] {
+            check::<BlockQ4_0>(k);
+            check::<BlockQ4_1>(k);
+            check::<BlockQ5_0>(k);
+            check::<BlockQ5_1>(k);
+            check::<BlockQ8_0>(k);
+            check::<BlockQ4K>(k.div_ceil(256) * 256);
+            check::<BlockQ6K>(k.div_ceil(256) * 256);
+        }
     }
 }
