@@ -418,3 +418,59 @@ fn personas_memories_prompt_and_search_from_the_command_line() {
         "{out}"
     );
 }
+
+/// A CPU without AVX2, simulated by forcing candle's scalar kernels: the reply is still right
+/// (greedy, it opens with the same three words as the SIMD kernels' reply; the sums are added in
+/// another order, so later tokens may part), and the model's device says which kernels ran.
+#[test]
+fn the_scalar_kernels_answer_like_the_simd_ones_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = troupe(
+        dir.path(),
+        &[
+            "sampling",
+            "--character",
+            "ada-lovelace",
+            "--preset",
+            "deterministic",
+            "--set",
+            "maxTokens=24",
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let run = |kernels: &str, args: &[&str]| {
+        let out = Command::new(common::troupe_bin())
+            .args(args)
+            .env("TROUPE_DATA_DIR", dir.path())
+            .env("TROUPE_MODEL", common::model())
+            .env("TROUPE_CPU_KERNELS", kernels)
+            .output()
+            .expect("troupe runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let ask = [
+        "chat",
+        "--character",
+        "ada-lovelace",
+        "--new",
+        "What is the Analytical Engine?",
+    ];
+    let simd = run("simd", &ask);
+    let scalar = run("scalar", &ask);
+    let opening = |t: &str| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    assert!(!simd.trim().is_empty());
+    assert_eq!(
+        opening(&scalar),
+        opening(&simd),
+        "scalar: {scalar}\nsimd: {simd}"
+    );
+
+    let device = |kernels: &str| {
+        let bench = ["bench", "--runs", "1", "--max-tokens", "4", "--json"];
+        let v: serde_json::Value = serde_json::from_str(&run(kernels, &bench)).unwrap();
+        v["device"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(device("scalar"), "CPU (scalar kernels: slow)");
+    assert_eq!(device("simd"), "CPU (AVX2)");
+}

@@ -65,9 +65,16 @@ impl MistralEngine {
     /// With a `cache_dir`, a file whose tensors have no SIMD kernel in candle (Q4_1, Q5_0,
     /// Q5_1) is transcoded once into a Q8_0 copy there and the copy is loaded (~2x faster on
     /// CPU; `transcode.rs`). `TROUPE_NO_TRANSCODE=1` turns that off, for comparisons.
+    /// `TROUPE_CPU_KERNELS=scalar` forces candle's scalar kernels; `ModelInfo::device` says
+    /// which kernels run ("CPU (AVX2)", "CPU (scalar kernels: slow)").
     pub async fn load(path: &Path, cache_dir: Option<&Path>) -> Result<MistralEngine, Error> {
         let header = check_model_file(path)?;
         let source = path.to_path_buf();
+        // `TROUPE_CPU_KERNELS=scalar` runs the quantised matmuls without SIMD, as on a CPU
+        // without AVX2: to check that path, and to measure what the SIMD kernels give.
+        candle_core::quantized::force_scalar_kernels(
+            std::env::var("TROUPE_CPU_KERNELS").is_ok_and(|v| v == "scalar"),
+        );
         // A model that cannot fit this machine's memory is refused now, in a sentence, instead
         // of after minutes of swapping or an out-of-memory kill.
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -232,8 +239,10 @@ fn where_(device: &mistralrs::Device) -> &'static str {
 
 fn device_label(device: &mistralrs::Device) -> String {
     match device {
-        mistralrs::Device::Cpu if cfg!(target_feature = "avx2") => "CPU (AVX2)".into(),
-        mistralrs::Device::Cpu => "CPU (no AVX2 kernels: slow)".into(),
+        mistralrs::Device::Cpu => match candle_core::quantized::simd_kernels() {
+            Some(simd) => format!("CPU ({simd})"),
+            None => "CPU (scalar kernels: slow)".into(),
+        },
         mistralrs::Device::Cuda(_) => "CUDA GPU".into(),
         mistralrs::Device::Metal(_) => "Metal GPU".into(),
     }

@@ -244,16 +244,22 @@ impl GgmlType for BlockQ4_0 {
     }
 
     // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
-    #[allow(unreachable_code)]
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        // Troupe patch: the AVX2 four-row kernel.
-        super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys)
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
     }
 
+    #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q4_0_q8_0(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q4_0_q8_0(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q4_0_q8_0(n, xs, ys);
@@ -289,17 +295,23 @@ impl GgmlType for BlockQ4_1 {
     const BLCK_SIZE: usize = QK4_1;
     type VecDotType = BlockQ8_1;
 
-    #[allow(unreachable_code)]
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        // Troupe patch: the AVX2 four-row kernel.
-        super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys)
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
     }
 
+    #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q4_1_q8_1`).
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
+        }
 
         Self::vec_dot_unopt(n, xs, ys)
     }
@@ -403,8 +415,12 @@ impl GgmlType for BlockQ5_0 {
 
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        // Troupe patch: the AVX2 four-row kernel.
-        super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys)
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
     }
 
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -420,7 +436,9 @@ impl GgmlType for BlockQ5_0 {
         );
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_0_q8_0`).
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+        }
         #[allow(unreachable_code)]
         Self::vec_dot_unopt(n, xs, ys)
     }
@@ -517,17 +535,23 @@ impl GgmlType for BlockQ5_1 {
     const BLCK_SIZE: usize = QK5_1;
     type VecDotType = BlockQ8_1;
 
-    #[allow(unreachable_code)]
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        // Troupe patch: the AVX2 four-row kernel.
-        super::avx::vec_dot_q5_1_q8_1_x4(n, xs, ys)
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q5_1_q8_1_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
     }
 
+    #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_1_q8_1`).
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q5_1_q8_1(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q5_1_q8_1(n, xs, ys);
+        }
 
         Self::vec_dot_unopt(n, xs, ys)
     }
@@ -691,16 +715,22 @@ impl GgmlType for BlockQ8_0 {
         }
     }
 
-    #[allow(unreachable_code)]
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        // Troupe patch: the AVX2 four-row kernel.
-        super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys)
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
     }
 
+    #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q8_0_q8_0(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q8_0_q8_0(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q8_0_q8_0(n, xs, ys);
@@ -807,7 +837,9 @@ impl GgmlType for BlockQ2K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q2k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q2k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q2k_q8k(n, xs, ys);
@@ -1040,7 +1072,9 @@ impl GgmlType for BlockQ3K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q3k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q3k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q3k_q8k(n, xs, ys);
@@ -1412,7 +1446,9 @@ impl GgmlType for BlockQ4K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q4k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q4k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q4k_q8k(n, xs, ys);
@@ -1669,7 +1705,9 @@ impl GgmlType for BlockQ5K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q5k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q5k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q5k_q8k(n, xs, ys);
@@ -1970,7 +2008,9 @@ impl GgmlType for BlockQ6K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q6k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q6k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q6k_q8k(n, xs, ys);
@@ -2235,7 +2275,9 @@ impl GgmlType for BlockQ8K {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q8k_q8k(n, xs, ys);
+        if super::simd_kernels_on() {
+            return super::avx::vec_dot_q8k_q8k(n, xs, ys);
+        }
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q8k_q8k(n, xs, ys);

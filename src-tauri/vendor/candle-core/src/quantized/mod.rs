@@ -27,6 +27,37 @@ mod cuda {
     pub use super::dummy_cuda::*;
 }
 
+// Troupe patch: a switch to force the scalar quantised kernels at run time, so a machine without
+// AVX2 can be simulated (and the scalar path checked) on one that has it, and a way to ask which
+// kernels run. One relaxed load per dot product.
+static FORCE_SCALAR_KERNELS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Forces (or stops forcing) the scalar quantised vec-dot kernels, for every matmul after the
+/// call.
+pub fn force_scalar_kernels(on: bool) {
+    FORCE_SCALAR_KERNELS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The SIMD instruction set the quantised CPU kernels use now ("AVX2", "NEON", "SIMD128"), or
+/// `None` when they run the scalar code. (The switch covers the AVX2 kernels only.)
+pub fn simd_kernels() -> Option<&'static str> {
+    if cfg!(target_feature = "avx2") {
+        simd_kernels_on().then_some("AVX2")
+    } else if cfg!(target_feature = "neon") {
+        Some("NEON")
+    } else if cfg!(target_feature = "simd128") {
+        Some("SIMD128")
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+pub(crate) fn simd_kernels_on() -> bool {
+    !FORCE_SCALAR_KERNELS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(target_feature = "neon")]
 pub mod neon;
 #[cfg(target_feature = "simd128")]

@@ -770,51 +770,58 @@ impl Pipeline for GGUFPipeline {
             }
             (None, None) => None,
         };
-        let logits = match self.model {
-            Model::Llama(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
-            }
-            Model::Phi2(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
-            }
-            Model::XLoraLlama(ref model) => model.forward(
-                &input_ids,
-                input_ids_full.as_ref().unwrap_or(&input_ids),
-                &seqlen_offsets,
-                seqlen_offsets_full.as_ref().unwrap_or(&seqlen_offsets),
-                self.no_kv_cache,
-                &self.non_granular_state,
-                context_lens,
-                &flash_meta,
-                flash_meta_full.as_ref().unwrap_or(&flash_meta),
-            )?,
-            Model::Phi3(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, paged_attn_meta)?
-            }
-            Model::XLoraPhi3(ref model) => model.forward(
-                &input_ids,
-                input_ids_full.as_ref().unwrap_or(&input_ids),
-                &seqlen_offsets,
-                seqlen_offsets_full.as_ref().unwrap_or(&seqlen_offsets),
-                self.no_kv_cache,
-                &self.non_granular_state,
-                context_lens,
-                &flash_meta,
-                flash_meta_full.as_ref().unwrap_or(&flash_meta),
-            )?,
-            Model::Starcoder2(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, paged_attn_meta)?
-            }
-            Model::Qwen(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
-            }
-            Model::Qwen3(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
-            }
-            Model::Qwen3MoE(ref model) => {
-                model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
-            }
-        };
+        // Troupe patch: the whole forward pass runs on one of rayon's worker threads. Called from
+        // the engine's own thread, every parallel matmul (over 200 per decoded token) was a job
+        // injected into the pool while this thread slept on a latch: two thread hand-offs per
+        // matmul. From inside the pool a matmul forks and joins by work stealing, and this
+        // thread waits once per forward pass.
+        let logits = rayon::scope(|_| -> Result<Tensor, candle_core::Error> {
+            Ok(match self.model {
+                Model::Llama(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
+                }
+                Model::Phi2(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
+                }
+                Model::XLoraLlama(ref model) => model.forward(
+                    &input_ids,
+                    input_ids_full.as_ref().unwrap_or(&input_ids),
+                    &seqlen_offsets,
+                    seqlen_offsets_full.as_ref().unwrap_or(&seqlen_offsets),
+                    self.no_kv_cache,
+                    &self.non_granular_state,
+                    context_lens,
+                    &flash_meta,
+                    flash_meta_full.as_ref().unwrap_or(&flash_meta),
+                )?,
+                Model::Phi3(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, paged_attn_meta)?
+                }
+                Model::XLoraPhi3(ref model) => model.forward(
+                    &input_ids,
+                    input_ids_full.as_ref().unwrap_or(&input_ids),
+                    &seqlen_offsets,
+                    seqlen_offsets_full.as_ref().unwrap_or(&seqlen_offsets),
+                    self.no_kv_cache,
+                    &self.non_granular_state,
+                    context_lens,
+                    &flash_meta,
+                    flash_meta_full.as_ref().unwrap_or(&flash_meta),
+                )?,
+                Model::Starcoder2(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, paged_attn_meta)?
+                }
+                Model::Qwen(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
+                }
+                Model::Qwen3(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
+                }
+                Model::Qwen3MoE(ref model) => {
+                    model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
+                }
+            })
+        })?;
         if return_raw_logits {
             Ok(ForwardInputsResult::RawLogits { logits })
         } else {
