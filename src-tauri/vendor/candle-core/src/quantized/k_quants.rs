@@ -1443,6 +1443,16 @@ impl GgmlType for BlockQ4K {
     const BLCK_SIZE: usize = QK_K;
     type VecDotType = BlockQ8K;
 
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q4k_q8k_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
+    }
+
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
@@ -2004,6 +2014,16 @@ impl GgmlType for BlockQ6K {
     const DTYPE: GgmlDType = GgmlDType::Q6K;
     const BLCK_SIZE: usize = QK_K;
     type VecDotType = BlockQ8K;
+
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
+        if super::simd_kernels_on() {
+            super::avx::vec_dot_q6k_q8k_x4(n, xs, ys)
+        } else {
+            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        }
+    }
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
