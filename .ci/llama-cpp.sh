@@ -43,6 +43,8 @@ cd "$DEST.part"
 cmake -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
   -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build build --target llama-bench -j"$(nproc)" >&2
+# llama-quantize too: it makes the Q4_0 / Q8_0 / Q4_K_M copies that docs/PERFORMANCE.md's
+# per-quant-type tables measure (`llama-quantize --allow-requantize IN OUT TYPE`).
+cmake --build build --target llama-bench llama-quantize -j"$(nproc)" >&2
 cd / && rm -rf "$DEST" && mv "$DEST.part" "$DEST"
 echo "$BIN"
