@@ -10,7 +10,8 @@ set -euo pipefail
 VERSION=0.94.0
 DEST="${LLAMA_CPP_DIR:-$HOME/.cache/troupe/llama.cpp-$VERSION}"
 BIN="$DEST/build/bin/llama-bench"
-if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+# (A cache from before llama-quantize was added is built again, once.)
+if [ -x "$BIN" ] && [ -x "$DEST/build/bin/llama-quantize" ]; then echo "$BIN"; exit 0; fi
 command -v cmake >/dev/null || {
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get install -y -q cmake >&2
