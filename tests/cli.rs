@@ -7,10 +7,16 @@ mod common;
 use std::process::{Command, Output};
 
 fn troupe(data: &std::path::Path, args: &[&str]) -> Output {
+    troupe_env(data, args, &[])
+}
+
+/// `troupe` with extra environment variables.
+fn troupe_env(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(common::troupe_bin())
         .args(args)
         .env("TROUPE_DATA_DIR", data)
         .env("TROUPE_MODEL", common::model())
+        .envs(env.iter().copied())
         .output()
         .expect("troupe runs")
 }
@@ -439,13 +445,7 @@ fn the_scalar_kernels_answer_like_the_simd_ones_and_say_so() {
     );
     assert!(set.status.success(), "{}", text(&set.stderr));
     let run = |kernels: &str, args: &[&str]| {
-        let out = Command::new(common::troupe_bin())
-            .args(args)
-            .env("TROUPE_DATA_DIR", dir.path())
-            .env("TROUPE_MODEL", common::model())
-            .env("TROUPE_CPU_KERNELS", kernels)
-            .output()
-            .expect("troupe runs");
+        let out = troupe_env(dir.path(), args, &[("TROUPE_CPU_KERNELS", kernels)]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
     };
