@@ -65,16 +65,16 @@ impl MistralEngine {
     /// With a `cache_dir`, a file whose tensors have no SIMD kernel in candle (Q4_1, Q5_0,
     /// Q5_1) is transcoded once into a Q8_0 copy there and the copy is loaded (~2x faster on
     /// CPU; `transcode.rs`). `TROUPE_NO_TRANSCODE=1` turns that off, for comparisons.
-    /// `TROUPE_CPU_KERNELS=scalar` forces candle's scalar kernels; `ModelInfo::device` says
-    /// which kernels run ("CPU (AVX2)", "CPU (scalar kernels: slow)").
+    /// `TROUPE_CPU_KERNELS=avx2|scalar` lowers candle's kernels from the best the CPU has;
+    /// `ModelInfo::device` says which run ("CPU (AVX-512 VNNI)", "CPU (AVX2)", "CPU (scalar
+    /// kernels: slow)").
     pub async fn load(path: &Path, cache_dir: Option<&Path>) -> Result<MistralEngine, Error> {
         let header = check_model_file(path)?;
         let source = path.to_path_buf();
-        // `TROUPE_CPU_KERNELS=scalar` runs the quantised matmuls without SIMD, as on a CPU
-        // without AVX2: to check that path, and to measure what the SIMD kernels give.
-        candle_core::quantized::force_scalar_kernels(
-            std::env::var("TROUPE_CPU_KERNELS").is_ok_and(|v| v == "scalar"),
-        );
+        // The quantised kernels are the best this CPU has (AVX-512 VNNI, else AVX2) unless
+        // `TROUPE_CPU_KERNELS` lowers them: `avx2` to compare like for like with an AVX2 build
+        // of another engine, `scalar` to run without SIMD as a CPU without AVX2 would.
+        candle_core::quantized::set_cpu_kernels(cpu_kernels_asked());
         // A model that cannot fit this machine's memory is refused now, in a sentence, instead
         // of after minutes of swapping or an out-of-memory kill.
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -234,6 +234,16 @@ fn where_(device: &mistralrs::Device) -> &'static str {
             "the GPU (mapped automatically; layers that do not fit stay on the CPU)"
         }
         _ => "the GPU",
+    }
+}
+
+/// The kernel level `TROUPE_CPU_KERNELS` asks for; unset or unknown, the best there is.
+fn cpu_kernels_asked() -> candle_core::quantized::CpuKernels {
+    use candle_core::quantized::CpuKernels;
+    match std::env::var("TROUPE_CPU_KERNELS").as_deref() {
+        Ok("scalar") => CpuKernels::Scalar,
+        Ok("avx2") => CpuKernels::Avx2,
+        _ => CpuKernels::Avx512Vnni,
     }
 }
 

@@ -60,6 +60,30 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         ys.map(|y| Self::vec_dot(n, xs, y))
     }
+
+    /// Troupe patch: the block scales of quantised activation rows as f32, for the kernels that
+    /// take them ready (`vec_dot_scaled`, `vec_dot_x4_scaled`), or `None` where the kernels in
+    /// use do not. Called once per matmul.
+    fn activation_scales(_ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// Troupe patch: `vec_dot` with the activation row's block scales given
+    /// (`activation_scales`); the same result, bit for bit.
+    fn vec_dot_scaled(n: usize, xs: &[Self], ys: &[Self::VecDotType], _dys: &[f32]) -> f32 {
+        Self::vec_dot(n, xs, ys)
+    }
+
+    /// Troupe patch: `vec_dot_x4` with the activation rows' block scales given; the same
+    /// results, bit for bit.
+    fn vec_dot_x4_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: [&[Self::VecDotType]; 4],
+        _dys: [&[f32]; 4],
+    ) -> [f32; 4] {
+        Self::vec_dot_x4(n, xs, ys)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -244,21 +268,70 @@ impl GgmlType for BlockQ4_0 {
     }
 
     // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
+    // Troupe patch: the kernels that take the activation scales as f32 (`avx.rs`).
+    #[cfg(target_feature = "avx2")]
+    fn activation_scales(ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
+        super::simd_kernels_on().then(|| ys.iter().map(|y| f16::to_f32(y.d)).collect())
+    }
+
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_scaled(n: usize, xs: &[Self], ys: &[Self::VecDotType], dys: &[f32]) -> f32 {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q4_0_q8_0_scaled_vnni(xs, ys, dys)
+            },
+            super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
+            // SAFETY: an AVX2 build.
+            _ => unsafe { super::avx::vec_dot_q4_0_q8_0_scaled(xs, ys, dys) },
+        }
+    }
+
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: [&[Self::VecDotType]; 4],
+        dys: [&[f32]; 4],
+    ) -> [f32; 4] {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q4_0_q8_0_x4_scaled_vnni(xs, ys, dys)
+            },
+            super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
+            // SAFETY: an AVX2 build.
+            _ => unsafe { super::avx::vec_dot_q4_0_q8_0_x4_scaled(xs, ys, dys) },
+        }
+    }
+
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
-        if super::simd_kernels_on() {
-            super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys)
-        } else {
-            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q4_0_q8_0_x4_vnni(xs, ys)
+            },
+            super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
+            _ => super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys),
         }
     }
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        if super::simd_kernels_on() {
-            return super::avx::vec_dot_q4_0_q8_0(n, xs, ys);
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => {
+                return unsafe { super::avx::vec_dot_q4_0_q8_0_vnni(xs, ys) };
+            }
+            super::CpuKernels::Scalar => {}
+            _ => return super::avx::vec_dot_q4_0_q8_0(n, xs, ys),
         }
 
         #[cfg(target_feature = "neon")]
@@ -715,21 +788,70 @@ impl GgmlType for BlockQ8_0 {
         }
     }
 
+    // Troupe patch: the kernels that take the activation scales as f32 (`avx.rs`).
+    #[cfg(target_feature = "avx2")]
+    fn activation_scales(ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
+        super::simd_kernels_on().then(|| ys.iter().map(|y| f16::to_f32(y.d)).collect())
+    }
+
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_scaled(n: usize, xs: &[Self], ys: &[Self::VecDotType], dys: &[f32]) -> f32 {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q8_0_q8_0_scaled_vnni(xs, ys, dys)
+            },
+            super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
+            // SAFETY: an AVX2 build.
+            _ => unsafe { super::avx::vec_dot_q8_0_q8_0_scaled(xs, ys, dys) },
+        }
+    }
+
+    #[cfg(target_feature = "avx2")]
+    fn vec_dot_x4_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: [&[Self::VecDotType]; 4],
+        dys: [&[f32]; 4],
+    ) -> [f32; 4] {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q8_0_q8_0_x4_scaled_vnni(xs, ys, dys)
+            },
+            super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
+            // SAFETY: an AVX2 build.
+            _ => unsafe { super::avx::vec_dot_q8_0_q8_0_x4_scaled(xs, ys, dys) },
+        }
+    }
+
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
-        if super::simd_kernels_on() {
-            super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys)
-        } else {
-            ys.map(|y| Self::vec_dot_unopt(n, xs, y))
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q8_0_q8_0_x4_vnni(xs, ys)
+            },
+            super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
+            _ => super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys),
         }
     }
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        if super::simd_kernels_on() {
-            return super::avx::vec_dot_q8_0_q8_0(n, xs, ys);
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            #[cfg(target_arch = "x86_64")]
+            super::CpuKernels::Avx512Vnni => {
+                return unsafe { super::avx::vec_dot_q8_0_q8_0_vnni(xs, ys) };
+            }
+            super::CpuKernels::Scalar => {}
+            _ => return super::avx::vec_dot_q8_0_q8_0(n, xs, ys),
         }
 
         #[cfg(target_feature = "neon")]
@@ -2414,6 +2536,16 @@ pub fn matmul<T: GgmlType>(
             .for_each(|(lhs_b_mut, lhs)| T::VecDotType::from_float(lhs, lhs_b_mut));
     }
 
+    // Troupe patch: the activation scales as f32 once, for the kernels that take them.
+    let lhs_d = T::activation_scales(&lhs_b);
+    let dot = |rhs_col: &[T], r: usize| {
+        let lhs_row = &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
+        match &lhs_d {
+            Some(d) => T::vec_dot_scaled(k, rhs_col, lhs_row, &d[r * k_in_blocks..]),
+            None => T::vec_dot(k, rhs_col, lhs_row),
+        }
+    };
+
     if m == 1 {
         let dst_row = &mut dst[..n];
         dst_row
@@ -2423,7 +2555,7 @@ pub fn matmul<T: GgmlType>(
             .with_max_len(512)
             .for_each(|(col_idx, dst)| {
                 let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                *dst = T::vec_dot(k, rhs_col, &lhs_b[..k_in_blocks]);
+                *dst = dot(rhs_col, 0);
             });
         return Ok(());
     }
@@ -2453,9 +2585,21 @@ pub fn matmul<T: GgmlType>(
                     row(row_idx + 2),
                     row(row_idx + 3),
                 ];
+                let scales = lhs_d.as_ref().map(|d| {
+                    let at = |r: usize| &d[r * k_in_blocks..(r + 1) * k_in_blocks];
+                    [
+                        at(row_idx),
+                        at(row_idx + 1),
+                        at(row_idx + 2),
+                        at(row_idx + 3),
+                    ]
+                });
                 for col_idx in cols.clone() {
                     let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                    let values = T::vec_dot_x4(k, rhs_col, rows);
+                    let values = match scales {
+                        Some(dys) => T::vec_dot_x4_scaled(k, rhs_col, rows, dys),
+                        None => T::vec_dot_x4(k, rhs_col, rows),
+                    };
                     for (i, value) in values.into_iter().enumerate() {
                         // SAFETY: as below.
                         unsafe { *out.0.add((row_idx + i) * n + col_idx) = value };
@@ -2464,10 +2608,9 @@ pub fn matmul<T: GgmlType>(
                 row_idx += 4;
             }
             for row_idx in row_idx..m {
-                let lhs_row = row(row_idx);
                 for col_idx in cols.clone() {
                     let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                    let value = T::vec_dot(k, rhs_col, lhs_row);
+                    let value = dot(rhs_col, row_idx);
                     // SAFETY: in bounds (row < m, col < n, dst is m * n), and no other task
                     // writes this column.
                     unsafe { *out.0.add(row_idx * n + col_idx) = value };
@@ -2766,6 +2909,131 @@ mod troupe_simd_tests {
                 "{:?} k={k}: simd {fast} vs scalar {slow}",
                 T::DTYPE
             );
+        }
+    }
+
+    // The AVX-512 VNNI kernels give exactly what the AVX2 kernels give, one row and four rows,
+    // the ends of the i8 range included (where `vpmaddubsw` could saturate and `vpdpbusd` does
+    // not). It needs a CPU with VNNI; elsewhere it says so and compares nothing.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn vnni_kernels_match_the_avx2_ones_bit_for_bit() {
+        use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
+        if best_cpu_kernels() != CpuKernels::Avx512Vnni {
+            eprintln!("this CPU has no AVX-512 VNNI: nothing to compare");
+            return;
+        }
+        let bits = |v: [f32; 4]| v.map(f32::to_bits);
+        for k in [32, 576, 1536] {
+            for seed in 1..10u64 {
+                let w = rows(k, seed).0;
+                let mut w8 = vec![BlockQ8_0::zeros(); k / 32];
+                BlockQ8_0::from_float(&w, &mut w8);
+                let mut w4 = vec![BlockQ4_0::zeros(); k / 32];
+                BlockQ4_0::from_float(&w, &mut w4);
+                let mut xs: Vec<Vec<BlockQ8_0>> = (0..4)
+                    .map(|r| {
+                        let x = rows(k, seed * 31 + r).1;
+                        let mut q = vec![BlockQ8_0::zeros(); k / 32];
+                        BlockQ8_0::from_float(&x, &mut q);
+                        q
+                    })
+                    .collect();
+                if seed == 1 {
+                    w8[0].qs = [-128; 32];
+                    xs[0][0].qs = [-128; 32];
+                    xs[1][0].qs = [127; 32];
+                    xs[2][0].qs = [-127; 32];
+                }
+                let ys = [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]];
+                // SAFETY: the CPU has the features (checked above).
+                unsafe {
+                    assert_eq!(
+                        bits(avx::vec_dot_q8_0_q8_0_x4(k, &w8, ys)),
+                        bits(avx::vec_dot_q8_0_q8_0_x4_vnni(&w8, ys)),
+                        "Q8_0 x4, k={k} seed={seed}"
+                    );
+                    assert_eq!(
+                        bits(avx::vec_dot_q4_0_q8_0_x4(k, &w4, ys)),
+                        bits(avx::vec_dot_q4_0_q8_0_x4_vnni(&w4, ys)),
+                        "Q4_0 x4, k={k} seed={seed}"
+                    );
+                    for y in ys {
+                        assert_eq!(
+                            avx::vec_dot_q8_0_q8_0(k, &w8, y).to_bits(),
+                            avx::vec_dot_q8_0_q8_0_vnni(&w8, y).to_bits()
+                        );
+                        assert_eq!(
+                            avx::vec_dot_q4_0_q8_0(k, &w4, y).to_bits(),
+                            avx::vec_dot_q4_0_q8_0_vnni(&w4, y).to_bits()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // The kernels that take the activation scales as f32 give what the plain ones give, bit for
+    // bit: AVX2 always, the AVX-512 VNNI forms where the CPU has them.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn scaled_kernels_match_the_plain_ones_bit_for_bit() {
+        use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
+        let vnni = best_cpu_kernels() == CpuKernels::Avx512Vnni;
+        let bits = |v: [f32; 4]| v.map(f32::to_bits);
+        for k in [32, 576, 1536] {
+            for seed in 1..10u64 {
+                let w = rows(k, seed).0;
+                let mut w8 = vec![BlockQ8_0::zeros(); k / 32];
+                BlockQ8_0::from_float(&w, &mut w8);
+                let mut w4 = vec![BlockQ4_0::zeros(); k / 32];
+                BlockQ4_0::from_float(&w, &mut w4);
+                let xs: Vec<Vec<BlockQ8_0>> = (0..4)
+                    .map(|r| {
+                        let x = rows(k, seed * 31 + r).1;
+                        let mut q = vec![BlockQ8_0::zeros(); k / 32];
+                        BlockQ8_0::from_float(&x, &mut q);
+                        q
+                    })
+                    .collect();
+                let ds: Vec<Vec<f32>> = xs
+                    .iter()
+                    .map(|x| BlockQ8_0::activation_scales(x).unwrap())
+                    .collect();
+                let ys = [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]];
+                let dys = [&ds[0][..], &ds[1][..], &ds[2][..], &ds[3][..]];
+                let (p8, p4) = (
+                    bits(avx::vec_dot_q8_0_q8_0_x4(k, &w8, ys)),
+                    bits(avx::vec_dot_q4_0_q8_0_x4(k, &w4, ys)),
+                );
+                // SAFETY: an AVX2 build; the VNNI forms only where the CPU has them.
+                unsafe {
+                    assert_eq!(bits(avx::vec_dot_q8_0_q8_0_x4_scaled(&w8, ys, dys)), p8);
+                    assert_eq!(bits(avx::vec_dot_q4_0_q8_0_x4_scaled(&w4, ys, dys)), p4);
+                    if vnni {
+                        assert_eq!(
+                            bits(avx::vec_dot_q8_0_q8_0_x4_scaled_vnni(&w8, ys, dys)),
+                            p8
+                        );
+                        assert_eq!(
+                            bits(avx::vec_dot_q4_0_q8_0_x4_scaled_vnni(&w4, ys, dys)),
+                            p4
+                        );
+                    }
+                    for r in 0..4 {
+                        let one8 = avx::vec_dot_q8_0_q8_0(k, &w8, ys[r]).to_bits();
+                        let one4 = avx::vec_dot_q4_0_q8_0(k, &w4, ys[r]).to_bits();
+                        let s8 = avx::vec_dot_q8_0_q8_0_scaled(&w8, ys[r], dys[r]);
+                        let s4 = avx::vec_dot_q4_0_q8_0_scaled(&w4, ys[r], dys[r]);
+                        assert_eq!((s8.to_bits(), s4.to_bits()), (one8, one4));
+                        if vnni {
+                            let s8 = avx::vec_dot_q8_0_q8_0_scaled_vnni(&w8, ys[r], dys[r]);
+                            let s4 = avx::vec_dot_q4_0_q8_0_scaled_vnni(&w4, ys[r], dys[r]);
+                            assert_eq!((s8.to_bits(), s4.to_bits()), (one8, one4));
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -27,23 +27,78 @@ mod cuda {
     pub use super::dummy_cuda::*;
 }
 
-// Troupe patch: a switch to force the scalar quantised kernels at run time, so a machine without
-// AVX2 can be simulated (and the scalar path checked) on one that has it, and a way to ask which
-// kernels run. One relaxed load per dot product.
-static FORCE_SCALAR_KERNELS: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+// Troupe patch: which quantised CPU kernels run, chosen at run time. The binary is built for
+// AVX2 (x86-64-v3); on a CPU that also has AVX-512 VNNI the Q8_0 and Q4_0 kernels switch to
+// their VNNI forms (`avx.rs`, bit-identical results). The level can be lowered at run time: to
+// AVX2, to compare like for like, or to the scalar code, to simulate a machine without AVX2 and
+// check that path. One relaxed load per dot product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CpuKernels {
+    /// The portable code (what a CPU without AVX2 would run).
+    Scalar,
+    /// The AVX2 kernels.
+    Avx2,
+    /// The AVX2 kernels, with the AVX-512 VNNI forms of Q8_0 and Q4_0.
+    Avx512Vnni,
+}
+
+const KERNELS_UNSET: u8 = u8::MAX;
+static CPU_KERNELS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(KERNELS_UNSET);
+
+/// The fastest kernels this build can run on this CPU.
+pub fn best_cpu_kernels() -> CpuKernels {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+        {
+            return CpuKernels::Avx512Vnni;
+        }
+        return CpuKernels::Avx2;
+    }
+    #[allow(unreachable_code)]
+    CpuKernels::Scalar
+}
+
+/// Runs `kernels`, or the best this CPU has if it lacks them, for every matmul after the call;
+/// returns the level set.
+pub fn set_cpu_kernels(kernels: CpuKernels) -> CpuKernels {
+    let level = kernels.min(best_cpu_kernels());
+    CPU_KERNELS.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+    level
+}
 
 /// Forces (or stops forcing) the scalar quantised vec-dot kernels, for every matmul after the
 /// call.
 pub fn force_scalar_kernels(on: bool) {
-    FORCE_SCALAR_KERNELS.store(on, std::sync::atomic::Ordering::Relaxed);
+    set_cpu_kernels(if on {
+        CpuKernels::Scalar
+    } else {
+        CpuKernels::Avx512Vnni
+    });
 }
 
-/// The SIMD instruction set the quantised CPU kernels use now ("AVX2", "NEON", "SIMD128"), or
-/// `None` when they run the scalar code. (The switch covers the AVX2 kernels only.)
+/// The kernels that run now.
+pub fn cpu_kernels() -> CpuKernels {
+    match CPU_KERNELS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => CpuKernels::Scalar,
+        1 => CpuKernels::Avx2,
+        2 => CpuKernels::Avx512Vnni,
+        _ => set_cpu_kernels(CpuKernels::Avx512Vnni),
+    }
+}
+
+/// The SIMD instruction set the quantised CPU kernels use now ("AVX-512 VNNI", "AVX2", "NEON",
+/// "SIMD128"), or `None` when they run the scalar code. (The levels cover the x86 kernels.)
 pub fn simd_kernels() -> Option<&'static str> {
     if cfg!(target_feature = "avx2") {
-        simd_kernels_on().then_some("AVX2")
+        match cpu_kernels() {
+            CpuKernels::Avx512Vnni => Some("AVX-512 VNNI"),
+            CpuKernels::Avx2 => Some("AVX2"),
+            CpuKernels::Scalar => None,
+        }
     } else if cfg!(target_feature = "neon") {
         Some("NEON")
     } else if cfg!(target_feature = "simd128") {
@@ -55,7 +110,7 @@ pub fn simd_kernels() -> Option<&'static str> {
 
 #[inline(always)]
 pub(crate) fn simd_kernels_on() -> bool {
-    !FORCE_SCALAR_KERNELS.load(std::sync::atomic::Ordering::Relaxed)
+    cpu_kernels() != CpuKernels::Scalar
 }
 
 #[cfg(target_feature = "neon")]
