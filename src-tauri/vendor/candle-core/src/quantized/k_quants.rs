@@ -758,6 +758,12 @@ impl GgmlType for BlockQ8_0 {
     }
 
     fn from_float(xs: &[f32], ys: &mut [Self]) {
+        // Troupe patch: the AVX2 form (`avx::quantize_row_q8_0`, the same blocks bit for bit),
+        // unless scalar kernels are forced.
+        #[cfg(target_feature = "avx2")]
+        if super::simd_kernels_on() && xs.len() == ys.len() * Self::BLCK_SIZE {
+            return super::avx::quantize_row_q8_0(xs, ys);
+        }
         // quantize_row_q8_0
         let k = xs.len();
         debug_assert!(
@@ -3035,6 +3041,47 @@ mod troupe_simd_tests {
                 }
             }
         }
+    }
+
+    // The AVX2 quantisation of activations gives the scalar code's blocks, bit for bit: random
+    // rows with outliers, values exactly halfway between two steps (rounded away from zero),
+    // just under a half, zeros, and an all-zero block.
+    #[cfg(target_feature = "avx2")]
+    #[test]
+    fn simd_q8_0_quantisation_matches_the_scalar_code() {
+        let scalar = |xs: &[f32]| {
+            let mut out = vec![BlockQ8_0::zeros(); xs.len() / 32];
+            for (b, x) in out.iter_mut().zip(xs.chunks(32)) {
+                // The scalar loop, as `from_float` runs it without AVX2.
+                let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0f32 { 1. / d } else { 0. };
+                b.d = f16::from_f32(d);
+                for (q, &v) in b.qs.iter_mut().zip(x) {
+                    *q = f32::round(v * id) as i8;
+                }
+            }
+            out
+        };
+        let mut xs: Vec<f32> = (0..20).flat_map(|s| rows(1536, s).1).collect();
+        // amax 127 gives id 1: exact halves and near-halves, both signs.
+        let edge = [
+            127.0,
+            2.5,
+            -2.5,
+            0.5,
+            -0.5,
+            126.5,
+            -126.5,
+            0.49999997,
+            -0.49999997,
+            3.5,
+        ];
+        xs.extend((0..32).map(|i| edge[i % edge.len()]));
+        xs.extend([0f32; 32]);
+        let mut fast = vec![BlockQ8_0::zeros(); xs.len() / 32];
+        crate::quantized::avx::quantize_row_q8_0(&xs, &mut fast);
+        assert_eq!(fast, scalar(&xs));
     }
 
     #[test]
