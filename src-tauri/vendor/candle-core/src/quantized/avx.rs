@@ -1,6 +1,6 @@
 use super::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8K, BlockQ8_0, BlockQ8_1, QK8_0, QK8_1, QK_K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1, PackedQ8x4, QK8_0, QK8_1, QK_K,
 };
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
@@ -21,6 +21,17 @@ pub(crate) unsafe fn sum_i16_pairs_float(x: __m256i) -> __m256 {
 pub(crate) unsafe fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
     let dot = _mm256_maddubs_epi16(ax, sy);
     sum_i16_pairs_float(dot)
+}
+
+// Troupe patch: an f16 scale converted to f32 in all eight lanes, for the kernels' loops.
+// `_mm256_set1_ps(f16::to_f32(d))` compiles to `vpinsrw` into a register LLVM picks (only lane 0
+// matters to it), keeping that register's other lanes; in these loops it picked an accumulator,
+// which chained each block's scale to the previous block's fused multiply-add (seen in `perf
+// annotate`). A broadcast of the 16 bits, converted in every lane, depends on nothing. The
+// same conversion, so the same value in each lane.
+#[inline(always)]
+pub(crate) unsafe fn f16_splat_8(x: f16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(x.to_bits() as i16))
 }
 
 #[inline(always)]
@@ -197,13 +208,13 @@ macro_rules! troupe_x4 {
                 let mut summs = [0f32; 4];
                 for (i, $xb) in xs.iter().enumerate() {
                     let $ux = $unpack;
-                    let dx = f16::to_f32($xb.d);
+                    let dx = f16_splat_8($xb.d);
                     for r in 0..4 {
                         let $yb = ys[r].get_unchecked(i);
                         if $min {
                             summs[r] += troupe_min($xb, $yb);
                         }
-                        let d = _mm256_set1_ps(dx * f16::to_f32($yb.d));
+                        let d = _mm256_mul_ps(dx, f16_splat_8($yb.d));
                         let q = $dot;
                         acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
                     }
@@ -1062,7 +1073,7 @@ pub(crate) fn vec_dot_q8k_q8k(n: usize, xs: &[BlockQ8K], ys: &[BlockQ8K]) -> f32
     }
 }
 
-// Troupe patch: AVX-512 VNNI forms of the Q8_0 and Q4_0 kernels (one row and four rows), chosen
+// Troupe patch: AVX-512 VNNI forms of the Q8_0 and Q4_0 one-row kernels, chosen
 // at run time (`super::cpu_kernels`) on CPUs that have it, while the binary as a whole needs only
 // AVX2. `vpdpbusd` does the work of `vpmaddubsw` + `vpmaddwd` in one instruction. The results are
 // bit-identical to the AVX2 kernels': `vpmaddubsw` saturates a pair sum to i16, but with the
@@ -1070,12 +1081,12 @@ pub(crate) fn vec_dot_q8k_q8k(n: usize, xs: &[BlockQ8K], ys: &[BlockQ8K]) -> f32
 // [-32768, 32512] and never saturates; everything after the integer dot is the same code.
 #[cfg(target_arch = "x86_64")]
 macro_rules! troupe_vnni {
-    ($one:ident, $x4:ident, $x:ty, |$xb:ident| $unpack:expr) => {
+    ($one:ident, $x:ty, |$xb:ident| $unpack:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(crate) unsafe fn $one(xs: &[$x], ys: &[BlockQ8_0]) -> f32 {
             let mut acc = _mm256_setzero_ps();
             for ($xb, y) in xs.iter().zip(ys.iter()) {
-                let d = _mm256_set1_ps(f16::to_f32($xb.d) * f16::to_f32(y.d));
+                let d = _mm256_mul_ps(f16_splat_8($xb.d), f16_splat_8(y.d));
                 let bx = $unpack;
                 let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
                 let q = _mm256_dpbusd_epi32(
@@ -1087,50 +1098,18 @@ macro_rules! troupe_vnni {
             }
             hsum_float_8(acc)
         }
-
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-        pub(crate) unsafe fn $x4(xs: &[$x], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
-            let nb = xs.len();
-            assert!(ys.iter().all(|y| y.len() >= nb));
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for i in 0..nb {
-                let $xb = xs.get_unchecked(i);
-                let bx = $unpack;
-                let ax = _mm256_sign_epi8(bx, bx);
-                let dx = f16::to_f32($xb.d);
-                for r in 0..4 {
-                    let y = ys[r].get_unchecked(i);
-                    let d = _mm256_set1_ps(dx * f16::to_f32(y.d));
-                    let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                    let q =
-                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(by, bx));
-                    acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q), acc[r]);
-                }
-            }
-            [
-                hsum_float_8(acc[0]),
-                hsum_float_8(acc[1]),
-                hsum_float_8(acc[2]),
-                hsum_float_8(acc[3]),
-            ]
-        }
     };
 }
 
 #[cfg(target_arch = "x86_64")]
-troupe_vnni!(
-    vec_dot_q8_0_q8_0_vnni,
-    vec_dot_q8_0_q8_0_x4_vnni,
-    BlockQ8_0,
-    |x| _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i)
-);
+troupe_vnni!(vec_dot_q8_0_q8_0_vnni, BlockQ8_0, |x| _mm256_loadu_si256(
+    x.qs.as_ptr() as *const __m256i
+));
 #[cfg(target_arch = "x86_64")]
-troupe_vnni!(
-    vec_dot_q4_0_q8_0_vnni,
-    vec_dot_q4_0_q8_0_x4_vnni,
-    BlockQ4_0,
-    |x| _mm256_sub_epi8(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_set1_epi8(8))
-);
+troupe_vnni!(vec_dot_q4_0_q8_0_vnni, BlockQ4_0, |x| _mm256_sub_epi8(
+    bytes_from_nibbles_32(x.qs.as_ptr()),
+    _mm256_set1_epi8(8)
+));
 
 // Troupe patch: the Q8_0 and Q4_0 kernels with the activation rows' block scales given as f32
 // (`GgmlType::activation_scales`, converted once per matmul) instead of read as f16 in every
@@ -1149,7 +1128,7 @@ macro_rules! troupe_scaled {
                 let $xb = xs.get_unchecked(i);
                 let bx = $unpack;
                 let $ax = _mm256_sign_epi8(bx, bx);
-                let dx = _mm256_set1_ps(f16::to_f32($xb.d));
+                let dx = f16_splat_8($xb.d);
                 for r in 0..4 {
                     let y = ys[r].get_unchecked(i);
                     let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
@@ -1177,7 +1156,10 @@ macro_rules! troupe_scaled {
                 let $ax = _mm256_sign_epi8(bx, bx);
                 let by = _mm256_loadu_si256(ys.get_unchecked(i).qs.as_ptr() as *const __m256i);
                 let $sy = _mm256_sign_epi8(by, bx);
-                let d = _mm256_set1_ps(f16::to_f32($xb.d) * *dys.get_unchecked(i));
+                let d = _mm256_mul_ps(
+                    f16_splat_8($xb.d),
+                    _mm256_broadcast_ss(dys.get_unchecked(i)),
+                );
                 acc = _mm256_fmadd_ps(d, $idot, acc);
             }
             hsum_float_8(acc)
@@ -1219,6 +1201,98 @@ troupe_scaled!(
     |x| _mm256_sub_epi8(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_set1_epi8(8)),
     |ax, sy| _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
 );
+
+// Troupe patch: the prefill kernels for Q8_0 and Q4_0 weights on AVX-512 VNNI CPUs: two weight
+// rows against `G` groups of four activation rows packed block by block (`PackedQ8x4`).
+// Against the four-row kernels above, per pair of blocks:
+// - no sign trick. `vpdpbusd` takes one operand unsigned, and the packing stored the
+//   activations plus 128 (as u8); the signed weights go in as they are, and each lane's sum
+//   starts at minus 128 × (the sum of its four weights), what the +128 adds, worked out once
+//   per weight block;
+// - two activation rows per 512-bit instruction (the weight block broadcast to both halves, two
+//   rows' blocks side by side); each weight block unpacked once for 4 × G rows, and the packed
+//   rows loaded once for two weight rows, which halves the traffic from cache for the matmuls
+//   whose rows do not stay in L1.
+// Every lane's integer sum is the exact dot of its four pairs, as in the kernels above, and each
+// half of a 512-bit register goes through the same float operations, in the same order, as one
+// row's register there: the results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+macro_rules! troupe_packed {
+    ($name:ident, $x:ty, |$xb:ident| $unpack:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(crate) unsafe fn $name<const G: usize>(
+            xs: [&[$x]; 2],
+            ys: [&[PackedQ8x4]; G],
+        ) -> [[[f32; 4]; G]; 2] {
+            let nb = xs[0].len();
+            assert!(xs[1].len() == nb && ys.iter().all(|y| y.len() >= nb));
+            let zero = _mm512_setzero_si512();
+            let plus128 = _mm512_set1_epi8(-128); // 0x80: 128 as the unsigned operand
+            let rows01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+            let rows23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+            let mut acc = [[[_mm512_setzero_ps(); 2]; G]; 2];
+            for i in 0..nb {
+                let mut a = [[_mm512_setzero_si512(); 2]; G];
+                let mut dy = [[_mm512_setzero_ps(); 2]; G];
+                for g in 0..G {
+                    let y = ys[g].get_unchecked(i);
+                    a[g] = [
+                        _mm512_loadu_si512(y.qs.as_ptr() as *const __m512i),
+                        _mm512_loadu_si512(y.qs.as_ptr().add(2) as *const __m512i),
+                    ];
+                    let d = _mm512_castps128_ps512(_mm_loadu_ps(y.d.as_ptr()));
+                    dy[g] = [
+                        _mm512_permutexvar_ps(rows01, d),
+                        _mm512_permutexvar_ps(rows23, d),
+                    ];
+                }
+                for c in 0..2 {
+                    let $xb = xs[c].get_unchecked(i);
+                    let w: __m512i = $unpack;
+                    let start = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, plus128, w));
+                    // As `f16_splat_8`, in sixteen lanes.
+                    let dx = _mm512_cvtph_ps(_mm256_set1_epi16($xb.d.to_bits() as i16));
+                    for g in 0..G {
+                        for r in 0..2 {
+                            let q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, a[g][r], w));
+                            let d = _mm512_mul_ps(dx, dy[g][r]);
+                            acc[c][g][r] = _mm512_fmadd_ps(d, q, acc[c][g][r]);
+                        }
+                    }
+                }
+            }
+            let lo = |v: __m512| _mm512_castps512_ps256(v);
+            let hi = |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            acc.map(|groups| {
+                groups.map(|[a01, a23]| {
+                    [
+                        hsum_float_8(lo(a01)),
+                        hsum_float_8(hi(a01)),
+                        hsum_float_8(lo(a23)),
+                        hsum_float_8(hi(a23)),
+                    ]
+                })
+            })
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+troupe_packed!(vec_dot_q8_0_q8_0_packed_vnni, BlockQ8_0, |x| {
+    _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr() as *const __m256i))
+});
+
+#[cfg(target_arch = "x86_64")]
+troupe_packed!(vec_dot_q4_0_q8_0_packed_vnni, BlockQ4_0, |x| {
+    // The 16 bytes in every 128-bit lane, shifted in the odd ones, masked: the low nibbles
+    // (elements 0..16) then the high ones (16..32), twice; minus 8, as `bytes_from_nibbles_32`.
+    let v = _mm512_broadcast_i32x4(_mm_loadu_si128(x.qs.as_ptr() as *const __m128i));
+    let w = _mm512_mask_blend_epi64(0b1100_1100, v, _mm512_srli_epi16(v, 4));
+    _mm512_sub_epi8(
+        _mm512_and_si512(w, _mm512_set1_epi8(0x0F)),
+        _mm512_set1_epi8(8),
+    )
+});
 
 // Troupe patch: `BlockQ8_0::from_float` (activations quantised before every matmul) in AVX2;
 // upstream ran the scalar loop, ~5% of a prefill's samples. Every step is the scalar code's, in

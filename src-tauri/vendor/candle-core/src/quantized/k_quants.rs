@@ -84,6 +84,27 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
     ) -> [f32; 4] {
         Self::vec_dot_x4(n, xs, ys)
     }
+
+    /// Troupe patch: the quantised activation rows (groups of four rows of `k_in_blocks` blocks,
+    /// scales from `activation_scales`) packed for `vec_dot_packed`, or `None` where the
+    /// kernels in use have no packed form. Called once per matmul.
+    fn pack_activations_x4(
+        _ys: &[Self::VecDotType],
+        _dys: &[f32],
+        _k_in_blocks: usize,
+    ) -> Option<Vec<PackedQ8x4>> {
+        None
+    }
+
+    /// Troupe patch: `vec_dot_x4_scaled` of two weight rows over `G` groups of four rows packed
+    /// by `pack_activations_x4`; the same results, bit for bit. Called only where that gave
+    /// `Some`.
+    fn vec_dot_packed<const G: usize>(
+        _xs: [&[Self]; 2],
+        _ys: [&[PackedQ8x4]; G],
+    ) -> [[[f32; 4]; G]; 2] {
+        unreachable!("no packed kernel for {:?}", Self::DTYPE)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +150,52 @@ pub struct BlockQ8_0 {
     pub(crate) qs: [i8; QK8_0],
 }
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// Troupe patch: four activation rows quantised to Q8_0, interleaved block by block for the
+/// AVX-512 VNNI prefill kernels (`avx::vec_dot_*_packed_vnni`): the four rows' i-th blocks
+/// sit side by side, so one 512-bit load brings two rows; each quant is stored plus 128, as u8
+/// (`vpdpbusd` takes one operand unsigned), and the scales as f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct PackedQ8x4 {
+    pub(crate) qs: [[u8; QK8_0]; 4],
+    pub(crate) d: [f32; 4],
+}
+const _: () = assert!(std::mem::size_of::<PackedQ8x4>() == 144);
+
+/// Troupe patch: `rows` (whole groups of four rows of `k_in_blocks` blocks, scales `dys` as
+/// `activation_scales` gives them) packed for the AVX-512 VNNI kernels; `None` unless those
+/// kernels run.
+#[allow(unused_variables, unreachable_code)]
+fn pack_q8_0_x4(rows: &[BlockQ8_0], dys: &[f32], k_in_blocks: usize) -> Option<Vec<PackedQ8x4>> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        if super::cpu_kernels() != super::CpuKernels::Avx512Vnni || rows.len() < 4 * k_in_blocks {
+            return None;
+        }
+        let groups = rows.len() / (4 * k_in_blocks);
+        let zero = PackedQ8x4 {
+            qs: [[0; QK8_0]; 4],
+            d: [0.0; 4],
+        };
+        let mut out = vec![zero; groups * k_in_blocks];
+        out.par_chunks_mut(k_in_blocks)
+            .enumerate()
+            .for_each(|(g, packed)| {
+                for (i, p) in packed.iter_mut().enumerate() {
+                    for r in 0..4 {
+                        let at = (4 * g + r) * k_in_blocks + i;
+                        for (q, &y) in p.qs[r].iter_mut().zip(rows[at].qs.iter()) {
+                            *q = (y as u8) ^ 0x80;
+                        }
+                        p.d[r] = dys[at];
+                    }
+                }
+            });
+        return Some(out);
+    }
+    None
+}
 
 #[derive(Debug, Clone, PartialEq)]
 #[repr(C)]
@@ -267,7 +334,6 @@ impl GgmlType for BlockQ4_0 {
         }
     }
 
-    // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
     // Troupe patch: the kernels that take the activation scales as f32 (`avx.rs`).
     #[cfg(target_feature = "avx2")]
     fn activation_scales(ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
@@ -307,20 +373,34 @@ impl GgmlType for BlockQ4_0 {
         }
     }
 
+    fn pack_activations_x4(
+        ys: &[Self::VecDotType],
+        dys: &[f32],
+        k_in_blocks: usize,
+    ) -> Option<Vec<PackedQ8x4>> {
+        pack_q8_0_x4(ys, dys, k_in_blocks)
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    fn vec_dot_packed<const G: usize>(
+        xs: [&[Self]; 2],
+        ys: [&[PackedQ8x4]; G],
+    ) -> [[[f32; 4]; G]; 2] {
+        // SAFETY: rows are packed only where the kernels in use are the VNNI ones, so where the
+        // CPU has those features (`pack_q8_0_x4`).
+        unsafe { super::avx::vec_dot_q4_0_q8_0_packed_vnni(xs, ys) }
+    }
+
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         match super::cpu_kernels() {
-            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
-            #[cfg(target_arch = "x86_64")]
-            super::CpuKernels::Avx512Vnni => unsafe {
-                super::avx::vec_dot_q4_0_q8_0_x4_vnni(xs, ys)
-            },
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
             _ => super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys),
         }
     }
 
+    // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
@@ -833,15 +913,28 @@ impl GgmlType for BlockQ8_0 {
         }
     }
 
+    fn pack_activations_x4(
+        ys: &[Self::VecDotType],
+        dys: &[f32],
+        k_in_blocks: usize,
+    ) -> Option<Vec<PackedQ8x4>> {
+        pack_q8_0_x4(ys, dys, k_in_blocks)
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    fn vec_dot_packed<const G: usize>(
+        xs: [&[Self]; 2],
+        ys: [&[PackedQ8x4]; G],
+    ) -> [[[f32; 4]; G]; 2] {
+        // SAFETY: rows are packed only where the kernels in use are the VNNI ones, so where the
+        // CPU has those features (`pack_q8_0_x4`).
+        unsafe { super::avx::vec_dot_q8_0_q8_0_packed_vnni(xs, ys) }
+    }
+
     #[cfg(target_feature = "avx2")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         match super::cpu_kernels() {
-            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
-            #[cfg(target_arch = "x86_64")]
-            super::CpuKernels::Avx512Vnni => unsafe {
-                super::avx::vec_dot_q8_0_q8_0_x4_vnni(xs, ys)
-            },
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
             _ => super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys),
         }
@@ -2542,8 +2635,13 @@ pub fn matmul<T: GgmlType>(
             .for_each(|(lhs_b_mut, lhs)| T::VecDotType::from_float(lhs, lhs_b_mut));
     }
 
-    // Troupe patch: the activation scales as f32 once, for the kernels that take them.
+    // Troupe patch: the activation scales as f32 once, for the kernels that take them; and,
+    // where the kernels have a packed form, whole groups of four rows packed once.
     let lhs_d = T::activation_scales(&lhs_b);
+    let packed = match &lhs_d {
+        Some(d) if m >= 4 => T::pack_activations_x4(&lhs_b, d, k_in_blocks),
+        _ => None,
+    };
     let dot = |rhs_col: &[T], r: usize| {
         let lhs_row = &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
         match &lhs_d {
@@ -2582,8 +2680,44 @@ pub fn matmul<T: GgmlType>(
         .for_each(|block| {
             let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
             let row = |r: usize| &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
-            // Four rows at a time: each weight block is unpacked once for four activation rows.
             let mut row_idx = 0;
+            let rhs_col = |c: usize| &rhs_t[c * k_in_blocks..(c + 1) * k_in_blocks];
+            let put = |row_idx: usize, col_idx: usize, values: &[f32]| {
+                for (i, &value) in values.iter().enumerate() {
+                    // SAFETY: as below.
+                    unsafe { *out.0.add((row_idx + i) * n + col_idx) = value };
+                }
+            };
+            if let Some(p) = &packed {
+                // Eight rows (two packed groups) by two columns at a time: each weight block
+                // is unpacked once for eight rows, each packed block loaded once for two
+                // columns; then the last group of four, if any.
+                let group = |r: usize| &p[(r / 4) * k_in_blocks..(r / 4 + 1) * k_in_blocks];
+                let pairs = || {
+                    cols.clone().step_by(2).map(|c| {
+                        let next = (c + 1).min(cols.end - 1);
+                        (c, next, [rhs_col(c), rhs_col(next)])
+                    })
+                };
+                while row_idx + 8 <= m {
+                    for (c, next, pair) in pairs() {
+                        let values = T::vec_dot_packed(pair, [group(row_idx), group(row_idx + 4)]);
+                        put(row_idx, c, values[0].as_flattened());
+                        put(row_idx, next, values[1].as_flattened());
+                    }
+                    row_idx += 8;
+                }
+                if row_idx + 4 <= m {
+                    for (c, next, pair) in pairs() {
+                        let values = T::vec_dot_packed(pair, [group(row_idx)]);
+                        put(row_idx, c, values[0].as_flattened());
+                        put(row_idx, next, values[1].as_flattened());
+                    }
+                    row_idx += 4;
+                }
+            }
+            // Otherwise four rows at a time: each weight block is unpacked once for four
+            // activation rows.
             while row_idx + 4 <= m {
                 let rows = [
                     row(row_idx),
@@ -2601,15 +2735,11 @@ pub fn matmul<T: GgmlType>(
                     ]
                 });
                 for col_idx in cols.clone() {
-                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
                     let values = match scales {
-                        Some(dys) => T::vec_dot_x4_scaled(k, rhs_col, rows, dys),
-                        None => T::vec_dot_x4(k, rhs_col, rows),
+                        Some(dys) => T::vec_dot_x4_scaled(k, rhs_col(col_idx), rows, dys),
+                        None => T::vec_dot_x4(k, rhs_col(col_idx), rows),
                     };
-                    for (i, value) in values.into_iter().enumerate() {
-                        // SAFETY: as below.
-                        unsafe { *out.0.add((row_idx + i) * n + col_idx) = value };
-                    }
+                    put(row_idx, col_idx, &values);
                 }
                 row_idx += 4;
             }
@@ -2918,9 +3048,9 @@ mod troupe_simd_tests {
         }
     }
 
-    // The AVX-512 VNNI kernels give exactly what the AVX2 kernels give, one row and four rows,
-    // the ends of the i8 range included (where `vpmaddubsw` could saturate and `vpdpbusd` does
-    // not). It needs a CPU with VNNI; elsewhere it says so and compares nothing.
+    // The AVX-512 VNNI one-row kernels give exactly what the AVX2 kernels give, the ends of the
+    // i8 range included (where `vpmaddubsw` could saturate and `vpdpbusd` does not). It needs a
+    // CPU with VNNI; elsewhere it says so and compares nothing.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     #[test]
     fn vnni_kernels_match_the_avx2_ones_bit_for_bit() {
@@ -2929,7 +3059,6 @@ mod troupe_simd_tests {
             eprintln!("this CPU has no AVX-512 VNNI: nothing to compare");
             return;
         }
-        let bits = |v: [f32; 4]| v.map(f32::to_bits);
         for k in [32, 576, 1536] {
             for seed in 1..10u64 {
                 let w = rows(k, seed).0;
@@ -2951,28 +3080,89 @@ mod troupe_simd_tests {
                     xs[1][0].qs = [127; 32];
                     xs[2][0].qs = [-127; 32];
                 }
-                let ys = [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]];
-                // SAFETY: the CPU has the features (checked above).
-                unsafe {
-                    assert_eq!(
-                        bits(avx::vec_dot_q8_0_q8_0_x4(k, &w8, ys)),
-                        bits(avx::vec_dot_q8_0_q8_0_x4_vnni(&w8, ys)),
-                        "Q8_0 x4, k={k} seed={seed}"
-                    );
-                    assert_eq!(
-                        bits(avx::vec_dot_q4_0_q8_0_x4(k, &w4, ys)),
-                        bits(avx::vec_dot_q4_0_q8_0_x4_vnni(&w4, ys)),
-                        "Q4_0 x4, k={k} seed={seed}"
-                    );
-                    for y in ys {
+                for y in &xs {
+                    // SAFETY: the CPU has the features (checked above).
+                    unsafe {
                         assert_eq!(
                             avx::vec_dot_q8_0_q8_0(k, &w8, y).to_bits(),
-                            avx::vec_dot_q8_0_q8_0_vnni(&w8, y).to_bits()
+                            avx::vec_dot_q8_0_q8_0_vnni(&w8, y).to_bits(),
+                            "Q8_0, k={k} seed={seed}"
                         );
                         assert_eq!(
                             avx::vec_dot_q4_0_q8_0(k, &w4, y).to_bits(),
-                            avx::vec_dot_q4_0_q8_0_vnni(&w4, y).to_bits()
+                            avx::vec_dot_q4_0_q8_0_vnni(&w4, y).to_bits(),
+                            "Q4_0, k={k} seed={seed}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    // The packed prefill kernels (AVX-512 VNNI: two weight rows against one or two packed groups
+    // of four activation rows) give what the AVX2 four-row kernels give, bit for bit, for Q8_0
+    // and Q4_0 weights, the ends of both ranges included: weights at -128 and 127, activations
+    // at -127 and 127 (a quantised activation is never -128). It needs a CPU with VNNI;
+    // elsewhere it says so and compares nothing.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn packed_kernels_match_the_four_row_ones_bit_for_bit() {
+        use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
+        if best_cpu_kernels() != CpuKernels::Avx512Vnni {
+            eprintln!("this CPU has no AVX-512 VNNI: nothing to compare");
+            return;
+        }
+        let bits = |v: [f32; 4]| v.map(f32::to_bits);
+        for k in [32, 576, 1536] {
+            let kb = k / 32;
+            for seed in 1..6u64 {
+                let weights = |s: u64| {
+                    let w = rows(k, s).0;
+                    let mut w8 = vec![BlockQ8_0::zeros(); kb];
+                    BlockQ8_0::from_float(&w, &mut w8);
+                    let mut w4 = vec![BlockQ4_0::zeros(); kb];
+                    BlockQ4_0::from_float(&w, &mut w4);
+                    (w8, w4)
+                };
+                let (mut w8a, w4a) = weights(seed);
+                let (mut w8b, w4b) = weights(seed + 100);
+                w8a[0].qs = [-128; 32];
+                w8b[kb - 1].qs = [127; 32];
+                // Eight activation rows, quantised and packed as `matmul` does.
+                let mut xs: Vec<BlockQ8_0> = (0..8)
+                    .flat_map(|r| {
+                        let x = rows(k, seed * 31 + r).1;
+                        let mut q = vec![BlockQ8_0::zeros(); kb];
+                        BlockQ8_0::from_float(&x, &mut q);
+                        q
+                    })
+                    .collect();
+                xs[0].qs = [-127; 32];
+                xs[kb].qs = [127; 32];
+                let ds = BlockQ8_0::activation_scales(&xs).unwrap();
+                let packed = BlockQ8_0::pack_activations_x4(&xs, &ds, kb).unwrap();
+                let group = |g: usize| &packed[g * kb..(g + 1) * kb];
+                let row = |r: usize| &xs[r * kb..(r + 1) * kb];
+                let rows4 = |g: usize| [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
+                // SAFETY: the CPU has the features (checked above).
+                unsafe {
+                    let one8 = avx::vec_dot_q8_0_q8_0_packed_vnni([&w8a, &w8b], [group(0)]);
+                    let two8 =
+                        avx::vec_dot_q8_0_q8_0_packed_vnni([&w8a, &w8b], [group(0), group(1)]);
+                    let one4 = avx::vec_dot_q4_0_q8_0_packed_vnni([&w4a, &w4b], [group(0)]);
+                    let two4 =
+                        avx::vec_dot_q4_0_q8_0_packed_vnni([&w4a, &w4b], [group(0), group(1)]);
+                    for (c, (w8, w4)) in [(&w8a, &w4a), (&w8b, &w4b)].into_iter().enumerate() {
+                        for g in 0..2 {
+                            let want8 = bits(avx::vec_dot_q8_0_q8_0_x4(k, w8, rows4(g)));
+                            let want4 = bits(avx::vec_dot_q4_0_q8_0_x4(k, w4, rows4(g)));
+                            assert_eq!(bits(two8[c][g]), want8, "Q8_0 k={k} seed={seed} c={c}");
+                            assert_eq!(bits(two4[c][g]), want4, "Q4_0 k={k} seed={seed} c={c}");
+                            if g == 0 {
+                                assert_eq!(bits(one8[c][0]), want8);
+                                assert_eq!(bits(one4[c][0]), want4);
+                            }
+                        }
                     }
                 }
             }

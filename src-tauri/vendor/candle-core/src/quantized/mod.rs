@@ -38,7 +38,8 @@ pub enum CpuKernels {
     Scalar,
     /// The AVX2 kernels.
     Avx2,
-    /// The AVX2 kernels, with the AVX-512 VNNI forms of Q8_0 and Q4_0.
+    /// The AVX2 kernels, with the AVX-512 VNNI forms of Q8_0 and Q4_0 and their packed
+    /// prefill kernels (`k_quants::PackedQ8x4`).
     Avx512Vnni,
 }
 
@@ -68,16 +69,6 @@ pub fn set_cpu_kernels(kernels: CpuKernels) -> CpuKernels {
     let level = kernels.min(best_cpu_kernels());
     CPU_KERNELS.store(level as u8, std::sync::atomic::Ordering::Relaxed);
     level
-}
-
-/// Forces (or stops forcing) the scalar quantised vec-dot kernels, for every matmul after the
-/// call.
-pub fn force_scalar_kernels(on: bool) {
-    set_cpu_kernels(if on {
-        CpuKernels::Scalar
-    } else {
-        CpuKernels::Avx512Vnni
-    });
 }
 
 /// The kernels that run now.
