@@ -1,3 +1,7 @@
+// Troupe patch: every function here is compiled for AVX2, FMA and F16C
+// (`#[target_feature]`), not the whole crate: the binary runs on any x86-64 CPU, and callers
+// reach these kernels only where `super::cpu_kernels()` says the CPU has those features (AVX-512
+// VNNI for the `_vnni` ones). Upstream compiled this module only when the build targeted AVX2.
 use super::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1, PackedQ8x4, QK8_0, QK8_1, QK_K,
@@ -5,19 +9,18 @@ use super::k_quants::{
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
 
-#[cfg(target_arch = "x86")]
-use core::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn sum_i16_pairs_float(x: __m256i) -> __m256 {
     let ones = _mm256_set1_epi16(1);
     let summed_pairs = _mm256_madd_epi16(ones, x);
     _mm256_cvtepi32_ps(summed_pairs)
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
     let dot = _mm256_maddubs_epi16(ax, sy);
     sum_i16_pairs_float(dot)
@@ -29,12 +32,23 @@ pub(crate) unsafe fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256
 // which chained each block's scale to the previous block's fused multiply-add (seen in `perf
 // annotate`). A broadcast of the 16 bits, converted in every lane, depends on nothing. The
 // same conversion, so the same value in each lane.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn f16_splat_8(x: f16) -> __m256 {
     _mm256_cvtph_ps(_mm_set1_epi16(x.to_bits() as i16))
 }
 
-#[inline(always)]
+// Troupe patch: an f16 converted with F16C here, in the kernels. `f16::to_f32` asks at run
+// time whether the CPU has F16C (the build no longer assumes it) on every call; the same
+// conversion, exact either way.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+pub(crate) unsafe fn f16_f32(x: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x.to_bits() as i32)))
+}
+
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn hsum_float_8(x: __m256) -> f32 {
     let res = _mm256_extractf128_ps(x, 1);
     let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
@@ -43,7 +57,8 @@ pub(crate) unsafe fn hsum_float_8(x: __m256) -> f32 {
     _mm_cvtss_f32(res)
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn bytes_from_nibbles_32(rsi: *const u8) -> __m256i {
     let tmp = _mm_loadu_si128(rsi as *const __m128i);
     let bytes = _mm256_insertf128_si256::<1>(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4));
@@ -51,14 +66,16 @@ pub(crate) unsafe fn bytes_from_nibbles_32(rsi: *const u8) -> __m256i {
     _mm256_and_si256(low_mask, bytes)
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) unsafe fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
     let ax = _mm256_sign_epi8(x, x);
     let sy = _mm256_sign_epi8(y, x);
     mul_sum_us8_pairs_float(ax, sy)
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_0_q8_0(n: usize, xs: &[BlockQ4_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_0),
@@ -67,7 +84,7 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, xs: &[BlockQ4_0], ys: &[BlockQ8_0]) ->
     unsafe {
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let d = _mm256_set1_ps(f16_f32(x.d) * f16_f32(y.d));
             let bx = bytes_from_nibbles_32(x.qs.as_ptr());
             let off = _mm256_set1_epi8(8);
             let bx = _mm256_sub_epi8(bx, off);
@@ -79,7 +96,8 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, xs: &[BlockQ4_0], ys: &[BlockQ8_0]) ->
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_0),
@@ -88,7 +106,7 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) ->
     unsafe {
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let d = _mm256_set1_ps(f16_f32(x.d) * f16_f32(y.d));
             let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let q = mul_sum_i8_pairs_float(bx, by);
@@ -102,7 +120,8 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) ->
 // which reads 1.7x the bytes per decoded token. This is ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`:
 // the nibbles are unsigned (0..15), so `maddubs` takes them as they are; the minimum `m`
 // contributes `m * s`, where the Q8_1 block carries `s = d * sum(q)`.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_1),
@@ -112,8 +131,8 @@ pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) ->
         let mut acc = _mm256_setzero_ps();
         let mut summs = 0f32;
         for (x, y) in xs.iter().zip(ys.iter()) {
-            summs += f16::to_f32(x.m) * f16::to_f32(y.s);
-            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            summs += f16_f32(x.m) * f16_f32(y.s);
+            let d = _mm256_set1_ps(f16_f32(x.d) * f16_f32(y.d));
             let bx = bytes_from_nibbles_32(x.qs.as_ptr());
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let q = mul_sum_us8_pairs_float(bx, by);
@@ -125,7 +144,8 @@ pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) ->
 
 // Troupe patch: byte i of the result is 0xFF where bit i of the 32 bits at `x` is set, else 0
 // (ggml's `bytes_from_bits_32`), for the fifth bit of Q5_0 and Q5_1 values.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn bytes_from_bits_32(x: &[u8; 4]) -> __m256i {
     let x32 = i32::from_le_bytes(*x);
     let shuf_mask = _mm256_set_epi64x(
@@ -143,7 +163,8 @@ unsafe fn bytes_from_bits_32(x: &[u8; 4]) -> __m256i {
 // Troupe patch: Q5_0 had only the scalar loop (ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`). A value is
 // its nibble plus 16 times its bit, minus 16: where the bit is clear, OR-ing 0xF0 into the nibble
 // gives exactly nibble - 16 as a signed byte.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_0),
@@ -152,7 +173,7 @@ pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) ->
     unsafe {
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            let d = _mm256_set1_ps(f16_f32(x.d) * f16_f32(y.d));
             let bx = bytes_from_nibbles_32(x.qs.as_ptr());
             let hi = _mm256_andnot_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0xF0u8 as i8));
             let bx = _mm256_or_si256(bx, hi);
@@ -166,7 +187,8 @@ pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) ->
 
 // Troupe patch: Q5_1 had only the scalar loop (ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`): unsigned
 // 5-bit values, plus the block minimum times the Q8_1 block's `s`, as for Q4_1.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_1_q8_1(n: usize, xs: &[BlockQ5_1], ys: &[BlockQ8_1]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_1),
@@ -176,8 +198,8 @@ pub(crate) fn vec_dot_q5_1_q8_1(n: usize, xs: &[BlockQ5_1], ys: &[BlockQ8_1]) ->
         let mut acc = _mm256_setzero_ps();
         let mut summs = 0f32;
         for (x, y) in xs.iter().zip(ys.iter()) {
-            summs += f16::to_f32(x.m) * f16::to_f32(y.s);
-            let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
+            summs += f16_f32(x.m) * f16_f32(y.s);
+            let d = _mm256_set1_ps(f16_f32(x.d) * f16_f32(y.d));
             let bx = bytes_from_nibbles_32(x.qs.as_ptr());
             let hi = _mm256_and_si256(bytes_from_bits_32(&x.qh), _mm256_set1_epi8(0x10));
             let bx = _mm256_or_si256(bx, hi);
@@ -195,7 +217,8 @@ pub(crate) fn vec_dot_q5_1_q8_1(n: usize, xs: &[BlockQ5_1], ys: &[BlockQ8_1]) ->
 // of the one-row kernel, so each result is bit-identical to it.
 macro_rules! troupe_x4 {
     ($name:ident, $x:ty, $y:ty, $qk:expr, |$xb:ident| $unpack:expr, |$ux:ident, $yb:ident| $dot:expr, $min:expr) => {
-        #[inline(always)]
+        #[inline]
+        #[target_feature(enable = "avx,avx2,fma,f16c")]
         pub(crate) fn $name(n: usize, xs: &[$x], ys: [&[$y]; 4]) -> [f32; 4] {
             debug_assert!(
                 n.is_multiple_of($qk),
@@ -233,39 +256,43 @@ macro_rules! troupe_x4 {
     };
 }
 
+// The min of a block (Q4_1, Q5_1) and the sum of the activation block it meets; the blocks
+// without a min are never asked (their kernels pass `$min = false`).
 trait TroupeMin<Y> {
-    fn min_times_sum(&self, y: &Y) -> f32;
+    fn min_and_sum(&self, y: &Y) -> (f16, f16);
 }
 impl TroupeMin<BlockQ8_0> for BlockQ4_0 {
-    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
-        0.0
+    fn min_and_sum(&self, _: &BlockQ8_0) -> (f16, f16) {
+        (f16::ZERO, f16::ZERO)
     }
 }
 impl TroupeMin<BlockQ8_0> for BlockQ5_0 {
-    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
-        0.0
+    fn min_and_sum(&self, _: &BlockQ8_0) -> (f16, f16) {
+        (f16::ZERO, f16::ZERO)
     }
 }
 impl TroupeMin<BlockQ8_0> for BlockQ8_0 {
-    fn min_times_sum(&self, _: &BlockQ8_0) -> f32 {
-        0.0
+    fn min_and_sum(&self, _: &BlockQ8_0) -> (f16, f16) {
+        (f16::ZERO, f16::ZERO)
     }
 }
 impl TroupeMin<BlockQ8_1> for BlockQ4_1 {
     #[inline(always)]
-    fn min_times_sum(&self, y: &BlockQ8_1) -> f32 {
-        f16::to_f32(self.m) * f16::to_f32(y.s)
+    fn min_and_sum(&self, y: &BlockQ8_1) -> (f16, f16) {
+        (self.m, y.s)
     }
 }
 impl TroupeMin<BlockQ8_1> for BlockQ5_1 {
     #[inline(always)]
-    fn min_times_sum(&self, y: &BlockQ8_1) -> f32 {
-        f16::to_f32(self.m) * f16::to_f32(y.s)
+    fn min_and_sum(&self, y: &BlockQ8_1) -> (f16, f16) {
+        (self.m, y.s)
     }
 }
-#[inline(always)]
-fn troupe_min<X: TroupeMin<Y>, Y>(x: &X, y: &Y) -> f32 {
-    x.min_times_sum(y)
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn troupe_min<X: TroupeMin<Y>, Y>(x: &X, y: &Y) -> f32 {
+    let (m, s) = x.min_and_sum(y);
+    f16_f32(m) * f16_f32(s)
 }
 
 // Signed weights: |x| once, the sign moved onto each activation row (`mul_sum_i8_pairs_float`).
@@ -342,7 +369,8 @@ troupe_x4!(
     true
 );
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn get_scale_shuffle(i: usize) -> __m128i {
     const K_SHUFFLE: [u8; 128] = [
         0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
@@ -354,7 +382,8 @@ unsafe fn get_scale_shuffle(i: usize) -> __m128i {
     _mm_loadu_si128((K_SHUFFLE.as_ptr() as *const __m128i).add(i))
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn get_scale_shuffle_k4(i: usize) -> __m256i {
     const K_SHUFFLE: [u8; 256] = [
         0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
@@ -371,7 +400,8 @@ unsafe fn get_scale_shuffle_k4(i: usize) -> __m256i {
     _mm256_loadu_si256((K_SHUFFLE.as_ptr() as *const __m256i).add(i))
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn get_scale_shuffle_q3k(i: usize) -> __m256i {
     const K_SHUFFLE: [u8; 128] = [
         0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
@@ -383,7 +413,8 @@ unsafe fn get_scale_shuffle_q3k(i: usize) -> __m256i {
     _mm256_loadu_si256((K_SHUFFLE.as_ptr() as *const __m256i).add(i))
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -396,7 +427,7 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
         let m32s = _mm256_set1_epi8(32);
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = y.d * x.d.to_f32();
+            let d = y.d * f16_f32(x.d);
             let mut q4 = x.ql.as_ptr();
             let mut qh = x.qh.as_ptr();
             let mut q8 = y.qs.as_ptr();
@@ -474,7 +505,8 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
 // Troupe patch: `vec_dot_q6k_q8k` for four activation rows: the 6-bit weights and the scales
 // are unpacked once per 128 values, then multiplied with each row as the one-row kernel does
 // (same operations, same order: bit-identical per row).
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6k_q8k_x4(n: usize, xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -530,20 +562,26 @@ pub(crate) fn vec_dot_q6k_q8k_x4(n: usize, xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p[2], p[3]));
                 }
             }
-            let dx = x.d.to_f32();
+            let dx = f16_f32(x.d);
             for r in 0..4 {
                 let d = ys[r].get_unchecked(i).d * dx;
                 acc[r] =
                     _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             }
         }
-        acc.map(|a| hsum_float_8(a))
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
     }
 }
 
 // Troupe patch: `vec_dot_q4k_q8k` for four activation rows: the scales, mins and nibbles are
 // unpacked once per block, then used for each row exactly as the one-row kernel does.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4k_q8k_x4(n: usize, xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -573,8 +611,8 @@ pub(crate) fn vec_dot_q4k_q8k_x4(n: usize, xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]
             let mins = _mm256_extracti128_si256(mins_and_scales, 1);
             let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
             let scales = mm256_set_m128i(sc128, sc128);
-            let xd = x.d.to_f32();
-            let xdmin = x.dmin.to_f32();
+            let xd = f16_f32(x.d);
+            let xdmin = f16_f32(x.dmin);
             for r in 0..4 {
                 let y = ys[r].get_unchecked(i);
                 let dmin = -y.d * xdmin;
@@ -620,12 +658,14 @@ pub(crate) fn vec_dot_q4k_q8k_x4(n: usize, xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn mm256_set_m128i(a: __m128i, b: __m128i) -> __m256i {
     _mm256_insertf128_si256(_mm256_castsi128_si256(b), a, 1)
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q2k_q8k(n: usize, xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -639,8 +679,8 @@ pub(crate) fn vec_dot_q2k_q8k(n: usize, xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32
         let mut acc = _mm256_setzero_ps();
 
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = y.d * x.d.to_f32();
-            let dmin = -y.d * x.dmin.to_f32();
+            let d = y.d * f16_f32(x.d);
+            let dmin = -y.d * f16_f32(x.dmin);
 
             let mut q2 = x.qs.as_ptr();
             let mut q8 = y.qs.as_ptr();
@@ -708,7 +748,8 @@ pub(crate) fn vec_dot_q2k_q8k(n: usize, xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q3k_q8k(n: usize, xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -727,7 +768,7 @@ pub(crate) fn vec_dot_q3k_q8k(n: usize, xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32
 
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = y.d * x.d.to_f32();
+            let d = y.d * f16_f32(x.d);
 
             let mut q3 = x.qs.as_ptr();
             let mut q8 = y.qs.as_ptr();
@@ -844,7 +885,8 @@ pub(crate) fn vec_dot_q3k_q8k(n: usize, xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4k_q8k(n: usize, xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -862,8 +904,8 @@ pub(crate) fn vec_dot_q4k_q8k(n: usize, xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32
         let mut acc_m = _mm_setzero_ps();
 
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = y.d * x.d.to_f32();
-            let dmin = -y.d * x.dmin.to_f32();
+            let d = y.d * f16_f32(x.d);
+            let dmin = -y.d * f16_f32(x.dmin);
 
             LittleEndian::read_u32_into(&x.scales, &mut utmp[0..3]);
 
@@ -929,7 +971,8 @@ pub(crate) fn vec_dot_q4k_q8k(n: usize, xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5k_q8k(n: usize, xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -949,8 +992,8 @@ pub(crate) fn vec_dot_q5k_q8k(n: usize, xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32
         let mut summs = 0.0;
 
         for (x, y) in xs.iter().zip(ys.iter()) {
-            let d = y.d * x.d.to_f32();
-            let dmin = -y.d * x.dmin.to_f32();
+            let d = y.d * f16_f32(x.d);
+            let dmin = -y.d * f16_f32(x.dmin);
 
             LittleEndian::read_u32_into(&x.scales, &mut utmp[0..3]);
 
@@ -1042,7 +1085,8 @@ pub(crate) fn vec_dot_q5k_q8k(n: usize, xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32
     }
 }
 
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8k_q8k(n: usize, xs: &[BlockQ8K], ys: &[BlockQ8K]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK_K),
@@ -1168,7 +1212,7 @@ macro_rules! troupe_scaled {
 }
 
 troupe_scaled!(
-    #[inline(always)]
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
     vec_dot_q8_0_q8_0_x4_scaled,
     vec_dot_q8_0_q8_0_scaled,
     BlockQ8_0,
@@ -1176,7 +1220,7 @@ troupe_scaled!(
     |ax, sy| mul_sum_us8_pairs_float(ax, sy)
 );
 troupe_scaled!(
-    #[inline(always)]
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
     vec_dot_q4_0_q8_0_x4_scaled,
     vec_dot_q4_0_q8_0_scaled,
     BlockQ4_0,
@@ -1261,18 +1305,23 @@ macro_rules! troupe_packed {
                     }
                 }
             }
-            let lo = |v: __m512| _mm512_castps512_ps256(v);
-            let hi = |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-            acc.map(|groups| {
-                groups.map(|[a01, a23]| {
-                    [
-                        hsum_float_8(lo(a01)),
-                        hsum_float_8(hi(a01)),
-                        hsum_float_8(lo(a23)),
-                        hsum_float_8(hi(a23)),
-                    ]
-                })
-            })
+            // Plain loops, not `map` with closures: those were left out of line, a call per
+            // group (1% of a prefill's samples).
+            let mut out = [[[0f32; 4]; G]; 2];
+            for c in 0..2 {
+                for g in 0..G {
+                    let [a01, a23] = acc[c][g];
+                    let hi01 = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a01));
+                    let hi23 = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a23));
+                    out[c][g] = [
+                        hsum_float_8(_mm512_castps512_ps256(a01)),
+                        hsum_float_8(_mm256_castpd_ps(hi01)),
+                        hsum_float_8(_mm512_castps512_ps256(a23)),
+                        hsum_float_8(_mm256_castpd_ps(hi23)),
+                    ];
+                }
+            }
+            out
         }
     };
 }
@@ -1299,7 +1348,8 @@ troupe_packed!(vec_dot_q4_0_q8_0_packed_vnni, BlockQ4_0, |x| {
 // f32: the block's largest magnitude (a max is exact in any order), d = amax / 127, id = 1 / d,
 // x * id rounded half away from zero as `f32::round` does (not `_mm256_round_ps`'s half to
 // even); so the blocks are the scalar code's, bit for bit.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
 pub(crate) fn quantize_row_q8_0(xs: &[f32], ys: &mut [BlockQ8_0]) {
     assert!(xs.len() >= ys.len() * QK8_0);
     unsafe {
@@ -1314,7 +1364,12 @@ pub(crate) fn quantize_row_q8_0(xs: &[f32], ys: &mut [BlockQ8_0]) {
                 _mm256_loadu_ps(p.add(16)),
                 _mm256_loadu_ps(p.add(24)),
             ];
-            let a = v.map(|v| _mm256_andnot_ps(sign, v));
+            let a = [
+                _mm256_andnot_ps(sign, v[0]),
+                _mm256_andnot_ps(sign, v[1]),
+                _mm256_andnot_ps(sign, v[2]),
+                _mm256_andnot_ps(sign, v[3]),
+            ];
             let m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
             let m = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
             let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -1322,16 +1377,19 @@ pub(crate) fn quantize_row_q8_0(xs: &[f32], ys: &mut [BlockQ8_0]) {
             let amax = _mm_cvtss_f32(m);
             let d = amax / ((1 << 7) - 1) as f32;
             let id = if d != 0f32 { 1. / d } else { 0. };
-            y.d = f16::from_f32(d);
+            // As `f16::from_f32` (round to nearest, ties to even), without asking at run time
+            // whether the CPU has F16C.
+            y.d = f16::from_bits(_mm_extract_epi16::<0>(_mm_cvtps_ph::<0>(_mm_set_ss(d))) as u16);
             let id = _mm256_set1_ps(id);
-            let q = v.map(|v| {
+            let round = |v: __m256| {
                 let x = _mm256_mul_ps(v, id);
                 let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
                 let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(x, t));
                 let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half);
                 let step = _mm256_or_ps(_mm256_and_ps(x, sign), one);
                 _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
-            });
+            };
+            let q = [round(v[0]), round(v[1]), round(v[2]), round(v[3])];
             let q = _mm256_packs_epi16(
                 _mm256_packs_epi32(q[0], q[1]),
                 _mm256_packs_epi32(q[2], q[3]),

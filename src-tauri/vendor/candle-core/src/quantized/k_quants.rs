@@ -168,7 +168,7 @@ const _: () = assert!(std::mem::size_of::<PackedQ8x4>() == 144);
 /// kernels run.
 #[allow(unused_variables, unreachable_code)]
 fn pack_q8_0_x4(rows: &[BlockQ8_0], dys: &[f32], k_in_blocks: usize) -> Option<Vec<PackedQ8x4>> {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     {
         if super::cpu_kernels() != super::CpuKernels::Avx512Vnni || rows.len() < 4 * k_in_blocks {
             return None;
@@ -335,12 +335,12 @@ impl GgmlType for BlockQ4_0 {
     }
 
     // Troupe patch: the kernels that take the activation scales as f32 (`avx.rs`).
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn activation_scales(ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
         super::simd_kernels_on().then(|| ys.iter().map(|y| f16::to_f32(y.d)).collect())
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_scaled(n: usize, xs: &[Self], ys: &[Self::VecDotType], dys: &[f32]) -> f32 {
         match super::cpu_kernels() {
             // SAFETY: the level is Avx512Vnni only where the CPU has those features.
@@ -349,12 +349,12 @@ impl GgmlType for BlockQ4_0 {
                 super::avx::vec_dot_q4_0_q8_0_scaled_vnni(xs, ys, dys)
             },
             super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
-            // SAFETY: an AVX2 build.
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q4_0_q8_0_scaled(xs, ys, dys) },
         }
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4_scaled(
         n: usize,
         xs: &[Self],
@@ -368,7 +368,7 @@ impl GgmlType for BlockQ4_0 {
                 super::avx::vec_dot_q4_0_q8_0_x4_scaled_vnni(xs, ys, dys)
             },
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
-            // SAFETY: an AVX2 build.
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q4_0_q8_0_x4_scaled(xs, ys, dys) },
         }
     }
@@ -381,7 +381,7 @@ impl GgmlType for BlockQ4_0 {
         pack_q8_0_x4(ys, dys, k_in_blocks)
     }
 
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_packed<const G: usize>(
         xs: [&[Self]; 2],
         ys: [&[PackedQ8x4]; G],
@@ -391,19 +391,20 @@ impl GgmlType for BlockQ4_0 {
         unsafe { super::avx::vec_dot_q4_0_q8_0_packed_vnni(xs, ys) }
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         match super::cpu_kernels() {
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
-            _ => super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys),
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => unsafe { super::avx::vec_dot_q4_0_q8_0_x4(n, xs, ys) },
         }
     }
 
     // https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L2361C10-L2361C122
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         match super::cpu_kernels() {
             // SAFETY: the level is Avx512Vnni only where the CPU has those features.
             #[cfg(target_arch = "x86_64")]
@@ -411,7 +412,8 @@ impl GgmlType for BlockQ4_0 {
                 return unsafe { super::avx::vec_dot_q4_0_q8_0_vnni(xs, ys) };
             }
             super::CpuKernels::Scalar => {}
-            _ => return super::avx::vec_dot_q4_0_q8_0(n, xs, ys),
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => return unsafe { super::avx::vec_dot_q4_0_q8_0(n, xs, ys) },
         }
 
         #[cfg(target_feature = "neon")]
@@ -448,11 +450,12 @@ impl GgmlType for BlockQ4_1 {
     const BLCK_SIZE: usize = QK4_1;
     type VecDotType = BlockQ8_1;
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         if super::simd_kernels_on() {
-            super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys)
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            unsafe { super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys) }
         } else {
             ys.map(|y| Self::vec_dot_unopt(n, xs, y))
         }
@@ -461,9 +464,10 @@ impl GgmlType for BlockQ4_1 {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q4_1_q8_1`).
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q4_1_q8_1(n, xs, ys) };
         }
 
         Self::vec_dot_unopt(n, xs, ys)
@@ -566,11 +570,12 @@ impl GgmlType for BlockQ5_0 {
     const BLCK_SIZE: usize = QK5_0;
     type VecDotType = BlockQ8_0;
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         if super::simd_kernels_on() {
-            super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys)
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            unsafe { super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys) }
         } else {
             ys.map(|y| Self::vec_dot_unopt(n, xs, y))
         }
@@ -588,9 +593,10 @@ impl GgmlType for BlockQ5_0 {
             "vec_dot_q5_0_q8_0: {n}, nb is not divisible by 2"
         );
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_0_q8_0`).
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q5_0_q8_0(n, xs, ys) };
         }
         #[allow(unreachable_code)]
         Self::vec_dot_unopt(n, xs, ys)
@@ -688,11 +694,12 @@ impl GgmlType for BlockQ5_1 {
     const BLCK_SIZE: usize = QK5_1;
     type VecDotType = BlockQ8_1;
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         if super::simd_kernels_on() {
-            super::avx::vec_dot_q5_1_q8_1_x4(n, xs, ys)
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            unsafe { super::avx::vec_dot_q5_1_q8_1_x4(n, xs, ys) }
         } else {
             ys.map(|y| Self::vec_dot_unopt(n, xs, y))
         }
@@ -701,9 +708,10 @@ impl GgmlType for BlockQ5_1 {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         // Troupe patch: the AVX2 kernel (see `avx::vec_dot_q5_1_q8_1`).
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q5_1_q8_1(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q5_1_q8_1(n, xs, ys) };
         }
 
         Self::vec_dot_unopt(n, xs, ys)
@@ -840,9 +848,10 @@ impl GgmlType for BlockQ8_0 {
     fn from_float(xs: &[f32], ys: &mut [Self]) {
         // Troupe patch: the AVX2 form (`avx::quantize_row_q8_0`, the same blocks bit for bit),
         // unless scalar kernels are forced.
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() && xs.len() == ys.len() * Self::BLCK_SIZE {
-            return super::avx::quantize_row_q8_0(xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::quantize_row_q8_0(xs, ys) };
         }
         // quantize_row_q8_0
         let k = xs.len();
@@ -875,12 +884,12 @@ impl GgmlType for BlockQ8_0 {
     }
 
     // Troupe patch: the kernels that take the activation scales as f32 (`avx.rs`).
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn activation_scales(ys: &[Self::VecDotType]) -> Option<Vec<f32>> {
         super::simd_kernels_on().then(|| ys.iter().map(|y| f16::to_f32(y.d)).collect())
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_scaled(n: usize, xs: &[Self], ys: &[Self::VecDotType], dys: &[f32]) -> f32 {
         match super::cpu_kernels() {
             // SAFETY: the level is Avx512Vnni only where the CPU has those features.
@@ -889,12 +898,12 @@ impl GgmlType for BlockQ8_0 {
                 super::avx::vec_dot_q8_0_q8_0_scaled_vnni(xs, ys, dys)
             },
             super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
-            // SAFETY: an AVX2 build.
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q8_0_q8_0_scaled(xs, ys, dys) },
         }
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4_scaled(
         n: usize,
         xs: &[Self],
@@ -908,7 +917,7 @@ impl GgmlType for BlockQ8_0 {
                 super::avx::vec_dot_q8_0_q8_0_x4_scaled_vnni(xs, ys, dys)
             },
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
-            // SAFETY: an AVX2 build.
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q8_0_q8_0_x4_scaled(xs, ys, dys) },
         }
     }
@@ -921,7 +930,7 @@ impl GgmlType for BlockQ8_0 {
         pack_q8_0_x4(ys, dys, k_in_blocks)
     }
 
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_packed<const G: usize>(
         xs: [&[Self]; 2],
         ys: [&[PackedQ8x4]; G],
@@ -931,18 +940,19 @@ impl GgmlType for BlockQ8_0 {
         unsafe { super::avx::vec_dot_q8_0_q8_0_packed_vnni(xs, ys) }
     }
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         match super::cpu_kernels() {
             super::CpuKernels::Scalar => ys.map(|y| Self::vec_dot_unopt(n, xs, y)),
-            _ => super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys),
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => unsafe { super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys) },
         }
     }
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         match super::cpu_kernels() {
             // SAFETY: the level is Avx512Vnni only where the CPU has those features.
             #[cfg(target_arch = "x86_64")]
@@ -950,7 +960,8 @@ impl GgmlType for BlockQ8_0 {
                 return unsafe { super::avx::vec_dot_q8_0_q8_0_vnni(xs, ys) };
             }
             super::CpuKernels::Scalar => {}
-            _ => return super::avx::vec_dot_q8_0_q8_0(n, xs, ys),
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => return unsafe { super::avx::vec_dot_q8_0_q8_0(n, xs, ys) },
         }
 
         #[cfg(target_feature = "neon")]
@@ -1057,9 +1068,10 @@ impl GgmlType for BlockQ2K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q2k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q2k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -1292,9 +1304,10 @@ impl GgmlType for BlockQ3K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q3k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q3k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -1664,11 +1677,12 @@ impl GgmlType for BlockQ4K {
     const BLCK_SIZE: usize = QK_K;
     type VecDotType = BlockQ8K;
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         if super::simd_kernels_on() {
-            super::avx::vec_dot_q4k_q8k_x4(n, xs, ys)
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            unsafe { super::avx::vec_dot_q4k_q8k_x4(n, xs, ys) }
         } else {
             ys.map(|y| Self::vec_dot_unopt(n, xs, y))
         }
@@ -1676,9 +1690,10 @@ impl GgmlType for BlockQ4K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q4k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q4k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -1935,9 +1950,10 @@ impl GgmlType for BlockQ5K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q5k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q5k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -2236,11 +2252,12 @@ impl GgmlType for BlockQ6K {
     const BLCK_SIZE: usize = QK_K;
     type VecDotType = BlockQ8K;
 
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         // Troupe patch: the AVX2 four-row kernel, unless scalar kernels are forced.
         if super::simd_kernels_on() {
-            super::avx::vec_dot_q6k_q8k_x4(n, xs, ys)
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            unsafe { super::avx::vec_dot_q6k_q8k_x4(n, xs, ys) }
         } else {
             ys.map(|y| Self::vec_dot_unopt(n, xs, y))
         }
@@ -2248,9 +2265,10 @@ impl GgmlType for BlockQ6K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q6k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q6k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -2515,9 +2533,10 @@ impl GgmlType for BlockQ8K {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(target_arch = "x86_64")]
         if super::simd_kernels_on() {
-            return super::avx::vec_dot_q8k_q8k(n, xs, ys);
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            return unsafe { super::avx::vec_dot_q8k_q8k(n, xs, ys) };
         }
 
         #[cfg(target_feature = "neon")]
@@ -3051,7 +3070,7 @@ mod troupe_simd_tests {
     // The AVX-512 VNNI one-row kernels give exactly what the AVX2 kernels give, the ends of the
     // i8 range included (where `vpmaddubsw` could saturate and `vpdpbusd` does not). It needs a
     // CPU with VNNI; elsewhere it says so and compares nothing.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn vnni_kernels_match_the_avx2_ones_bit_for_bit() {
         use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
@@ -3104,7 +3123,7 @@ mod troupe_simd_tests {
     // and Q4_0 weights, the ends of both ranges included: weights at -128 and 127, activations
     // at -127 and 127 (a quantised activation is never -128). It needs a CPU with VNNI;
     // elsewhere it says so and compares nothing.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn packed_kernels_match_the_four_row_ones_bit_for_bit() {
         use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
@@ -3171,10 +3190,14 @@ mod troupe_simd_tests {
 
     // The kernels that take the activation scales as f32 give what the plain ones give, bit for
     // bit: AVX2 always, the AVX-512 VNNI forms where the CPU has them.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn scaled_kernels_match_the_plain_ones_bit_for_bit() {
         use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
+        if best_cpu_kernels() < CpuKernels::Avx2 {
+            eprintln!("this CPU has no AVX2: nothing to compare");
+            return;
+        }
         let vnni = best_cpu_kernels() == CpuKernels::Avx512Vnni;
         let bits = |v: [f32; 4]| v.map(f32::to_bits);
         for k in [32, 576, 1536] {
@@ -3198,12 +3221,13 @@ mod troupe_simd_tests {
                     .collect();
                 let ys = [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]];
                 let dys = [&ds[0][..], &ds[1][..], &ds[2][..], &ds[3][..]];
-                let (p8, p4) = (
-                    bits(avx::vec_dot_q8_0_q8_0_x4(k, &w8, ys)),
-                    bits(avx::vec_dot_q4_0_q8_0_x4(k, &w4, ys)),
-                );
-                // SAFETY: an AVX2 build; the VNNI forms only where the CPU has them.
+                // SAFETY: the CPU has AVX2 (checked above); the VNNI forms only where it has
+                // them.
                 unsafe {
+                    let (p8, p4) = (
+                        bits(avx::vec_dot_q8_0_q8_0_x4(k, &w8, ys)),
+                        bits(avx::vec_dot_q4_0_q8_0_x4(k, &w4, ys)),
+                    );
                     assert_eq!(bits(avx::vec_dot_q8_0_q8_0_x4_scaled(&w8, ys, dys)), p8);
                     assert_eq!(bits(avx::vec_dot_q4_0_q8_0_x4_scaled(&w4, ys, dys)), p4);
                     if vnni {
@@ -3236,7 +3260,7 @@ mod troupe_simd_tests {
     // The AVX2 quantisation of activations gives the scalar code's blocks, bit for bit: random
     // rows with outliers, values exactly halfway between two steps (rounded away from zero),
     // just under a half, zeros, and an all-zero block.
-    #[cfg(target_feature = "avx2")]
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn simd_q8_0_quantisation_matches_the_scalar_code() {
         let scalar = |xs: &[f32]| {
@@ -3269,8 +3293,14 @@ mod troupe_simd_tests {
         ];
         xs.extend((0..32).map(|i| edge[i % edge.len()]));
         xs.extend([0f32; 32]);
+        use crate::quantized::{best_cpu_kernels, CpuKernels};
+        if best_cpu_kernels() < CpuKernels::Avx2 {
+            eprintln!("this CPU has no AVX2: nothing to compare");
+            return;
+        }
         let mut fast = vec![BlockQ8_0::zeros(); xs.len() / 32];
-        crate::quantized::avx::quantize_row_q8_0(&xs, &mut fast);
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { crate::quantized::avx::quantize_row_q8_0(&xs, &mut fast) };
         assert_eq!(fast, scalar(&xs));
     }
 

@@ -4,7 +4,7 @@ use crate::{
 use k_quants::*;
 use std::borrow::Cow;
 
-#[cfg(target_feature = "avx2")]
+#[cfg(target_arch = "x86_64")]
 pub mod avx;
 mod dummy_cuda;
 mod dummy_metal;
@@ -28,13 +28,14 @@ mod cuda {
 }
 
 // Troupe patch: which quantised CPU kernels run, chosen at run time. The binary is built for
-// AVX2 (x86-64-v3); on a CPU that also has AVX-512 VNNI the Q8_0 and Q4_0 kernels switch to
-// their VNNI forms (`avx.rs`, bit-identical results). The level can be lowered at run time: to
-// AVX2, to compare like for like, or to the scalar code, to simulate a machine without AVX2 and
-// check that path. One relaxed load per dot product.
+// any x86-64 CPU; the AVX2 kernels (`avx.rs`, compiled with `#[target_feature]`) run where the
+// CPU has AVX2, FMA and F16C, and on a CPU that also has AVX-512 VNNI the Q8_0 and Q4_0 kernels
+// switch to their VNNI forms (bit-identical results). Elsewhere the portable code runs. The
+// level can be lowered at run time: to AVX2, to compare like for like, or to the scalar code, to
+// check that path on any machine. One relaxed load per dot product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CpuKernels {
-    /// The portable code (what a CPU without AVX2 would run).
+    /// The portable code (what a CPU without AVX2 runs).
     Scalar,
     /// The AVX2 kernels.
     Avx2,
@@ -48,13 +49,13 @@ static CPU_KERNELS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::n
 
 /// The fastest kernels this build can run on this CPU.
 pub fn best_cpu_kernels() -> CpuKernels {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-        {
+        use std::arch::is_x86_feature_detected as has;
+        if !(has!("avx") && has!("avx2") && has!("fma") && has!("f16c")) {
+            return CpuKernels::Scalar;
+        }
+        if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
             return CpuKernels::Avx512Vnni;
         }
         return CpuKernels::Avx2;
@@ -84,7 +85,7 @@ pub fn cpu_kernels() -> CpuKernels {
 /// The SIMD instruction set the quantised CPU kernels use now ("AVX-512 VNNI", "AVX2", "NEON",
 /// "SIMD128"), or `None` when they run the scalar code. (The levels cover the x86 kernels.)
 pub fn simd_kernels() -> Option<&'static str> {
-    if cfg!(target_feature = "avx2") {
+    if cfg!(target_arch = "x86_64") {
         match cpu_kernels() {
             CpuKernels::Avx512Vnni => Some("AVX-512 VNNI"),
             CpuKernels::Avx2 => Some("AVX2"),
