@@ -76,12 +76,16 @@ const TILE_KV: usize = 16;
 ///
 /// Troupe patch: eight independent accumulators (one per AVX lane) instead of one running sum,
 /// so the compiler can vectorise it; upstream's single chain of scalar adds ran at a fraction of
-/// the speed and made attention a third of a decode step on CPU.
-#[inline]
-fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
-    if let (Some(a), Some(b)) = (T::as_f32s(a), T::as_f32s(b)) {
-        return vec_dot_f32_avx(a, b);
+/// the speed and made attention a third of a decode step on CPU. `AVX`: f32 rows go through
+/// `vec_dot_f32_avx`; only code compiled for AVX passes true (`decode_tile_avx2`).
+#[inline(always)]
+fn vec_dot_f32<T: UpcastF32 + Copy, const AVX: bool>(a: &[T], b: &[T]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        if let (Some(a), Some(b)) = (T::as_f32s(a), T::as_f32s(b)) {
+            // SAFETY: AVX is true only in code that runs where the CPU has AVX2 (`simd_avx2`).
+            return unsafe { vec_dot_f32_avx(a, b) };
+        }
     }
     vec_dot_f32_portable(a, b)
 }
@@ -90,29 +94,41 @@ fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
 /// eight lanes, each a multiply then an add (no fused multiply-add, as the portable code has
 /// none), added together in the same order. LLVM had vectorised the portable loop into 128-bit
 /// halves with two shuffles per eight products, the largest part of a decode step's attention.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx"))]
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn vec_dot_f32_avx(a: &[f32], b: &[f32]) -> f32 {
+#[target_feature(enable = "avx")]
+unsafe fn vec_dot_f32_avx(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
     let chunks = n / 8;
-    // SAFETY: an AVX build; every load is within the first `8 * chunks <= n` elements.
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for c in 0..chunks {
-            let x = _mm256_loadu_ps(a.as_ptr().add(8 * c));
-            let y = _mm256_loadu_ps(b.as_ptr().add(8 * c));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
-        }
-        // s = [acc0 + acc4, acc1 + acc5, acc2 + acc6, acc3 + acc7], then (s0 + s1) + (s2 + s3).
-        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-        let t = _mm_add_ps(s, _mm_shuffle_ps::<0b10_11_00_01>(s, s));
-        let mut sum = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehl_ps(t, t)));
-        for i in 8 * chunks..n {
-            sum += a[i] * b[i];
-        }
-        sum
+    // Every load is within the first `8 * chunks <= n` elements.
+    let mut acc = _mm256_setzero_ps();
+    for c in 0..chunks {
+        let x = _mm256_loadu_ps(a.as_ptr().add(8 * c));
+        let y = _mm256_loadu_ps(b.as_ptr().add(8 * c));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
     }
+    // s = [acc0 + acc4, acc1 + acc5, acc2 + acc6, acc3 + acc7], then (s0 + s1) + (s2 + s3).
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let t = _mm_add_ps(s, _mm_shuffle_ps::<0b10_11_00_01>(s, s));
+    let mut sum = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehl_ps(t, t)));
+    for i in 8 * chunks..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// Troupe patch: whether this CPU runs the attention loops compiled for AVX2 (with FMA, as the
+/// quantised kernels want; no float expression here is contracted into one, so the results
+/// are the portable code's). The binary itself is built for any x86-64 CPU. A cached load.
+#[inline]
+fn simd_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[inline]
@@ -180,12 +196,30 @@ fn exp_tile(x: &mut [f32; TILE_KV], max: f32) {
     }
 }
 
-/// Troupe patch: `x[i] = exp(x[i] - max[i])` (see `exp_nonpositive`); `x[i] <= max[i]`.
+/// Troupe patch: `x[i] = exp(x[i] - max[i])` (see `exp_nonpositive`); `x[i] <= max[i]`. In
+/// AVX2 where the CPU has it: the polynomial's `floor` is one instruction there, a libm call in
+/// plain x86-64 code (which then does not vectorise).
 #[inline]
 fn exp_minus(x: &mut [f32], max: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { exp_minus_avx2(x, max) };
+    }
+    exp_minus_body(x, max)
+}
+
+#[inline(always)]
+fn exp_minus_body(x: &mut [f32], max: &[f32]) {
     for (v, m) in x.iter_mut().zip(max) {
         *v = exp_nonpositive(*v - m);
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn exp_minus_avx2(x: &mut [f32], max: &[f32]) {
+    exp_minus_body(x, max)
 }
 
 #[inline]
@@ -518,6 +552,112 @@ where
     )
 }
 
+/// Troupe patch: one head's keys `start..end` in a decode step (one tile), for `decode_tile`.
+struct DecodeTile<'a, T> {
+    q_row: &'a [T],
+    k_data: &'a [T],
+    v_data: &'a [T],
+    kstride: &'a [usize],
+    vstride: &'a [usize],
+    mask_info: Option<&'a MaskInfo<'a>>,
+    b_i: usize,
+    h_i: usize,
+    k_head: usize,
+    v_head: usize,
+    d: usize,
+    dv: usize,
+    slope: f32,
+    scale: f32,
+    logit_softcap: f32,
+    start: usize,
+    end: usize,
+}
+
+/// Troupe patch: a tile of `flash_attn_cpu_single_q`: adds the tile's softmax-weighted V rows
+/// (weights relative to the tile's max) to `vkq`; returns (sum of the weights, max score).
+/// The tile runs in two passes (all scores, then one max, one batch of exponentials and the
+/// weighted sum of V) instead of an online softmax that branched and rescaled at every key; the
+/// exponentials are a polynomial the compiler vectorises (`exp_tile`) rather than one libm call
+/// per key. At a few thousand tokens of context this halves a decode step. Compiled twice:
+/// portable, and for AVX2 (`decode_tile_avx2`), since the binary targets any x86-64 CPU.
+#[inline(always)]
+fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
+    t: &DecodeTile<'_, T>,
+    vkq: &mut [f32],
+) -> (f32, f32) {
+    let (kstride, vstride) = (t.kstride, t.vstride);
+    let (b_i, k_head, v_head, d, dv) = (t.b_i, t.k_head, t.v_head, t.d, t.dv);
+    let (start, end) = (t.start, t.end);
+    let n = end - start;
+    let mut scores = [f32::NEG_INFINITY; TILE_KV];
+    for (j, kv_pos) in (start..end).enumerate() {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            // One‑step look‑ahead prefetch of the next K row.
+            let next_pos = kv_pos + 1;
+            if next_pos < end {
+                let next_k_base = b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
+                unsafe {
+                    prefetch(t.k_data.as_ptr().add(next_k_base) as *const u8);
+                }
+            }
+            // Troupe patch: this key's V row too, every cache line of it, so the weighted sum
+            // below finds the tile's V rows loaded (it had waited on memory for each: the KV
+            // cache outgrows the caches).
+            let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
+            let v_row = t.v_data[v_base..v_base + dv].as_ptr() as *const u8;
+            let row_bytes = dv * std::mem::size_of::<T>();
+            for off in (0..row_bytes).step_by(64) {
+                // SAFETY: `off` < the row's length in bytes: within the slice above.
+                unsafe { prefetch(v_row.add(off)) };
+            }
+        }
+        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
+        let k_row = &t.k_data[k_base..k_base + d];
+        let mut s_val = vec_dot_f32::<T, AVX>(t.q_row, k_row) * t.scale;
+        if t.logit_softcap != 0.0 {
+            s_val = t.logit_softcap * (s_val / t.logit_softcap).tanh();
+        }
+        let mask_delta = t
+            .mask_info
+            .map(|mask| t.slope * mask.value(b_i, t.h_i, 0, kv_pos))
+            .unwrap_or(0.0);
+        scores[j] = s_val + mask_delta;
+    }
+    let m = scores[..n]
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0f32;
+    if m != f32::NEG_INFINITY {
+        exp_tile(&mut scores, m);
+        for (j, kv_pos) in (start..end).enumerate() {
+            let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
+            axpy_f32(vkq, &t.v_data[v_base..v_base + dv], scores[j]);
+            s += scores[j];
+        }
+    }
+    (s, m)
+}
+
+/// `decode_tile` compiled for AVX2; call only where the CPU has AVX2 and FMA (`simd_avx2`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn decode_tile_avx2<T: UpcastF32 + Copy>(
+    t: &DecodeTile<'_, T>,
+    vkq: &mut [f32],
+) -> (f32, f32) {
+    decode_tile::<T, true>(t, vkq)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn decode_tile_avx2<T: UpcastF32 + Copy>(
+    t: &DecodeTile<'_, T>,
+    vkq: &mut [f32],
+) -> (f32, f32) {
+    decode_tile::<T, false>(t, vkq)
+}
+
 /// Optimised path for the common decode case: q_len == 1 but kv_len ≫ 1.
 /// All intermediate maths is done in `f32`; we down‑cast to `T` exactly once
 /// when writing the output buffer.
@@ -570,6 +710,7 @@ where
         _ => None,
     };
 
+    let avx2 = simd_avx2();
     FLASH_ATTN_POOL.install(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
             let start = tile_idx * TILE_KV;
@@ -600,62 +741,31 @@ where
                             dv,
                         )
                     };
-                    // Troupe patch: the tile in two passes (all scores, then one max, one
-                    // batch of exponentials and the weighted sum of V) instead of an online
-                    // softmax that branched and rescaled at every key; the exponentials are a
-                    // polynomial the compiler vectorises (`exp_tile`) rather than one libm call
-                    // per key. At a few thousand tokens of context this halves a decode step.
-                    let n = end - start;
-                    let mut scores = [f32::NEG_INFINITY; TILE_KV];
-                    for (j, kv_pos) in (start..end).enumerate() {
-                        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                        {
-                            // One‑step look‑ahead prefetch of the next K row.
-                            let next_pos = kv_pos + 1;
-                            if next_pos < end {
-                                let next_k_base =
-                                    b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
-                                unsafe {
-                                    prefetch(k_data.as_ptr().add(next_k_base) as *const u8);
-                                }
-                            }
-                            // Troupe patch: this key's V row too, every cache line of it, so
-                            // the weighted sum below finds the tile's V rows loaded (it had
-                            // waited on memory for each: the KV cache outgrows the caches).
-                            let v_base =
-                                b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                            let v_row = v_data[v_base..v_base + dv].as_ptr() as *const u8;
-                            let row_bytes = dv * std::mem::size_of::<T>();
-                            for off in (0..row_bytes).step_by(64) {
-                                unsafe { prefetch(v_row.add(off)) };
-                            }
-                        }
-                        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                        let k_row = &k_data[k_base..k_base + d];
-                        let mut s_val = vec_dot_f32(q_row, k_row) * scale;
-                        if logit_softcap != 0.0 {
-                            s_val = logit_softcap * (s_val / logit_softcap).tanh();
-                        }
-                        let mask_delta = mask_info
-                            .as_ref()
-                            .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
-                            .unwrap_or(0.0);
-                        scores[j] = s_val + mask_delta;
-                    }
-                    let m = scores[..n]
-                        .iter()
-                        .copied()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    let mut s = 0f32;
-                    if m != f32::NEG_INFINITY {
-                        exp_tile(&mut scores, m);
-                        for (j, kv_pos) in (start..end).enumerate() {
-                            let v_base =
-                                b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                            axpy_f32(vkq, &v_data[v_base..v_base + dv], scores[j]);
-                            s += scores[j];
-                        }
-                    }
+                    let tile = DecodeTile {
+                        q_row,
+                        k_data,
+                        v_data,
+                        kstride,
+                        vstride,
+                        mask_info: mask_info.as_ref(),
+                        b_i,
+                        h_i,
+                        k_head,
+                        v_head,
+                        d,
+                        dv,
+                        slope,
+                        scale,
+                        logit_softcap,
+                        start,
+                        end,
+                    };
+                    let (s, m) = if avx2 {
+                        // SAFETY: the CPU has AVX2 and FMA (`simd_avx2`).
+                        unsafe { decode_tile_avx2(&tile, vkq) }
+                    } else {
+                        decode_tile::<T, false>(&tile, vkq)
+                    };
 
                     unsafe {
                         *((scratch_s_ptr as *mut f32).add(base_s as usize)) = s;
@@ -1036,7 +1146,7 @@ where
                         }
                         let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
                         let k_row = &k_data[k_base..k_base + d];
-                        let mut s_val = vec_dot_f32(q_row, k_row) * scale_applied;
+                        let mut s_val = vec_dot_f32::<T, false>(q_row, k_row) * scale_applied;
                         if logit_softcap != 0.0 {
                             s_val = logit_softcap * s_val.tanh();
                         }
@@ -1185,17 +1295,74 @@ mod tests {
                 .map(|i| ((i * 104729) % 89) as f32 / 40.0 - 1.0)
                 .collect();
             let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let got = vec_dot_f32(&a, &b) as f64;
+            let got = vec_dot_f32::<f32, false>(&a, &b) as f64;
             assert!(
                 (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                 "n={n}: {got} vs {want}"
             );
             // The AVX form gives the portable loop's result, bit for bit.
-            assert_eq!(
-                vec_dot_f32(&a, &b).to_bits(),
-                vec_dot_f32_portable(&a, &b).to_bits(),
-                "n={n}"
-            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                assert_eq!(
+                    unsafe { vec_dot_f32_avx(&a, &b) }.to_bits(),
+                    vec_dot_f32_portable(&a, &b).to_bits(),
+                    "n={n}"
+                );
+            }
+        }
+    }
+
+    // Troupe patch: the decode tile compiled for AVX2 gives the portable build's weights, sums
+    // and maxima bit for bit (f32 keys and values, a partial tile, a masked key).
+    #[test]
+    fn decode_tile_avx2_matches_the_portable_one_bit_for_bit() {
+        if !simd_avx2() {
+            eprintln!("no AVX2 here: only the portable decode tile runs");
+            return;
+        }
+        let (d, kv_len) = (64usize, 13usize);
+        let val = |i: usize, p: usize, m: usize| ((i * p) % m) as f32 / (m as f32 / 2.0) - 1.0;
+        let q: Vec<f32> = (0..d).map(|i| val(i, 7919, 97)).collect();
+        let k: Vec<f32> = (0..kv_len * d).map(|i| val(i, 104729, 89)).collect();
+        let v: Vec<f32> = (0..kv_len * d).map(|i| val(i, 15485863, 83)).collect();
+        let mut mask = vec![0f32; kv_len];
+        mask[3] = f32::NEG_INFINITY;
+        let dims = [1usize, 1, 1, kv_len];
+        let mask_info = MaskInfo {
+            data: &mask,
+            dims: &dims,
+            b: 1,
+            h: 1,
+        };
+        let stride = [kv_len * d, d, d, 1];
+        for masked in [false, true] {
+            let tile = DecodeTile {
+                q_row: &q,
+                k_data: &k,
+                v_data: &v,
+                kstride: &stride,
+                vstride: &stride,
+                mask_info: masked.then_some(&mask_info),
+                b_i: 0,
+                h_i: 0,
+                k_head: 0,
+                v_head: 0,
+                d,
+                dv: d,
+                slope: 1.0,
+                scale: 0.125,
+                logit_softcap: 0.0,
+                start: 0,
+                end: kv_len,
+            };
+            let mut plain = vec![0f32; d];
+            let mut avx = vec![0f32; d];
+            let (s0, m0) = decode_tile::<f32, false>(&tile, &mut plain);
+            let (s1, m1) = unsafe { decode_tile_avx2(&tile, &mut avx) };
+            assert!(s0 > 0.0 && m0.is_finite());
+            assert_eq!((s0.to_bits(), m0.to_bits()), (s1.to_bits(), m1.to_bits()));
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&plain), bits(&avx), "masked: {masked}");
         }
     }
 
