@@ -425,6 +425,78 @@ fn personas_memories_prompt_and_search_from_the_command_line() {
     );
 }
 
+/// An older CPU, for real: the same binary on an emulated Westmere (2010: SSE4.2, no AVX, AVX2,
+/// FMA or F16C), through qemu's user-mode emulator. It must start, load the model, answer, and
+/// say it runs the scalar kernels. A binary built for x86-64-v3 (as Troupe was until issue 6)
+/// dies here with an illegal instruction before printing anything. The reply opens as the scalar
+/// kernels' reply on this machine does (`gemm`'s f32 matmuls, also chosen at run time, may add
+/// in another order on the two CPUs). Emulation is slow (~25 s here), so the Character is a
+/// one-line card and the reply three tokens.
+#[test]
+fn a_cpu_without_avx_runs_the_same_binary_and_says_so() {
+    let qemu = "qemu-x86_64";
+    let found = Command::new(qemu).arg("--version").output();
+    assert!(
+        found.as_ref().is_ok_and(|o| o.status.success()),
+        "{qemu} is needed for this test: `bash .ci/test` installs it (Debian package qemu-user)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("pip.json");
+    std::fs::write(
+        &card,
+        serde_json::json!({
+            "spec": "chara_card_v2",
+            "spec_version": "2.0",
+            "data": {"name": "Pip", "description": "A cheerful baker.", "first_mes": "Hello!"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ok = |args: &[&str]| {
+        let out = troupe(dir.path(), args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    ok(&["import", card.to_str().unwrap()]);
+    ok(&[
+        "sampling",
+        "--character",
+        "pip",
+        "--preset",
+        "deterministic",
+        "--set",
+        "maxTokens=3",
+    ]);
+    let ask = ["chat", "--character", "pip", "--new", "Hi"];
+    let old_cpu = Command::new(qemu)
+        .args(["-cpu", "Westmere", common::troupe_bin()])
+        .args(ask)
+        .env("TROUPE_DATA_DIR", dir.path())
+        .env("TROUPE_MODEL", common::model())
+        .output()
+        .expect("qemu runs");
+    assert!(
+        old_cpu.status.success(),
+        "on an emulated CPU without AVX: {:?}\n{}",
+        old_cpu.status,
+        text(&old_cpu.stderr)
+    );
+    let here = troupe_env(dir.path(), &ask, &[("TROUPE_CPU_KERNELS", "scalar")]);
+    assert!(here.status.success(), "{}", text(&here.stderr));
+    let reply = text(&old_cpu.stdout);
+    let opening = |t: &str| t.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    assert!(!reply.trim().is_empty());
+    assert_eq!(
+        opening(&reply),
+        opening(&text(&here.stdout)),
+        "old CPU: {reply}"
+    );
+    assert!(
+        text(&old_cpu.stderr).contains("tokens/s · CPU (scalar kernels: slow)]"),
+        "{}",
+        text(&old_cpu.stderr)
+    );
+}
+
 /// A CPU without AVX2, simulated by forcing candle's scalar kernels: the reply is still right
 /// (greedy, it opens with the same three words as the SIMD kernels' reply; the sums are added in
 /// another order, so later tokens may part), and the model's device says which kernels ran.
@@ -490,4 +562,16 @@ fn the_scalar_kernels_answer_like_the_simd_ones_and_say_so() {
         "CPU (AVX2)"
     };
     assert_eq!(device("best"), best);
+
+    // A value it does not know is said, not silently ignored; the best kernels run.
+    let bench = ["bench", "--runs", "1", "--max-tokens", "4", "--json"];
+    let out = troupe_env(dir.path(), &bench, &[("TROUPE_CPU_KERNELS", "bogus")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("TROUPE_CPU_KERNELS=bogus is not one of best, avx2, scalar"),
+        "{}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["device"], best);
 }

@@ -682,9 +682,13 @@ async fn chat(
     println!();
     match result {
         Ok((_, stats)) => {
+            // Where it ran ("CPU (AVX2)"), as the window's status bar says it.
             eprintln!(
-                "[{} tokens · first token {} ms · {:.1} tokens/s]",
-                stats.reply_tokens, stats.first_token_ms, stats.tokens_per_second
+                "[{} tokens · first token {} ms · {:.1} tokens/s · {}]",
+                stats.reply_tokens,
+                stats.first_token_ms,
+                stats.tokens_per_second,
+                engine.info().device
             );
             // After the reply, as the window does: summarise what the window has moved past.
             let written = conversation::memory::catch_up(

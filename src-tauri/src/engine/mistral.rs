@@ -3,8 +3,8 @@
 //! Settings that matter on CPU (measured in docs/PERFORMANCE.md and the research notes):
 //! F32 activations (mistral.rs's GGUF builder forces F16 on CPU, ~1.5x slower), the low-level
 //! loader so no network is touched, and the tokenizer and chat template from the GGUF itself.
-//! The binary itself is built for x86-64-v3 (see `.cargo/config.toml`): candle picks SIMD
-//! kernels at compile time.
+//! The binary is built for any x86-64 CPU; the vendored candle picks its SIMD kernels at run
+//! time (`cpu_kernels_asked` below, docs/ARCHITECTURE.md "Builds").
 //!
 //! Cancelling: dropping the `Generation` receiver ends the reply at once from the caller's
 //! point of view; the task here then drops the mistral.rs stream, which ends the sequence at its
@@ -237,13 +237,21 @@ fn where_(device: &mistralrs::Device) -> &'static str {
     }
 }
 
-/// The kernel level `TROUPE_CPU_KERNELS` asks for; unset or unknown, the best there is.
+/// The kernel level `TROUPE_CPU_KERNELS` asks for (`best`, `avx2` or `scalar`); unset, the
+/// best there is. An unknown value is warned about (on stderr) and runs the best kernels.
 fn cpu_kernels_asked() -> candle_core::quantized::CpuKernels {
     use candle_core::quantized::CpuKernels;
     match std::env::var("TROUPE_CPU_KERNELS").as_deref() {
         Ok("scalar") => CpuKernels::Scalar,
         Ok("avx2") => CpuKernels::Avx2,
-        _ => CpuKernels::Avx512Vnni,
+        Ok("best") | Ok("") | Err(_) => CpuKernels::Avx512Vnni,
+        Ok(other) => {
+            tracing::warn!(
+                "TROUPE_CPU_KERNELS={other} is not one of best, avx2, scalar: running the best \
+                 kernels this CPU has"
+            );
+            CpuKernels::Avx512Vnni
+        }
     }
 }
 
