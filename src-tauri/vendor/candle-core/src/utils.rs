@@ -28,8 +28,12 @@ pub fn metal_is_available() -> bool {
     cfg!(feature = "metal")
 }
 
+// Troupe patch: the quantised kernels are chosen at run time (`quantized::cpu_kernels`), so a
+// binary built for plain x86-64 runs AVX2 code where the CPU has it. These two say what the
+// kernels use now, instead of what the build targeted (false on every CPU for such a binary).
 pub fn with_avx() -> bool {
     cfg!(target_feature = "avx2")
+        || crate::quantized::cpu_kernels() != crate::quantized::CpuKernels::Scalar
 }
 
 pub fn with_neon() -> bool {
@@ -42,4 +46,5 @@ pub fn with_simd128() -> bool {
 
 pub fn with_f16c() -> bool {
     cfg!(target_feature = "f16c")
+        || crate::quantized::cpu_kernels() != crate::quantized::CpuKernels::Scalar
 }

@@ -1246,6 +1246,144 @@ troupe_scaled!(
     |ax, sy| _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
 );
 
+// Troupe patch: a decode step's matmuls (one activation row) called the one-row kernel once per
+// weight row: a call, a dispatch on the kernel level and a loop set-up for every 28 blocks of a
+// 896-wide row. These kernels take consecutive weight rows, one sequential stream as before, and
+// give each row exactly what the one-row scaled kernel gives: the same float operations on the
+// same per-lane integer sums, in the same order.
+//
+// Q4_0's integer sums need no sign trick here. The nibbles (0..=15) go in as the unsigned
+// operand against the signed activations, and each lane's sum starts at minus 8 times the sum
+// of its four activations, worked out once per call: sum((q - 8) y) = sum(q y) - 8 sum(y), the
+// exact integer the sign trick gives (|y| <= 127 for a quantised activation). That saves three
+// instructions a block. `vpmaddubsw` cannot saturate on it: |15 y0 + 15 y1| <= 3840.
+macro_rules! troupe_rows {
+    (#[$tf:meta] $name:ident, $x:ty, false, |$xb:ident, $by:ident, $off:ident| $idot:expr) => {
+        troupe_rows!(
+            #[$tf]
+            $name,
+            $x,
+            no_offsets,
+            false,
+            |$xb, $by, $off| $idot
+        );
+    };
+    (#[$tf:meta] $name:ident, $x:ty, $offset:ident, |$xb:ident, $by:ident, $off:ident| $idot:expr) => {
+        troupe_rows!(
+            #[$tf]
+            $name,
+            $x,
+            $offset,
+            true,
+            |$xb, $by, $off| $idot
+        );
+    };
+    (#[$tf:meta] $name:ident, $x:ty, $offset:ident, $offsets:literal, |$xb:ident, $by:ident, $off:ident| $idot:expr) => {
+        #[$tf]
+        pub(crate) unsafe fn $name(xs: &[$x], ys: &[BlockQ8_0], dys: &[f32], out: &mut [f32]) {
+            let nb = ys.len();
+            assert!(dys.len() >= nb && xs.len() >= nb * out.len());
+            let mut offsets: Vec<__m256i> = Vec::new();
+            if $offsets {
+                offsets.reserve_exact(nb);
+                for y in ys {
+                    offsets.push($offset(y));
+                }
+            }
+            let mut row = xs.as_ptr();
+            for o in out.iter_mut() {
+                let mut acc = _mm256_setzero_ps();
+                for i in 0..nb {
+                    let $xb = &*row.add(i);
+                    let y = ys.get_unchecked(i);
+                    let $by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                    let $off = if $offsets {
+                        *offsets.get_unchecked(i)
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let d = _mm256_mul_ps(
+                        f16_splat_8($xb.d),
+                        _mm256_broadcast_ss(dys.get_unchecked(i)),
+                    );
+                    acc = _mm256_fmadd_ps(d, $idot, acc);
+                }
+                *o = hsum_float_8(acc);
+                row = row.add(nb);
+            }
+        }
+    };
+}
+
+/// Never called: the row kernels without offsets.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn no_offsets(_: &BlockQ8_0) -> __m256i {
+    _mm256_setzero_si256()
+}
+
+/// Minus 8 times the sum of each group of four activations of `y` (one i32 per lane).
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn minus_8_lane_sums(y: &BlockQ8_0) -> __m256i {
+    let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+    let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), by);
+    let lanes = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lanes, 3))
+}
+
+troupe_rows!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q8_0_q8_0_rows,
+    BlockQ8_0,
+    false,
+    |x, by, _off| {
+        let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+        mul_sum_us8_pairs_float(_mm256_sign_epi8(bx, bx), _mm256_sign_epi8(by, bx))
+    }
+);
+troupe_rows!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q4_0_q8_0_rows,
+    BlockQ4_0,
+    minus_8_lane_sums,
+    |x, by, off| {
+        let q = bytes_from_nibbles_32(x.qs.as_ptr());
+        let pairs = _mm256_maddubs_epi16(q, by);
+        _mm256_cvtepi32_ps(_mm256_add_epi32(
+            _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+            off,
+        ))
+    }
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q8_0_q8_0_rows_vnni,
+    BlockQ8_0,
+    false,
+    |x, by, _off| {
+        let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+        _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(
+            _mm256_setzero_si256(),
+            _mm256_sign_epi8(bx, bx),
+            _mm256_sign_epi8(by, bx),
+        ))
+    }
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q4_0_q8_0_rows_vnni,
+    BlockQ4_0,
+    minus_8_lane_sums,
+    |x, by, off| _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(
+        off,
+        bytes_from_nibbles_32(x.qs.as_ptr()),
+        by
+    ))
+);
+
 // Troupe patch: the prefill kernels for Q8_0 and Q4_0 weights on AVX-512 VNNI CPUs: two weight
 // rows against `G` groups of four activation rows packed block by block (`PackedQ8x4`).
 // Against the four-row kernels above, per pair of blocks:

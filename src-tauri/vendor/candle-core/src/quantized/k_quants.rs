@@ -74,6 +74,22 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
         Self::vec_dot(n, xs, ys)
     }
 
+    /// Troupe patch: `vec_dot_scaled` of consecutive weight rows (`out.len()` rows of
+    /// `ys.len()` blocks each, from the start of `xs`) against one activation row, into `out`;
+    /// the same results, bit for bit. A decode step's matmuls call it once per run of rows.
+    fn vec_dot_rows_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: &[Self::VecDotType],
+        dys: &[f32],
+        out: &mut [f32],
+    ) {
+        let nb = ys.len();
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = Self::vec_dot_scaled(n, &xs[r * nb..(r + 1) * nb], ys, dys);
+        }
+    }
+
     /// Troupe patch: `vec_dot_x4` with the activation rows' block scales given; the same
     /// results, bit for bit.
     fn vec_dot_x4_scaled(
@@ -351,6 +367,30 @@ impl GgmlType for BlockQ4_0 {
             super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
             // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q4_0_q8_0_scaled(xs, ys, dys) },
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn vec_dot_rows_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: &[Self::VecDotType],
+        dys: &[f32],
+        out: &mut [f32],
+    ) {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q4_0_q8_0_rows_vnni(xs, ys, dys, out)
+            },
+            super::CpuKernels::Scalar => {
+                let nb = ys.len();
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = Self::vec_dot_unopt(n, &xs[r * nb..(r + 1) * nb], ys);
+                }
+            }
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => unsafe { super::avx::vec_dot_q4_0_q8_0_rows(xs, ys, dys, out) },
         }
     }
 
@@ -900,6 +940,30 @@ impl GgmlType for BlockQ8_0 {
             super::CpuKernels::Scalar => Self::vec_dot_unopt(n, xs, ys),
             // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
             _ => unsafe { super::avx::vec_dot_q8_0_q8_0_scaled(xs, ys, dys) },
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn vec_dot_rows_scaled(
+        n: usize,
+        xs: &[Self],
+        ys: &[Self::VecDotType],
+        dys: &[f32],
+        out: &mut [f32],
+    ) {
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                super::avx::vec_dot_q8_0_q8_0_rows_vnni(xs, ys, dys, out)
+            },
+            super::CpuKernels::Scalar => {
+                let nb = ys.len();
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = Self::vec_dot_unopt(n, &xs[r * nb..(r + 1) * nb], ys);
+                }
+            }
+            // SAFETY: SIMD kernels run only where the CPU has AVX2, FMA and F16C.
+            _ => unsafe { super::avx::vec_dot_q8_0_q8_0_rows(xs, ys, dys, out) },
         }
     }
 
@@ -2670,16 +2734,31 @@ pub fn matmul<T: GgmlType>(
     };
 
     if m == 1 {
+        // Troupe patch: runs of 64 weight rows per kernel call where the kernels take the
+        // scales (`vec_dot_rows_scaled`), tasks of 128 to 512 rows as before.
+        const RUN: usize = 64;
         let dst_row = &mut dst[..n];
-        dst_row
-            .into_par_iter()
-            .enumerate()
-            .with_min_len(128)
-            .with_max_len(512)
-            .for_each(|(col_idx, dst)| {
-                let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                *dst = dot(rhs_col, 0);
-            });
+        match &lhs_d {
+            Some(d) => dst_row
+                .par_chunks_mut(RUN)
+                .enumerate()
+                .with_min_len(2)
+                .with_max_len(8)
+                .for_each(|(run, out)| {
+                    let first = run * RUN;
+                    let rhs = &rhs_t[first * k_in_blocks..(first + out.len()) * k_in_blocks];
+                    T::vec_dot_rows_scaled(k, rhs, &lhs_b, d, out);
+                }),
+            None => dst_row
+                .into_par_iter()
+                .enumerate()
+                .with_min_len(128)
+                .with_max_len(512)
+                .for_each(|(col_idx, dst)| {
+                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
+                    *dst = dot(rhs_col, 0);
+                }),
+        }
         return Ok(());
     }
 
@@ -3251,6 +3330,68 @@ mod troupe_simd_tests {
                             let s4 = avx::vec_dot_q4_0_q8_0_scaled_vnni(&w4, ys[r], dys[r]);
                             assert_eq!((s8.to_bits(), s4.to_bits()), (one8, one4));
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    // The decode kernels over runs of weight rows give each row what the one-row scaled kernel
+    // gives, bit for bit, AVX2 always and the AVX-512 VNNI forms where the CPU has them: Q8_0
+    // weights at -128 and 127, Q4_0 nibbles at 0 and 15, activations at -127 and 127 (a
+    // quantised activation is never -128; the Q4_0 form's offset sums rely on that, as the sign
+    // trick does).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn row_run_kernels_match_the_one_row_ones_bit_for_bit() {
+        use crate::quantized::{avx, best_cpu_kernels, CpuKernels};
+        if best_cpu_kernels() < CpuKernels::Avx2 {
+            eprintln!("this CPU has no AVX2: nothing to compare");
+            return;
+        }
+        let vnni = best_cpu_kernels() == CpuKernels::Avx512Vnni;
+        for k in [32, 96, 896, 1536] {
+            let kb = k / 32;
+            for (seed, rows_n) in [(1u64, 1usize), (2, 7), (3, 64)] {
+                let w: Vec<f32> = (0..rows_n as u64)
+                    .flat_map(|r| rows(k, seed * 97 + r).0)
+                    .collect();
+                let mut w8 = vec![BlockQ8_0::zeros(); rows_n * kb];
+                BlockQ8_0::from_float(&w, &mut w8);
+                let mut w4 = vec![BlockQ4_0::zeros(); rows_n * kb];
+                BlockQ4_0::from_float(&w, &mut w4);
+                w8[0].qs = [-128; 32];
+                w8[rows_n * kb - 1].qs = [127; 32];
+                w4[0].qs = [0; 16];
+                w4[rows_n * kb - 1].qs = [0xff; 16];
+                let mut y = vec![BlockQ8_0::zeros(); kb];
+                BlockQ8_0::from_float(&rows(k, seed).1, &mut y);
+                y[0].qs = [-127; 32];
+                y[kb - 1].qs[..16].copy_from_slice(&[127; 16]);
+                let dy = BlockQ8_0::activation_scales(&y).unwrap();
+                let mut out8 = vec![0f32; rows_n];
+                let mut out4 = vec![0f32; rows_n];
+                // SAFETY: the CPU has AVX2 (checked above); the VNNI forms only where it has
+                // them.
+                unsafe {
+                    let one8: Vec<u32> = w8
+                        .chunks(kb)
+                        .map(|r| avx::vec_dot_q8_0_q8_0_scaled(r, &y, &dy).to_bits())
+                        .collect();
+                    let one4: Vec<u32> = w4
+                        .chunks(kb)
+                        .map(|r| avx::vec_dot_q4_0_q8_0_scaled(r, &y, &dy).to_bits())
+                        .collect();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    avx::vec_dot_q8_0_q8_0_rows(&w8, &y, &dy, &mut out8);
+                    avx::vec_dot_q4_0_q8_0_rows(&w4, &y, &dy, &mut out4);
+                    assert_eq!(bits(&out8), one8, "Q8_0 AVX2 k={k} rows={rows_n}");
+                    assert_eq!(bits(&out4), one4, "Q4_0 AVX2 k={k} rows={rows_n}");
+                    if vnni {
+                        avx::vec_dot_q8_0_q8_0_rows_vnni(&w8, &y, &dy, &mut out8);
+                        avx::vec_dot_q4_0_q8_0_rows_vnni(&w4, &y, &dy, &mut out4);
+                        assert_eq!(bits(&out8), one8, "Q8_0 VNNI k={k} rows={rows_n}");
+                        assert_eq!(bits(&out4), one4, "Q4_0 VNNI k={k} rows={rows_n}");
                     }
                 }
             }
