@@ -686,15 +686,22 @@ impl Engine {
                 );
             }
 
-            let prefill_cache = handle_seq_error!(
-                get_mut_arcmutex!(self.prefix_cacher).search_for_matching_cache(
-                    seq.get_toks(),
-                    seq.image_hashes(),
-                    seq.audio_hashes(),
-                    seq.video_hashes(),
-                ),
-                request.response
-            );
+            // Troupe patch: a request for raw logits wants a row for every prompt token, but a
+            // prefix-cache hit (even on a shared first token) prefills only the rest and returns
+            // fewer rows, silently shifted. Such requests skip the cache.
+            let prefill_cache = if request.return_raw_logits {
+                None
+            } else {
+                handle_seq_error!(
+                    get_mut_arcmutex!(self.prefix_cacher).search_for_matching_cache(
+                        seq.get_toks(),
+                        seq.image_hashes(),
+                        seq.audio_hashes(),
+                        seq.video_hashes(),
+                    ),
+                    request.response
+                )
+            };
 
             seq = match prefill_cache.clone() {
                 Some(MatchingCache::Normal {
