@@ -575,3 +575,85 @@ fn the_scalar_kernels_answer_like_the_simd_ones_and_say_so() {
     let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
     assert_eq!(v["device"], best);
 }
+
+/// `troupe bench --perplexity`: English the model has read scores far lower than letter noise,
+/// a text longer than one window is scored in several, and a missing file is a clear error.
+#[test]
+fn perplexity_tells_english_from_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    // Natural English: every sentence of the built-in Characters (profiles, greetings, example
+    // dialogue), several thousand tokens.
+    fn strings(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::String(s) if s.contains(' ') => {
+                out.push_str(s);
+                out.push_str("\n\n");
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut english = String::new();
+    let mut files: Vec<_> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../characters"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+    files.sort();
+    for path in files {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        strings(&v, &mut english);
+    }
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: String = (0..3000)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let c = (b'a' + (seed % 26) as u8) as char;
+            if i % 6 == 5 {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let score = |name: &str, body: &str| -> serde_json::Value {
+        let file = dir.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        let out = troupe(
+            dir.path(),
+            &["bench", "--perplexity", file.to_str().unwrap(), "--json"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let e = score("english.txt", &english);
+    let n = score("noise.txt", &noise);
+    let (pe, pn) = (
+        e["perplexity"].as_f64().unwrap(),
+        n["perplexity"].as_f64().unwrap(),
+    );
+    assert!(pe > 1.0 && pe.is_finite() && pn.is_finite(), "{e} {n}");
+    assert!(
+        pe * 5.0 < pn,
+        "English {pe} should be far likelier than noise {pn}"
+    );
+    assert!(e["windows"].as_u64().unwrap() >= 2, "{e}");
+    assert!(e["tokens"].as_u64().unwrap() > 1024, "{e}");
+    assert!(
+        e["quantization"].as_str().unwrap().ends_with("→ Q8_0"),
+        "the default model runs as its Q8_0 copy: {e}"
+    );
+
+    let out = troupe(
+        dir.path(),
+        &["bench", "--perplexity", "/nonexistent/text.txt"],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read /nonexistent/text.txt"), "{err}");
+}

@@ -5,7 +5,7 @@
 //! goes to stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -185,6 +185,10 @@ pub enum Command {
         /// and opening a session (no model needed).
         #[arg(long, value_name = "MESSAGES", conflicts_with_all = ["soak", "turns"])]
         search: Option<usize>,
+        /// Instead: the model's perplexity on this text file (plain text, scored in windows of
+        /// 1,024 tokens), to compare quantisations of one model. Lower is better.
+        #[arg(long, value_name = "TEXT_FILE", conflicts_with_all = ["soak", "turns", "search"])]
+        perplexity: Option<PathBuf>,
         /// Also run llama.cpp's llama-bench on the same file, threads, prompt length and reply
         /// length, and print the ratios.
         #[arg(long)]
@@ -384,6 +388,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             search: Some(n), ..
         } => search_bench(n)?,
         Command::Bench {
+            perplexity: Some(text),
+            json,
+            ..
+        } => perplexity(&troupe, cli.model, &text, json).await?,
+        Command::Bench {
             runs,
             max_tokens,
             threads,
@@ -391,6 +400,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             soak: None,
             turns: None,
             search: None,
+            perplexity: None,
             vs_llama_cpp,
             llama_bench,
         } => {
@@ -997,6 +1007,48 @@ fn stats(xs: &[f64]) -> serde_json::Value {
         "min": r(v.first().copied().unwrap_or(0.0)),
         "max": r(v.last().copied().unwrap_or(0.0)),
     })
+}
+
+/// `troupe bench --perplexity FILE`: how well the model predicts a text, as one number.
+async fn perplexity(
+    troupe: &Troupe,
+    model: Option<PathBuf>,
+    text: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    const WINDOW: usize = 1024;
+    let text = std::fs::read_to_string(text)
+        .with_context(|| format!("cannot read {} as text", text.display()))?;
+    let path = troupe.model_file(&troupe.settings(), model.as_deref());
+    let engine = MistralEngine::load(&path, Some(&Paths::model_cache())).await?;
+    let started = Instant::now();
+    let score = engine.score_text(&text, WINDOW, None).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let info = engine.info();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": info.name,
+                "quantization": info.quantization,
+                "tokens": score.nll.len(),
+                "windows": score.windows,
+                "perplexity": score.perplexity(),
+                "seconds": seconds,
+            })
+        );
+    } else {
+        println!(
+            "{} ({}): perplexity {:.4} over {} tokens ({} windows of up to {WINDOW}, {:.1} s)",
+            info.name,
+            info.quantization,
+            score.perplexity(),
+            score.nll.len(),
+            score.windows,
+            seconds
+        );
+    }
+    Ok(())
 }
 
 struct BenchOptions {

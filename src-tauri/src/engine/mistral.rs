@@ -307,6 +307,126 @@ impl MistralEngine {
     }
 }
 
+/// How well the model predicts a text: each token's negative log-likelihood (natural log) given
+/// the tokens before it in its window. Perplexity is `exp` of their mean.
+#[derive(Debug, Clone)]
+pub struct TextScore {
+    pub nll: Vec<f64>,
+    /// Windows the text was cut into, each after its own BOS.
+    pub windows: usize,
+}
+
+impl TextScore {
+    pub fn perplexity(&self) -> f64 {
+        (self.nll.iter().sum::<f64>() / self.nll.len().max(1) as f64).exp()
+    }
+}
+
+impl MistralEngine {
+    /// Scores the first `max_tokens` tokens of `text` (all of it if `None`) in windows of
+    /// `window` tokens, each one forward pass after a BOS with the engine's raw logits, so every
+    /// token but the BOS is predicted. The log-softmax is taken in f64.
+    ///
+    /// This is how `troupe bench --perplexity` compares quantisations, and how the test of the
+    /// vendored patches compares Troupe's engine with upstream's (`tests/engine-ab/`, which
+    /// scores the same way). Raw-logit requests bypass the prefix cache (a vendored patch), so
+    /// the chats before it do not shorten a window.
+    pub async fn score_text(
+        &self,
+        text: &str,
+        window: usize,
+        max_tokens: Option<usize>,
+    ) -> Result<TextScore, Error> {
+        use mistralrs::{Constraint, NormalRequest, Request, RequestMessage, ResponseOk};
+        let backend = |e: String| Error::Backend(e);
+        let mut tokens = self
+            .model
+            .tokenize(Either::Right(text.to_string()), None, false, false, None)
+            .await
+            .map_err(|e| backend(e.to_string()))?;
+        if let Some(n) = max_tokens {
+            tokens.truncate(n);
+        }
+        if tokens.is_empty() || window == 0 {
+            return Err(backend("there is no text to score".into()));
+        }
+        let bos = *self
+            .model
+            .tokenize(Either::Right(" ".to_string()), None, true, false, None)
+            .await
+            .map_err(|e| backend(e.to_string()))?
+            .first()
+            .ok_or_else(|| backend("the tokenizer gave no BOS token".into()))?;
+        let mut nll = Vec::with_capacity(tokens.len());
+        let mut windows = 0;
+        for part in tokens.chunks(window) {
+            let chunk = [&[bos], part].concat();
+            let (tx, mut rx) = mpsc::channel(1);
+            let request = Request::Normal(Box::new(NormalRequest {
+                messages: RequestMessage::CompletionTokens(chunk.clone()),
+                sampling_params: SamplingParams {
+                    max_len: Some(0),
+                    ..SamplingParams::deterministic()
+                },
+                response: tx,
+                return_logprobs: false,
+                is_streaming: false,
+                id: 0,
+                constraint: Constraint::None,
+                suffix: None,
+                tools: None,
+                tool_choice: None,
+                logits_processors: None,
+                return_raw_logits: true,
+                web_search_options: None,
+                model_id: None,
+                truncate_sequence: false,
+            }));
+            let sender = self
+                .model
+                .inner()
+                .get_sender(None)
+                .map_err(|e| backend(e.to_string()))?;
+            sender
+                .send(request)
+                .await
+                .map_err(|_| backend("the engine is not running".into()))?;
+            let response = rx
+                .recv()
+                .await
+                .ok_or_else(|| backend("the engine closed the channel".into()))?
+                .as_result()
+                .map_err(|e| backend(e.to_string()))?;
+            let ResponseOk::Raw { logits_chunks, .. } = response else {
+                return Err(backend("the engine sent no raw logits".into()));
+            };
+            let mut rows: Vec<Vec<f32>> = Vec::with_capacity(chunk.len());
+            for t in &logits_chunks {
+                rows.extend(
+                    t.to_dtype(DType::F32)
+                        .and_then(|t| t.to_vec2::<f32>())
+                        .map_err(|e| backend(e.to_string()))?,
+                );
+            }
+            if rows.len() != chunk.len() {
+                return Err(backend(format!(
+                    "{} rows of logits for {} tokens",
+                    rows.len(),
+                    chunk.len()
+                )));
+            }
+            // Row i predicts token i + 1.
+            nll.extend(rows.iter().zip(&chunk[1..]).map(|(row, &t)| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+                let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+                max + sum.ln() - row[t as usize] as f64
+            }));
+            windows += 1;
+        }
+        Ok(TextScore { nll, windows })
+    }
+}
+
 impl Engine for MistralEngine {
     fn info(&self) -> &ModelInfo {
         &self.info
