@@ -279,3 +279,121 @@ async fn transcoded_model_matches_the_original_and_answers() {
     let reply = collect(engine.generate(chat("What is your favourite bread?"), sampling(16))).await;
     assert!(reply.split_whitespace().count() >= 3, "{reply:?}");
 }
+
+/// Issue 6's "quality unchanged": Troupe's engine, vendored patches and all, against the
+/// unpatched upstream engine's output on the same model (`tests/engine-ab/upstream-reference.json`,
+/// written by `bash .ci/engine-ab.sh --write-reference` from a build of mistral.rs 0.8.1 and
+/// candle 0.10.2 as published, for x86-64-v3). The quantised matmuls give upstream's AVX2
+/// results bit for bit, but attention sums in another order and the norms and element-wise
+/// ops are compiled for another target, so logits differ in the last bits; through 8-bit
+/// activations the default 135M model turns that into per-token differences of a few hundredths
+/// of a nat, which tip greedy near-ties (most of these replies part from upstream's somewhere in
+/// their 48 tokens). The issue's measure for that case is the one asserted: the perplexity of a
+/// fixed text within 0.5% of upstream's. The per-token log-likelihoods must also stay close
+/// everywhere (a bug at some positions could hide in the mean), and the replies that differ are
+/// printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_replies_and_perplexity_match_the_unpatched_engine() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/engine-ab");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    let prompts = read("prompts.json");
+    let reference = read("upstream-reference.json");
+    let engine = MistralEngine::load(
+        &common::model(),
+        Some(&troupe::settings::Paths::model_cache()),
+    )
+    .await
+    .expect("the default model loads");
+    // The reference was made on the Q8_0 transcode Troupe runs for the default Q4_1 file.
+    assert!(
+        engine.info().quantization.ends_with("→ Q8_0"),
+        "{:?}",
+        engine.info()
+    );
+
+    let max_tokens = reference["max_tokens"].as_u64().unwrap() as usize;
+    let mut differ = Vec::new();
+    let prompts = prompts.as_array().unwrap();
+    for (p, r) in prompts.iter().zip(reference["replies"].as_array().unwrap()) {
+        assert_eq!(p["name"], r["name"]);
+        let messages = p["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let role = match m["role"].as_str().unwrap() {
+                    "system" => ChatRole::System,
+                    "assistant" => ChatRole::Assistant,
+                    _ => ChatRole::User,
+                };
+                ChatMessage::new(role, m["content"].as_str().unwrap())
+            })
+            .collect();
+        let reply = collect(engine.generate(messages, sampling(max_tokens))).await;
+        assert!(!reply.trim().is_empty(), "{}: an empty reply", p["name"]);
+        if reply != r["reply"].as_str().unwrap() {
+            differ.push(format!(
+                "{}:\n  upstream {:?}\n  troupe   {reply:?}",
+                p["name"], r["reply"]
+            ));
+        }
+    }
+
+    // The fixed text, built as tests/engine-ab/src/main.rs builds it.
+    let rolebench =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../../shared/fixtures/eval/rolebench/role-generalization-role-specific-test.jsonl",
+        ))
+        .expect("the shared fixtures are next to the repository");
+    let mut text = String::new();
+    for line in rolebench.lines().take(200) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        text.push_str(&format!(
+            "{}\n{}\n\n",
+            v["question"].as_str().unwrap(),
+            v["generated"][0].as_str().unwrap()
+        ));
+    }
+    let n = reference["text_tokens"].as_u64().unwrap() as usize;
+    let window = reference["window"].as_u64().unwrap() as usize;
+    let score = engine
+        .score_text(&text, window, Some(n))
+        .await
+        .expect("the text scores");
+    assert_eq!(score.nll.len(), n);
+    let ours = score.perplexity();
+    let theirs = reference["perplexity"].as_f64().unwrap();
+    let max_diff = score
+        .nll
+        .iter()
+        .zip(reference["nll"].as_array().unwrap())
+        .map(|(a, b)| (a - b.as_f64().unwrap()).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "greedy replies identical to upstream: {} of {}; perplexity {ours:.4} vs upstream \
+         {theirs:.4} ({:+.3}%); largest per-token difference {max_diff:.5} nats",
+        prompts.len() - differ.len(),
+        prompts.len(),
+        100.0 * (ours - theirs) / theirs
+    );
+    for d in &differ {
+        eprintln!("{d}");
+    }
+    assert!(
+        ((ours - theirs) / theirs).abs() < 0.005,
+        "perplexity {ours} is more than 0.5% from upstream's {theirs}"
+    );
+    let mean_diff = score
+        .nll
+        .iter()
+        .zip(reference["nll"].as_array().unwrap())
+        .map(|(a, b)| (a - b.as_f64().unwrap()).abs())
+        .sum::<f64>()
+        / n as f64;
+    assert!(
+        mean_diff < 0.1 && max_diff < 1.5,
+        "per-token log-likelihoods drift from upstream's: mean {mean_diff}, largest {max_diff} nats"
+    );
+}
