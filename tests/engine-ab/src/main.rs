@@ -6,7 +6,8 @@
 //! - the greedy reply (temperature 0, so mistral.rs's step is an argmax, as in Troupe) to each
 //!   chat of `prompts.json`, Troupe's own prompts for its built-in Characters;
 //! - the perplexity of a fixed text (RoleBench questions and reference answers, from the shared
-//!   fixtures) and each token's negative log-likelihood, from the raw logits of one forward pass.
+//!   fixtures) and each token's negative log-likelihood, from the raw logits, one forward pass
+//!   per window of 1,024 tokens.
 //!
 //! The upstream build's output is kept as `upstream-reference.json`; `tests/engine.rs` checks
 //! Troupe's engine against it on every test run, and the patched build's output shows that this
