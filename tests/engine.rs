@@ -316,7 +316,9 @@ async fn greedy_replies_and_perplexity_match_the_unpatched_engine() {
     let max_tokens = reference["max_tokens"].as_u64().unwrap() as usize;
     let mut differ = Vec::new();
     let prompts = prompts.as_array().unwrap();
-    for (p, r) in prompts.iter().zip(reference["replies"].as_array().unwrap()) {
+    let replies = reference["replies"].as_array().unwrap();
+    assert_eq!(prompts.len(), replies.len(), "one reference reply per prompt");
+    for (p, r) in prompts.iter().zip(replies) {
         assert_eq!(p["name"], r["name"]);
         let messages = p["messages"]
             .as_array()
