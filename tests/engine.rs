@@ -317,7 +317,11 @@ async fn greedy_replies_and_perplexity_match_the_unpatched_engine() {
     let mut differ = Vec::new();
     let prompts = prompts.as_array().unwrap();
     let replies = reference["replies"].as_array().unwrap();
-    assert_eq!(prompts.len(), replies.len(), "one reference reply per prompt");
+    assert_eq!(
+        prompts.len(),
+        replies.len(),
+        "one reference reply per prompt"
+    );
     for (p, r) in prompts.iter().zip(replies) {
         assert_eq!(p["name"], r["name"]);
         let messages = p["messages"]

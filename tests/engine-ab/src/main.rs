@@ -25,8 +25,8 @@ use mistralrs::core::{
     GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig, TokenSource,
 };
 use mistralrs::{
-    Constraint, Device, Model, NormalRequest, Request, RequestBuilder, RequestMessage,
-    ResponseOk, SamplingParams, TextMessageRole,
+    Constraint, Device, Model, NormalRequest, Request, RequestBuilder, RequestMessage, ResponseOk,
+    SamplingParams, TextMessageRole,
 };
 use serde::Deserialize;
 
@@ -109,7 +109,10 @@ async fn main() -> Result<()> {
     let (tokens, nll) = negative_log_likelihoods(&model, &text, text_tokens, window).await?;
     let mean = nll.iter().sum::<f64>() / nll.len() as f64;
     let perplexity = mean.exp();
-    eprintln!("perplexity {perplexity:.4} over {} predicted tokens", nll.len());
+    eprintln!(
+        "perplexity {perplexity:.4} over {} predicted tokens",
+        nll.len()
+    );
     let out = serde_json::json!({
         "model": model_path.file_name().map(|f| f.to_string_lossy().into_owned()),
         "max_tokens": max_tokens,
@@ -149,8 +152,16 @@ fn role(r: &str) -> TextMessageRole {
 
 /// Loads as `src-tauri/src/engine/mistral.rs` does, prefix cache off.
 async fn load(path: &std::path::Path) -> Result<Model> {
-    let dir = path.parent().context("no parent")?.to_string_lossy().into_owned();
-    let file = path.file_name().context("no file name")?.to_string_lossy().into_owned();
+    let dir = path
+        .parent()
+        .context("no parent")?
+        .to_string_lossy()
+        .into_owned();
+    let file = path
+        .file_name()
+        .context("no file name")?
+        .to_string_lossy()
+        .into_owned();
     let loader = GGUFLoaderBuilder::new(
         None,
         None,
@@ -245,11 +256,16 @@ async fn negative_log_likelihoods(
             bail!("{} rows of logits for {} tokens", rows.len(), chunk.len());
         }
         // Row i predicts token i + 1.
-        nll.extend(rows[..rows.len() - 1].iter().zip(&chunk[1..]).map(|(row, &t)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
-            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-            max + sum.ln() - row[t as usize] as f64
-        }));
+        nll.extend(
+            rows[..rows.len() - 1]
+                .iter()
+                .zip(&chunk[1..])
+                .map(|(row, &t)| {
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+                    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+                    max + sum.ln() - row[t as usize] as f64
+                }),
+        );
     }
     Ok((n, nll))
 }
