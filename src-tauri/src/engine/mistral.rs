@@ -67,7 +67,9 @@ impl MistralEngine {
     /// CPU; `transcode.rs`). `TROUPE_NO_TRANSCODE=1` turns that off, for comparisons.
     /// `TROUPE_CPU_KERNELS=avx2|scalar` lowers candle's kernels from the best the CPU has;
     /// `ModelInfo::device` says which run ("CPU (AVX-512 VNNI)", "CPU (AVX2)", "CPU (scalar
-    /// kernels: slow)").
+    /// kernels: slow)"). Q4_0 and Q8_0 weights are repacked at load into groups of eight rows
+    /// for the SIMD matmul kernels (vendored candle, `quantized/repack.rs`); `TROUPE_NO_REPACK=1`
+    /// keeps the file's layout, for comparisons.
     pub async fn load(path: &Path, cache_dir: Option<&Path>) -> Result<MistralEngine, Error> {
         let header = check_model_file(path)?;
         let source = path.to_path_buf();
@@ -75,6 +77,7 @@ impl MistralEngine {
         // `TROUPE_CPU_KERNELS` lowers them: `avx2` to compare like for like with an AVX2 build
         // of another engine, `scalar` to run without SIMD as a CPU without AVX2 would.
         candle_core::quantized::set_cpu_kernels(cpu_kernels_asked());
+        candle_core::quantized::set_repack_weights(std::env::var_os("TROUPE_NO_REPACK").is_none());
         // A model that cannot fit this machine's memory is refused now, in a sentence, instead
         // of after minutes of swapping or an out-of-memory kill.
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

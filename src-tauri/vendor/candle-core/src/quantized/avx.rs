@@ -6,6 +6,7 @@ use super::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1, PackedQ8x4, QK8_0, QK8_1, QK_K,
 };
+use super::repack::{BlockQ4_0x8, BlockQ8_0x8};
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
 
@@ -1538,3 +1539,290 @@ pub(crate) fn quantize_row_q8_0(xs: &[f32], ys: &mut [BlockQ8_0]) {
         }
     }
 }
+
+// Troupe patch: the decode kernels for weights repacked into groups of eight rows
+// (`repack.rs`): `out.len() / 8` consecutive groups of `ys.len()` blocks each against one
+// activation row, into `out`. Chunk `c` of a repacked block holds four bytes of each of the
+// eight rows, so an integer dot against four activation bytes broadcast to every lane adds four
+// products to each row's lane; after a block's chunks each lane holds its row's exact integer
+// dot (`sums`: each activation block's sum, for the offsets), and the float work, as
+// `repack::dot8_reference` does it, is done once for the eight rows. Bit for bit the reference's
+// results (tests in `repack.rs`).
+macro_rules! troupe_rows8 {
+    (#[$tf:meta] $name:ident, $x:ty, |$xb:ident, $y:ident, $sum:ident| $idot:expr) => {
+        #[$tf]
+        pub(crate) unsafe fn $name(
+            xs: &[$x],
+            ys: &[BlockQ8_0],
+            dys: &[f32],
+            sums: &[i32],
+            out: &mut [f32],
+        ) {
+            let nb = ys.len();
+            assert!(dys.len() >= nb && sums.len() >= nb);
+            assert!(out.len() % 8 == 0 && xs.len() >= nb * (out.len() / 8));
+            let mut group = xs.as_ptr();
+            for out in out.chunks_exact_mut(8) {
+                let mut acc = _mm256_setzero_ps();
+                for i in 0..nb {
+                    let $xb = &*group.add(i);
+                    let $y = ys.get_unchecked(i).qs.as_ptr() as *const i32;
+                    let $sum = *sums.get_unchecked(i);
+                    let dot: __m256i = $idot;
+                    let d = _mm256_mul_ps(
+                        _mm256_cvtph_ps(_mm_loadu_si128($xb.d.as_ptr() as *const __m128i)),
+                        _mm256_set1_ps(*dys.get_unchecked(i)),
+                    );
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc);
+                }
+                _mm256_storeu_ps(out.as_mut_ptr(), acc);
+                group = group.add(nb);
+            }
+        }
+    };
+}
+
+/// Chunk `c` (32 bytes) of a repacked block.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn chunk(qs: *const u8, c: usize) -> __m256i {
+    _mm256_loadu_si256(qs.add(c * 32) as *const __m256i)
+}
+
+/// Activation bytes `4j..4j + 4` of a block, in every lane.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn quad(y: *const i32, j: usize) -> __m256i {
+    _mm256_set1_epi32(y.add(j).read_unaligned())
+}
+
+// Q4_0: the nibbles (0..=15) are the unsigned operand and each lane starts at -8 × the block's
+// activation sum: sum((q - 8) y) = sum(q y) - 8 sum(y). On AVX2 the eight `vpmaddubsw` pair
+// sums of a lane add up in 16 bits without overflow: at most 8 × 2 × 15 × 128 = 30720.
+troupe_rows8!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q4_0x8_q8_0,
+    BlockQ4_0x8,
+    |x, y, sum| {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let mut lo = _mm256_setzero_si256();
+        let mut hi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let w = chunk(x.qs.as_ptr(), c);
+            let wl = _mm256_and_si256(w, m4);
+            let wh = _mm256_and_si256(_mm256_srli_epi16::<4>(w), m4);
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(wl, quad(y, c)));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(wh, quad(y, 4 + c)));
+        }
+        let pairs = _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+        _mm256_add_epi32(pairs, _mm256_set1_epi32(-8 * sum))
+    }
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q4_0x8_q8_0_vnni,
+    BlockQ4_0x8,
+    |x, y, sum| {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let mut lo = _mm256_set1_epi32(-8 * sum);
+        let mut hi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let w = chunk(x.qs.as_ptr(), c);
+            let wl = _mm256_and_si256(w, m4);
+            let wh = _mm256_and_si256(_mm256_srli_epi16::<4>(w), m4);
+            lo = _mm256_dpbusd_epi32(lo, wl, quad(y, c));
+            hi = _mm256_dpbusd_epi32(hi, wh, quad(y, 4 + c));
+        }
+        _mm256_add_epi32(lo, hi)
+    }
+);
+
+// Q8_0 on AVX2: the sign trick, as the one-row kernels (`vpmaddubsw` pair sums of |w| × ±y
+// reach 2 × 128 × 127 = 32512 and cannot saturate; a quantised activation is never -128). No
+// offsets: `sums` goes unread.
+troupe_rows8!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q8_0x8_q8_0,
+    BlockQ8_0x8,
+    |x, y, _sum| {
+        let ones = _mm256_set1_epi16(1);
+        let mut even = _mm256_setzero_si256();
+        let mut odd = _mm256_setzero_si256();
+        for c in (0..8).step_by(2) {
+            let w0 = chunk(x.qs.as_ptr() as *const u8, c);
+            let w1 = chunk(x.qs.as_ptr() as *const u8, c + 1);
+            let p0 =
+                _mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(quad(y, c), w0));
+            let p1 = _mm256_maddubs_epi16(
+                _mm256_sign_epi8(w1, w1),
+                _mm256_sign_epi8(quad(y, c + 1), w1),
+            );
+            even = _mm256_add_epi32(even, _mm256_madd_epi16(p0, ones));
+            odd = _mm256_add_epi32(odd, _mm256_madd_epi16(p1, ones));
+        }
+        _mm256_add_epi32(even, odd)
+    }
+);
+
+// Q8_0 on AVX-512 VNNI: the weights offset to unsigned (w + 128, a flipped top bit) and each
+// lane starting at -128 × the block's activation sum.
+#[cfg(target_arch = "x86_64")]
+troupe_rows8!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q8_0x8_q8_0_vnni,
+    BlockQ8_0x8,
+    |x, y, sum| {
+        let top = _mm256_set1_epi8(-128);
+        let mut even = _mm256_set1_epi32(-128 * sum);
+        let mut odd = _mm256_setzero_si256();
+        for c in (0..8).step_by(2) {
+            let w0 = _mm256_xor_si256(chunk(x.qs.as_ptr() as *const u8, c), top);
+            let w1 = _mm256_xor_si256(chunk(x.qs.as_ptr() as *const u8, c + 1), top);
+            even = _mm256_dpbusd_epi32(even, w0, quad(y, c));
+            odd = _mm256_dpbusd_epi32(odd, w1, quad(y, c + 1));
+        }
+        _mm256_add_epi32(even, odd)
+    }
+);
+
+// Troupe patch: the prefill kernels for repacked weights: one group of eight rows (`xs`, all
+// its blocks) against four activation rows, each weight block unpacked once for the four. Each
+// row's result is what the decode kernels above give it, bit for bit (the same integer dot, the
+// same float operations in the same order).
+macro_rules! troupe_rows8_x4 {
+    (#[$tf:meta] $name:ident, $x:ty, |$xb:ident| $unpack:expr, |$w:ident, $y:ident, $sum:ident| $idot:expr) => {
+        #[$tf]
+        pub(crate) unsafe fn $name(
+            xs: &[$x],
+            ys: [&[BlockQ8_0]; 4],
+            dys: [&[f32]; 4],
+            sums: [&[i32]; 4],
+        ) -> [[f32; 8]; 4] {
+            let nb = xs.len();
+            for a in 0..4 {
+                assert!(ys[a].len() >= nb && dys[a].len() >= nb && sums[a].len() >= nb);
+            }
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for i in 0..nb {
+                let $xb = xs.get_unchecked(i);
+                let $w = $unpack;
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128($xb.d.as_ptr() as *const __m128i));
+                for a in 0..4 {
+                    let $y = ys[a].get_unchecked(i).qs.as_ptr() as *const i32;
+                    let $sum = *sums[a].get_unchecked(i);
+                    let dot: __m256i = $idot;
+                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(*dys[a].get_unchecked(i)));
+                    acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc[a]);
+                }
+            }
+            let mut out = [[0f32; 8]; 4];
+            for a in 0..4 {
+                _mm256_storeu_ps(out[a].as_mut_ptr(), acc[a]);
+            }
+            out
+        }
+    };
+}
+
+/// A repacked Q4_0 block's nibbles: low ones of chunk `c` at `c`, high ones at `4 + c`.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn q4_0x8_nibbles(x: &BlockQ4_0x8) -> [__m256i; 8] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut w = [_mm256_setzero_si256(); 8];
+    for c in 0..4 {
+        let v = chunk(x.qs.as_ptr(), c);
+        w[c] = _mm256_and_si256(v, m4);
+        w[4 + c] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+    }
+    w
+}
+
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q4_0x8_q8_0_x4,
+    BlockQ4_0x8,
+    |x| q4_0x8_nibbles(x),
+    |w, y, sum| {
+        let mut lo = _mm256_setzero_si256();
+        let mut hi = _mm256_setzero_si256();
+        for c in 0..4 {
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[c], quad(y, c)));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[4 + c], quad(y, 4 + c)));
+        }
+        let pairs = _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+        _mm256_add_epi32(pairs, _mm256_set1_epi32(-8 * sum))
+    }
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q4_0x8_q8_0_x4_vnni,
+    BlockQ4_0x8,
+    |x| q4_0x8_nibbles(x),
+    |w, y, sum| {
+        let mut lo = _mm256_set1_epi32(-8 * sum);
+        let mut hi = _mm256_setzero_si256();
+        for c in 0..4 {
+            lo = _mm256_dpbusd_epi32(lo, w[c], quad(y, c));
+            hi = _mm256_dpbusd_epi32(hi, w[4 + c], quad(y, 4 + c));
+        }
+        _mm256_add_epi32(lo, hi)
+    }
+);
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q8_0x8_q8_0_x4,
+    BlockQ8_0x8,
+    // The weights' magnitudes once per block; their signs are read again from the block (in
+    // L1) for each row, as 16 registers cannot hold both.
+    |x| {
+        let qs = x.qs.as_ptr() as *const u8;
+        let mut abs = [_mm256_setzero_si256(); 8];
+        for (c, a) in abs.iter_mut().enumerate() {
+            let w = chunk(qs, c);
+            *a = _mm256_sign_epi8(w, w);
+        }
+        (qs, abs)
+    },
+    |w, y, _sum| {
+        let (qs, abs) = w;
+        let ones = _mm256_set1_epi16(1);
+        let mut even = _mm256_setzero_si256();
+        let mut odd = _mm256_setzero_si256();
+        for c in (0..8).step_by(2) {
+            let p0 = _mm256_maddubs_epi16(abs[c], _mm256_sign_epi8(quad(y, c), chunk(qs, c)));
+            let p1 = _mm256_maddubs_epi16(
+                abs[c + 1],
+                _mm256_sign_epi8(quad(y, c + 1), chunk(qs, c + 1)),
+            );
+            even = _mm256_add_epi32(even, _mm256_madd_epi16(p0, ones));
+            odd = _mm256_add_epi32(odd, _mm256_madd_epi16(p1, ones));
+        }
+        _mm256_add_epi32(even, odd)
+    }
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q8_0x8_q8_0_x4_vnni,
+    BlockQ8_0x8,
+    |x| {
+        let top = _mm256_set1_epi8(-128);
+        let mut w = [_mm256_setzero_si256(); 8];
+        for (c, w) in w.iter_mut().enumerate() {
+            *w = _mm256_xor_si256(chunk(x.qs.as_ptr() as *const u8, c), top);
+        }
+        w
+    },
+    |w, y, sum| {
+        let mut even = _mm256_set1_epi32(-128 * sum);
+        let mut odd = _mm256_setzero_si256();
+        for c in (0..8).step_by(2) {
+            even = _mm256_dpbusd_epi32(even, w[c], quad(y, c));
+            odd = _mm256_dpbusd_epi32(odd, w[c + 1], quad(y, c + 1));
+        }
+        _mm256_add_epi32(even, odd)
+    }
+);

@@ -134,6 +134,26 @@ fn from_raw_data<T: super::GgmlType + Send + Sync + 'static>(
     super::QTensor::new(data, dims)
 }
 
+/// Troupe patch: `from_raw_data` for the types with an eight-row form: on the CPU, repacked
+/// where `repack::repacks` says so (`repack.rs`).
+fn from_raw_data_rows8<T: super::repack::Repack + Send + Sync + 'static>(
+    raw_data: &[u8],
+    size_in_bytes: usize,
+    dims: Vec<usize>,
+    device: &Device,
+) -> Result<super::QTensor> {
+    if !device.is_cpu() {
+        return from_raw_data::<T>(raw_data, size_in_bytes, dims, device);
+    }
+    let n_blocks = size_in_bytes / std::mem::size_of::<T>();
+    assert!(raw_data.len() >= size_in_bytes);
+    // SAFETY: as in `from_raw_data`: the blocks are plain data of alignment 2 at most, and
+    // `raw_data` holds `size_in_bytes` of them.
+    let data = unsafe { std::slice::from_raw_parts(raw_data.as_ptr() as *const T, n_blocks) };
+    let storage = QStorage::Cpu(super::repack::cpu_storage(data, &dims));
+    super::QTensor::new(storage, dims)
+}
+
 /// Creates a [Tensor] from a raw GGML tensor.
 pub fn qtensor_from_ggml(
     ggml_dtype: GgmlDType,
@@ -155,7 +175,7 @@ pub fn qtensor_from_ggml(
         GgmlDType::F16 => from_raw_data::<half::f16>(raw_data, size_in_bytes, dims, device),
         GgmlDType::BF16 => from_raw_data::<half::bf16>(raw_data, size_in_bytes, dims, device),
         GgmlDType::Q4_0 => {
-            from_raw_data::<k_quants::BlockQ4_0>(raw_data, size_in_bytes, dims, device)
+            from_raw_data_rows8::<k_quants::BlockQ4_0>(raw_data, size_in_bytes, dims, device)
         }
         GgmlDType::Q4_1 => {
             from_raw_data::<k_quants::BlockQ4_1>(raw_data, size_in_bytes, dims, device)
@@ -167,7 +187,7 @@ pub fn qtensor_from_ggml(
             from_raw_data::<k_quants::BlockQ5_1>(raw_data, size_in_bytes, dims, device)
         }
         GgmlDType::Q8_0 => {
-            from_raw_data::<k_quants::BlockQ8_0>(raw_data, size_in_bytes, dims, device)
+            from_raw_data_rows8::<k_quants::BlockQ8_0>(raw_data, size_in_bytes, dims, device)
         }
         GgmlDType::Q2K => {
             from_raw_data::<k_quants::BlockQ2K>(raw_data, size_in_bytes, dims, device)

@@ -12,6 +12,8 @@ pub mod ggml_file;
 pub mod gguf_file;
 pub mod imatrix_file;
 pub mod k_quants;
+pub mod repack;
+pub use repack::set_repack_weights;
 #[cfg(feature = "metal")]
 pub mod metal;
 #[cfg(not(target_arch = "wasm32"))]
@@ -309,12 +311,7 @@ impl QStorage {
 
     fn data(&self) -> Result<Cow<'_, [u8]>> {
         match self {
-            QStorage::Cpu(storage) => {
-                let data_ptr = storage.as_ptr();
-                let size_in_bytes = storage.storage_size_in_bytes();
-                let data = unsafe { std::slice::from_raw_parts(data_ptr, size_in_bytes) };
-                Ok(Cow::from(data))
-            }
+            QStorage::Cpu(storage) => Ok(storage.data()),
             QStorage::Cuda(storage) => Ok(Cow::from(storage.data()?)),
             QStorage::Metal(storage) => Ok(Cow::from(storage.data()?)),
         }
@@ -487,6 +484,14 @@ pub trait QuantizedType: Send + Sync {
     #[allow(clippy::wrong_self_convention)]
     fn from_float_imatrix(&mut self, xs: &[f32], imatrix_weights: &[f32], n_per_row: usize);
     fn size(&self) -> usize;
+    /// Troupe patch: the tensor's blocks as the file lays them out. A storage that keeps them
+    /// in another form (`repack::Rows8`) gives a copy.
+    fn data(&self) -> Cow<'_, [u8]> {
+        // SAFETY: `as_ptr` points at `storage_size_in_bytes` bytes owned by `self`.
+        Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(self.as_ptr(), self.storage_size_in_bytes())
+        })
+    }
 }
 
 impl<T: k_quants::GgmlType + Send + Sync> QuantizedType for Vec<T> {
