@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use troupe::app::{AvatarChange, EditError, Troupe};
+use troupe::characters::Scenario;
 use troupe::characters::{avatar, Character, ProfileForm};
-use troupe::conversation::{forms, prompt, Scenario};
+use troupe::conversation::{forms, prompt};
 use troupe::engine::{mistral::MistralEngine, Engine};
 use troupe::settings::Paths;
 

@@ -7,7 +7,8 @@
 mod common;
 
 use troupe::app::{now_ms, Troupe};
-use troupe::conversation::{self, memory, prompt, turn, Cancel, Scenario};
+use troupe::characters::Scenario;
+use troupe::conversation::{self, assemble, memory, prompt, Cancel};
 use troupe::engine::{mistral::MistralEngine, Sampling};
 use troupe::settings::Paths;
 use troupe::store::{MemoryKind, Persona};
@@ -62,7 +63,7 @@ async fn two_hundred_turns_keep_the_profile_the_summary_the_pins_and_a_fact_from
         stop: prompt::stop_strings(),
         ..Sampling::greedy(12)
     };
-    let budget = turn::budget(&engine, &sampling);
+    let budget = assemble::budget(&engine, &sampling);
     let mut summaries = 0;
     let mut most_tokens = 0;
     let mut recalled = String::new();

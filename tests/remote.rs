@@ -7,7 +7,8 @@ mod http_stub;
 use std::time::{Duration, Instant};
 
 use http_stub::{serve, Reply, Step};
-use troupe::conversation::{self, Cancel, Scenario, TurnError};
+use troupe::characters::Scenario;
+use troupe::conversation::{self, Cancel, TurnError};
 use troupe::engine::{
     ChatMessage, ChatRole, Engine, EngineEvent, Error, RemoteConfig, RemoteEngine, Sampling,
 };

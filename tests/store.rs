@@ -3,7 +3,7 @@
 //! refused rather than damaged.
 
 use troupe::app::Troupe;
-use troupe::conversation::Scenario;
+use troupe::characters::Scenario;
 use troupe::settings::Paths;
 use troupe::store::{Error, MessageStatus, Role, Store};
 

@@ -7,7 +7,8 @@
 //!         > tests/engine-ab/prompts.json
 
 use troupe::characters::builtin;
-use troupe::conversation::{prompt, Scenario};
+use troupe::characters::Scenario;
+use troupe::conversation::prompt;
 
 fn main() {
     let mut set = Vec::new();

@@ -15,9 +15,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Some(Command::Bench {
+    if let Some(Command::Bench(troupe::cli::BenchArgs {
         threads: Some(t), ..
-    }) = &cli.command
+    })) = &cli.command
     {
         // candle runs matmuls on rayon's global pool, which reads this when it is first built;
         // no other thread exists yet.

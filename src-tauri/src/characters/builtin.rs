@@ -47,7 +47,7 @@ pub fn avatars() -> impl Iterator<Item = (&'static str, &'static [u8])> {
 mod tests {
     use super::*;
     use crate::characters::Category;
-    use crate::conversation::Scenario;
+    use crate::characters::Scenario;
 
     #[test]
     fn builtins_are_complete() {

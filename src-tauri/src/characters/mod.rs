@@ -14,10 +14,11 @@
 pub mod avatar;
 pub mod builtin;
 pub mod card;
+mod scenario;
+
+pub use scenario::Scenario;
 
 use serde::{Deserialize, Serialize};
-
-use crate::conversation::Scenario;
 
 /// The paper's three kinds of social character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

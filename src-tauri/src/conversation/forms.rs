@@ -142,7 +142,7 @@ fn clean(text: &str) -> String {
         }
         _ => t,
     };
-    prompt::trim_incomplete_sentence(t).trim().to_string()
+    super::tidy::trim_incomplete_sentence(t).trim().to_string()
 }
 
 /// The first `n` sentences of `text`.

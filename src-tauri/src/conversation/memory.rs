@@ -3,7 +3,7 @@
 //! - **Rolling summary.** When the window moves past a chunk of messages, the model summarises
 //!   that chunk (`catch_up`), stored as a `summary` Memory that covers up to its last message.
 //!   It runs in the background after a reply, never before one: until it is written, the turn
-//!   keeps the uncovered messages word for word while they fit (see `turn::assemble`). Whole
+//!   keeps the uncovered messages word for word while they fit (see `assemble`). Whole
 //!   chunks keep the prompt's prefix stable between them. A summary that comes back empty is
 //!   replaced by an extract of the chunk (the user's messages, shortened), so nothing is lost.
 //! - **Facts about the user** (`facts_in`), kept in companionship Sessions: the user's own
@@ -14,8 +14,11 @@
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
 use crate::store::{self, MemoryKind, Message, Role, Store};
 
+use super::assemble::{assemble, budget};
+use super::context::context;
 use super::prompt;
-use super::turn::{self, Cancel, TurnError};
+use super::tidy::trim_incomplete_sentence;
+use super::{Cancel, TurnError};
 
 /// Longest summary of one chunk, in tokens.
 pub const SUMMARY_TOKENS: usize = 96;
@@ -153,8 +156,8 @@ pub async fn catch_up(
         if cancel.is_cancelled() {
             return Ok(written);
         }
-        let ctx = turn::context(store, session_id)?;
-        let plan = turn::assemble(engine, &ctx, None, turn::budget(engine, sampling)).await?;
+        let ctx = context(store, session_id)?;
+        let plan = assemble(engine, &ctx, None, budget(engine, sampling)).await?;
         let from = ctx.summarised();
         if from >= plan.window_start {
             return Ok(written);
@@ -188,9 +191,7 @@ pub async fn catch_up(
                 }
             }
         }
-        let mut summary = prompt::trim_incomplete_sentence(text.trim())
-            .trim()
-            .to_string();
+        let mut summary = trim_incomplete_sentence(text.trim()).trim().to_string();
         if let Some((label, rest)) = summary.split_once(':') {
             if label.split_whitespace().count() <= 2 && !label.contains(['.', ',']) {
                 summary = rest.trim().to_string();

@@ -3,23 +3,27 @@
 //! `run` is the composition root of the window: it opens the core (`app::Troupe`), registers the
 //! settings store (tauri-plugin-store, the same `settings.json` the CLI reads), serves avatar
 //! files over the `avatar://` protocol, starts loading the model in the background and hands
-//! the window its commands (`commands`). The model's status goes to the window as the app-wide
-//! event `engine://status`; replies stream over a per-call `tauri::ipc::Channel`.
+//! the window its commands (`commands`, by area as in `ui/src/api/`: `characters`,
+//! `conversation`, `engine`; their wire types in `json`). The model's status goes to the window
+//! as the app-wide event `engine://status`; replies stream over a per-call
+//! `tauri::ipc::Channel`. A command translates, calls `app::Troupe` and translates back; what
+//! runs when (one reply per Session, warm-ups, summaries) is `app`'s business.
 
-pub mod commands;
+pub mod commands {
+    //! The window's commands, one file per area of `ui/src/api/`.
+    pub mod characters;
+    pub mod conversation;
+    pub mod engine;
+}
 pub mod json;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use tauri::{Emitter, Manager};
 use tauri_plugin_store::StoreExt;
 
+use crate::app::vocabulary::{Paths, Settings, OLD_SETTING_KEYS};
 use crate::app::Troupe;
-use crate::conversation::Cancel;
-use crate::engine::Slot;
-use crate::settings::{Paths, Settings};
 use json::{ApiError, ErrorCode};
 
 /// What every command can reach.
@@ -27,17 +31,6 @@ pub struct AppState {
     troupe: Result<Troupe, String>,
     /// `--model` from the command line (beats the setting, like `TROUPE_MODEL`).
     model_override: Option<PathBuf>,
-    /// The Stop buttons of the replies being written, by session.
-    running: Mutex<HashMap<i64, Cancel>>,
-    /// Sessions whose next prompt was prefilled, with their message count at the time.
-    warmed: Mutex<HashMap<i64, i64>>,
-    /// Per session, held by a running warm-up (see `commands::send_message`).
-    warming: Mutex<HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    /// The running summary catch-up of each session (`conversation::memory::catch_up`): a
-    /// message sent cancels it, so a reply never waits for a summary.
-    summarising: std::sync::Arc<Mutex<HashMap<i64, Cancel>>>,
-    /// Held by a running Character warm-up (`commands::warm_character`).
-    character_warming: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Held by the running model download (one at a time), and its Cancel button.
     downloading: std::sync::Arc<tokio::sync::Mutex<()>>,
     cancel_download: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -73,11 +66,6 @@ pub fn run(model_override: Option<PathBuf>) {
         .manage(AppState {
             troupe,
             model_override,
-            running: Mutex::new(HashMap::new()),
-            warmed: Mutex::new(HashMap::new()),
-            warming: Mutex::new(HashMap::new()),
-            character_warming: Default::default(),
-            summarising: Default::default(),
             downloading: Default::default(),
             cancel_download: Default::default(),
         })
@@ -87,68 +75,68 @@ pub fn run(model_override: Option<PathBuf>) {
             let handle = app.handle().clone();
             let state = app.state::<AppState>();
             if let Ok(troupe) = &state.troupe {
-                forward_engine_status(&handle, &troupe.engine);
+                forward_engine_status(&handle, troupe);
                 let settings = load_settings(&handle);
                 start_engine(troupe, settings, state.model_override.clone());
             }
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
-            commands::list_characters,
-            commands::get_character,
-            commands::recent_messages,
-            commands::regenerate_reply,
-            commands::continue_reply,
-            commands::select_swipe,
-            commands::prompt_record,
-            commands::search_messages,
-            commands::list_personas,
-            commands::save_persona,
-            commands::delete_persona,
-            commands::list_memories,
-            commands::add_memory,
-            commands::update_memory,
-            commands::delete_memory,
-            commands::rename_session,
-            commands::trash_session,
-            commands::restore_session,
-            commands::edit_message,
-            commands::delete_message,
-            commands::branch_session,
-            commands::suggested_questions,
-            commands::get_character_edit,
-            commands::preview_character,
-            commands::save_character,
-            commands::write_profile_form,
-            commands::duplicate_character,
-            commands::set_favourite,
-            commands::trash_character,
-            commands::restore_character,
-            commands::list_trash,
-            commands::empty_trash,
-            commands::search_characters,
-            commands::import_cards,
-            commands::export_card,
-            commands::list_sessions,
-            commands::create_session,
-            commands::list_messages,
-            commands::send_message,
-            commands::stop_reply,
-            commands::warm_session,
-            commands::warm_character,
-            commands::engine_status,
-            commands::get_settings,
-            commands::save_settings,
-            commands::reload_model,
-            commands::sampling_presets,
-            commands::get_sampling,
-            commands::set_sampling,
-            commands::list_models,
-            commands::add_model,
-            commands::forget_model,
-            commands::use_model,
-            commands::download_model,
-            commands::cancel_download,
+            commands::characters::list_characters,
+            commands::characters::get_character,
+            commands::conversation::recent_messages,
+            commands::conversation::regenerate_reply,
+            commands::conversation::continue_reply,
+            commands::conversation::select_swipe,
+            commands::conversation::prompt_record,
+            commands::conversation::search_messages,
+            commands::conversation::list_personas,
+            commands::conversation::save_persona,
+            commands::conversation::delete_persona,
+            commands::conversation::list_memories,
+            commands::conversation::add_memory,
+            commands::conversation::update_memory,
+            commands::conversation::delete_memory,
+            commands::conversation::rename_session,
+            commands::conversation::trash_session,
+            commands::conversation::restore_session,
+            commands::conversation::edit_message,
+            commands::conversation::delete_message,
+            commands::conversation::branch_session,
+            commands::conversation::suggested_questions,
+            commands::characters::get_character_edit,
+            commands::characters::preview_character,
+            commands::characters::save_character,
+            commands::characters::write_profile_form,
+            commands::characters::duplicate_character,
+            commands::characters::set_favourite,
+            commands::characters::trash_character,
+            commands::characters::restore_character,
+            commands::characters::list_trash,
+            commands::characters::empty_trash,
+            commands::characters::search_characters,
+            commands::characters::import_cards,
+            commands::characters::export_card,
+            commands::conversation::list_sessions,
+            commands::conversation::create_session,
+            commands::conversation::list_messages,
+            commands::conversation::send_message,
+            commands::conversation::stop_reply,
+            commands::conversation::warm_session,
+            commands::conversation::warm_character,
+            commands::engine::engine_status,
+            commands::engine::get_settings,
+            commands::engine::save_settings,
+            commands::engine::reload_model,
+            commands::engine::sampling_presets,
+            commands::engine::get_sampling,
+            commands::engine::set_sampling,
+            commands::engine::list_models,
+            commands::engine::add_model,
+            commands::engine::forget_model,
+            commands::engine::use_model,
+            commands::engine::download_model,
+            commands::engine::cancel_download,
         ])
         .run(tauri::generate_context!())
         .expect("the Tauri runtime failed to start");
@@ -168,8 +156,8 @@ fn start_engine(troupe: &Troupe, settings: Settings, model_override: Option<Path
     });
 }
 
-fn forward_engine_status(app: &tauri::AppHandle, slot: &Slot) {
-    let mut rx = slot.subscribe();
+fn forward_engine_status(app: &tauri::AppHandle, troupe: &Troupe) {
+    let mut rx = troupe.watch_engine();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         while rx.changed().await.is_ok() {
@@ -200,7 +188,7 @@ fn load_settings(app: &tauri::AppHandle) -> Settings {
 fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
     let store = settings_store(app)?;
     let value = serde_json::to_value(settings).map_err(|e| e.to_string())?;
-    for old in crate::settings::OLD_KEYS {
+    for old in OLD_SETTING_KEYS {
         store.delete(old);
     }
     if let serde_json::Value::Object(map) = value {

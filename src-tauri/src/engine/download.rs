@@ -94,6 +94,71 @@ pub async fn download(
     mut progress: impl FnMut(Progress),
     cancelled: impl Fn() -> bool,
 ) -> Result<PathBuf, Error> {
+    let name = file_name(req)?;
+    let dest = dir.join(&name);
+    let part = dir.join(format!("{name}.part"));
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| write_err(dir, e))?;
+    let url = format!(
+        "{endpoint}/{}/resolve/{}/{}",
+        req.repo, req.revision, req.file
+    );
+    let fetch = Fetch::new(&url, token)?;
+    let found = fetch.resolve().await?;
+    let (mut have, mut hasher) = resume_from(&part, found.size).await?;
+    let resumed_from = have;
+    let mut response = None;
+    if found.size != Some(have) || have == 0 {
+        let r = fetch.get(&found.target, have).await?;
+        if r.status().as_u16() == 200 {
+            // The server ignored the range: start over.
+            have = 0;
+            hasher = Sha256::new();
+        }
+        response = Some(r);
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(have == 0)
+        .append(have > 0)
+        .open(&part)
+        .await
+        .map_err(|e| write_err(&part, e))?;
+    let total = found.size.or_else(|| {
+        response
+            .as_ref()
+            .and_then(|r| r.content_length())
+            .map(|l| l + have)
+    });
+    let mut report = |done| {
+        progress(Progress {
+            done,
+            total,
+            resumed_from,
+        })
+    };
+    report(have);
+    if let Some(r) = response {
+        let mut sink = Sink {
+            file: &mut file,
+            part: &part,
+            hasher: &mut hasher,
+            have: &mut have,
+        };
+        sink.take(r, &url, &mut report, &cancelled).await?;
+    }
+    file.flush().await.map_err(|e| write_err(&part, e))?;
+    file.sync_all().await.map_err(|e| write_err(&part, e))?;
+    drop(file);
+    check_and_place(&url, &part, &dest, have, &found, hasher).await?;
+    Ok(dest)
+}
+
+/// The file's name, after checking that the repository and the file name are plausible (no
+/// path tricks, a `.gguf`), before any network.
+fn file_name(req: &Request) -> Result<String, Error> {
     let repo_ok = req.repo.split('/').count() == 2
         && req
             .repo
@@ -110,68 +175,109 @@ pub async fn download(
     if !name.to_ascii_lowercase().ends_with(".gguf") || req.file.contains("..") {
         return Err(Error::BadFile(req.file.clone()));
     }
-    let dest = dir.join(&name);
-    let part = dir.join(format!("{name}.part"));
-    let write_err = |path: &Path, e: std::io::Error| Error::Write {
+    Ok(name)
+}
+
+fn write_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    };
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| write_err(dir, e))?;
+    }
+}
 
-    let url = format!(
-        "{endpoint}/{}/resolve/{}/{}",
-        req.repo, req.revision, req.file
-    );
-    let net = |url: &str, e: reqwest::Error| Error::Network {
+fn net(url: &str, e: reqwest::Error) -> Error {
+    Error::Network {
         url: url.to_string(),
         reason: e.without_url().to_string(),
-    };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(|e| net(&url, e))?;
-    let auth = |r: reqwest::RequestBuilder| match token {
-        Some(t) if !t.is_empty() => r.bearer_auth(t),
-        _ => r,
-    };
+    }
+}
 
-    // The resolve URL: checksum, size and where the bytes are (up to a few redirects).
-    let mut target = url.clone();
-    let mut sha = None;
-    let mut size = None;
-    for _ in 0..5 {
-        let head = auth(client.head(&target))
-            .send()
-            .await
-            .map_err(|e| net(&target, e))?;
-        let header = |k: &str| {
-            head.headers()
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim_matches('"').to_string())
-        };
-        sha = sha.or_else(|| header("x-linked-etag").filter(|e| is_sha256(e)));
-        size = size.or_else(|| header("x-linked-size").and_then(|s| s.parse::<u64>().ok()));
-        if head.status().is_redirection() {
-            let Some(loc) = header("location") else {
-                break;
-            };
-            target = head.url().join(&loc).map(|u| u.to_string()).unwrap_or(loc);
-            continue;
-        }
-        if !head.status().is_success() {
-            return Err(http_error(&url, head.status().as_u16()));
-        }
-        sha = sha.or_else(|| header("etag").filter(|e| is_sha256(e)));
-        size = size.or_else(|| head.content_length());
-        break;
+/// The HTTP side: a client that follows no redirect by itself, the resolve URL and the token.
+struct Fetch<'a> {
+    client: reqwest::Client,
+    url: &'a str,
+    token: Option<&'a str>,
+}
+
+/// What the resolve URL says: where the bytes are, their SHA-256 and size when it tells.
+struct Found {
+    target: String,
+    sha: Option<String>,
+    size: Option<u64>,
+}
+
+impl<'a> Fetch<'a> {
+    fn new(url: &'a str, token: Option<&'a str>) -> Result<Fetch<'a>, Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| net(url, e))?;
+        Ok(Fetch { client, url, token })
     }
 
-    // Resume from what an earlier try left, if it is not already all there.
-    let mut have = tokio::fs::metadata(&part)
+    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token {
+            Some(t) if !t.is_empty() => r.bearer_auth(t),
+            _ => r,
+        }
+    }
+
+    /// Asks the resolve URL (HEAD, up to a few redirects) for the checksum, the size and
+    /// where the bytes are.
+    async fn resolve(&self) -> Result<Found, Error> {
+        let mut target = self.url.to_string();
+        let mut sha = None;
+        let mut size = None;
+        for _ in 0..5 {
+            let head = self
+                .auth(self.client.head(&target))
+                .send()
+                .await
+                .map_err(|e| net(&target, e))?;
+            let header = |k: &str| {
+                head.headers()
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim_matches('"').to_string())
+            };
+            sha = sha.or_else(|| header("x-linked-etag").filter(|e| is_sha256(e)));
+            size = size.or_else(|| header("x-linked-size").and_then(|s| s.parse::<u64>().ok()));
+            if head.status().is_redirection() {
+                let Some(loc) = header("location") else {
+                    break;
+                };
+                target = head.url().join(&loc).map(|u| u.to_string()).unwrap_or(loc);
+                continue;
+            }
+            if !head.status().is_success() {
+                return Err(http_error(self.url, head.status().as_u16()));
+            }
+            sha = sha.or_else(|| header("etag").filter(|e| is_sha256(e)));
+            size = size.or_else(|| head.content_length());
+            break;
+        }
+        Ok(Found { target, sha, size })
+    }
+
+    /// GETs the bytes from `have` on (a range request when resuming): a 206, or a 200 when the
+    /// server ignored the range.
+    async fn get(&self, target: &str, have: u64) -> Result<reqwest::Response, Error> {
+        let mut get = self.auth(self.client.get(target));
+        if have > 0 {
+            get = get.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let r = get.send().await.map_err(|e| net(target, e))?;
+        match r.status().as_u16() {
+            200 | 206 => Ok(r),
+            s => Err(http_error(self.url, s)),
+        }
+    }
+}
+
+/// What an earlier try left in `part` (unless it is more than the whole), already hashed.
+async fn resume_from(part: &Path, size: Option<u64>) -> Result<(u64, Sha256), Error> {
+    let mut have = tokio::fs::metadata(part)
         .await
         .map(|m| m.len())
         .unwrap_or(0);
@@ -180,13 +286,13 @@ pub async fn download(
     }
     let mut hasher = Sha256::new();
     if have > 0 {
-        let mut f = tokio::fs::File::open(&part)
+        let mut f = tokio::fs::File::open(part)
             .await
-            .map_err(|e| write_err(&part, e))?;
+            .map_err(|e| write_err(part, e))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut left = have;
         while left > 0 {
-            let n = f.read(&mut buf).await.map_err(|e| write_err(&part, e))?;
+            let n = f.read(&mut buf).await.map_err(|e| write_err(part, e))?;
             if n == 0 {
                 break;
             }
@@ -195,49 +301,31 @@ pub async fn download(
             left -= n as u64;
         }
     }
-    let resumed_from = have;
-    let mut response = None;
-    if size != Some(have) || have == 0 {
-        let mut get = auth(client.get(&target));
-        if have > 0 {
-            get = get.header(reqwest::header::RANGE, format!("bytes={have}-"));
-        }
-        let r = get.send().await.map_err(|e| net(&target, e))?;
-        match r.status().as_u16() {
-            206 => {}
-            200 => {
-                // The server ignored the range: start over.
-                have = 0;
-                hasher = Sha256::new();
-            }
-            s => return Err(http_error(&url, s)),
-        }
-        response = Some(r);
-    }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(have == 0)
-        .append(have > 0)
-        .open(&part)
-        .await
-        .map_err(|e| write_err(&part, e))?;
-    let total = size.or_else(|| {
-        response
-            .as_ref()
-            .and_then(|r| r.content_length())
-            .map(|l| l + have)
-    });
-    progress(Progress {
-        done: have,
-        total,
-        resumed_from,
-    });
-    if let Some(r) = response {
+    Ok((have, hasher))
+}
+
+/// Where the body goes: the `.part` file, the running hash and the count.
+struct Sink<'a> {
+    file: &'a mut tokio::fs::File,
+    part: &'a Path,
+    hasher: &'a mut Sha256,
+    have: &'a mut u64,
+}
+
+impl Sink<'_> {
+    /// Writes the response's body as it arrives, reporting each piece, until it ends, breaks
+    /// or is cancelled.
+    async fn take(
+        &mut self,
+        r: reqwest::Response,
+        url: &str,
+        report: &mut impl FnMut(u64),
+        cancelled: &impl Fn() -> bool,
+    ) -> Result<(), Error> {
         let mut body = r.bytes_stream();
         while let Some(chunk) = body.next().await {
             if cancelled() {
-                let _ = file.flush().await;
+                let _ = self.file.flush().await;
                 return Err(Error::Cancelled);
             }
             let chunk = match chunk {
@@ -246,68 +334,76 @@ pub async fn download(
                     // tokio's File finishes a write in the background: without this flush the
                     // last chunk could land after we return, so the next try's resume offset
                     // (the .part's length) would be read before it arrived.
-                    let _ = file.flush().await;
+                    let _ = self.file.flush().await;
                     return Err(Error::Network {
-                        url: url.clone(),
+                        url: url.to_string(),
                         reason: format!(
                             "the connection broke after {:.1} MB ({}); try again to resume",
-                            have as f64 / 1e6,
+                            *self.have as f64 / 1e6,
                             e.without_url()
                         ),
                     });
                 }
             };
-            file.write_all(&chunk)
+            self.file
+                .write_all(&chunk)
                 .await
-                .map_err(|e| write_err(&part, e))?;
-            hasher.update(&chunk);
-            have += chunk.len() as u64;
-            progress(Progress {
-                done: have,
-                total,
-                resumed_from,
-            });
+                .map_err(|e| write_err(self.part, e))?;
+            self.hasher.update(&chunk);
+            *self.have += chunk.len() as u64;
+            report(*self.have);
         }
+        Ok(())
     }
-    file.flush().await.map_err(|e| write_err(&part, e))?;
-    file.sync_all().await.map_err(|e| write_err(&part, e))?;
-    drop(file);
+}
 
-    if let Some(want) = size.filter(|s| have < *s) {
+/// The whole file, checked (size, SHA-256, a GGUF Troupe can run), renamed into place; a file
+/// that fails a check is deleted so the next try starts clean.
+async fn check_and_place(
+    url: &str,
+    part: &Path,
+    dest: &Path,
+    have: u64,
+    found: &Found,
+    hasher: Sha256,
+) -> Result<(), Error> {
+    if let Some(want) = found.size.filter(|s| have < *s) {
         return Err(Error::Network {
-            url,
+            url: url.to_string(),
             reason: format!(
                 "the connection ended after {have} of {want} bytes; try again to resume"
             ),
         });
     }
     let got = format!("{:x}", hasher.finalize());
-    if let Some(want) = sha {
+    if let Some(want) = &found.sha {
         if got != want.to_ascii_lowercase() {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(Error::Checksum { got, want });
+            let _ = tokio::fs::remove_file(part).await;
+            return Err(Error::Checksum {
+                got,
+                want: want.clone(),
+            });
         }
     }
     // A whole, checked file; refuse it now if Troupe could never run it.
-    if let Err(e) = super::check_model_file(&part) {
-        let _ = tokio::fs::remove_file(&part).await;
+    if let Err(e) = super::check_model_file(part) {
+        let _ = tokio::fs::remove_file(part).await;
         return Err(Error::Model(match e {
             EngineError::ModelUnsupported {
                 architecture,
                 supported,
                 ..
             } => EngineError::ModelUnsupported {
-                path: dest.clone(),
+                path: dest.to_path_buf(),
                 architecture,
                 supported,
             },
             other => other,
         }));
     }
-    tokio::fs::rename(&part, &dest)
+    tokio::fs::rename(part, dest)
         .await
-        .map_err(|e| write_err(&dest, e))?;
-    Ok(dest)
+        .map_err(|e| write_err(dest, e))
 }
 
 fn is_sha256(s: &str) -> bool {

@@ -142,13 +142,7 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
             file_len
         ));
     }
-    let quantization = counts
-        .iter()
-        .filter(|(t, _)| !matches!(t, 0 | 1 | 30)) // the float tensors (norms) are not "the" quant
-        .max_by_key(|(_, n)| *n)
-        .or(counts.first())
-        .map(|(t, _)| type_name(*t))
-        .unwrap_or_else(|| "none".into());
+    let quantization = main_quantization(&counts);
 
     Ok(Header {
         version,
@@ -163,6 +157,18 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
         kv_heads,
         embedding,
     })
+}
+
+/// The file's quantisation: the type that holds the most elements, float tensors (the norms)
+/// aside; `counts` is (type, elements) per type.
+fn main_quantization(counts: &[(u32, u64)]) -> String {
+    counts
+        .iter()
+        .filter(|(t, _)| !matches!(t, 0 | 1 | 30))
+        .max_by_key(|(_, n)| *n)
+        .or(counts.first())
+        .map(|(t, _)| type_name(*t))
+        .unwrap_or_else(|| "none".into())
 }
 
 /// (elements per block, bytes per block) of a ggml tensor type, for the types we know.

@@ -11,7 +11,7 @@
 //! next token, so the engine is free for the next request.
 
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -89,24 +89,7 @@ impl MistralEngine {
                 reason: format!("it is too large for this machine: it {why}; choose a smaller model or a remote server"),
             });
         }
-        let mut quantization = header.quantization.clone();
-        let path = match cache_dir {
-            Some(dir) if std::env::var_os("TROUPE_NO_TRANSCODE").is_none() => {
-                match fast_copy(&source, dir).await {
-                    Ok(Some(copy)) => {
-                        quantization = format!("{quantization} → Q8_0");
-                        copy
-                    }
-                    Ok(None) => source.clone(),
-                    Err(reason) => {
-                        // Slow is better than nothing: run the original file.
-                        tracing::warn!("could not transcode {}: {reason}", source.display());
-                        source.clone()
-                    }
-                }
-            }
-            _ => source.clone(),
-        };
+        let (path, quantization) = runnable_copy(&source, cache_dir, &header.quantization).await;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let file = path
             .file_name()
@@ -619,4 +602,25 @@ fn finished(
         },
     });
     EngineEvent::Finished { reason, usage }
+}
+
+/// The file to run and its quantisation as shown: a Q8_0 copy of a Q4_1/Q5_0/Q5_1 file from
+/// the cache (made on first use; `TROUPE_NO_TRANSCODE` turns it off), else the file itself.
+async fn runnable_copy(
+    source: &Path,
+    cache_dir: Option<&Path>,
+    quantization: &str,
+) -> (PathBuf, String) {
+    let Some(dir) = cache_dir.filter(|_| std::env::var_os("TROUPE_NO_TRANSCODE").is_none()) else {
+        return (source.to_path_buf(), quantization.to_string());
+    };
+    match fast_copy(source, dir).await {
+        Ok(Some(copy)) => (copy, format!("{quantization} → Q8_0")),
+        Ok(None) => (source.to_path_buf(), quantization.to_string()),
+        Err(reason) => {
+            // Slow is better than nothing: run the original file.
+            tracing::warn!("could not transcode {}: {reason}", source.display());
+            (source.to_path_buf(), quantization.to_string())
+        }
+    }
 }

@@ -78,7 +78,7 @@ fn gpu_memory() -> Option<u64> {
     Some(mb << 20)
 }
 
-/// Context the app uses at most (conversation::turn caps long contexts on CPU).
+/// Context the app uses at most (conversation::assemble caps long contexts on CPU).
 const CONTEXT_FOR_FIT: u64 = 4096;
 /// The app, the window and the engine's own buffers.
 const OVERHEAD: u64 = 400 << 20;

@@ -172,159 +172,194 @@ impl Engine for RemoteEngine {
         let config = self.config.clone();
         let client = self.client.clone();
         tokio::spawn(async move {
-            let fail = |m: String| EngineEvent::Failed(m);
-            let body = request_body(&config.model, &messages, &sampling);
-            let mut req = client
-                .post(format!("{}/chat/completions", config.base_url))
-                .json(&body);
-            if let Some(k) = config.api_key.as_deref().filter(|k| !k.is_empty()) {
-                req = req.bearer_auth(k);
-            }
-            let started = std::time::Instant::now();
-            let send = tokio::select! {
-                _ = tx.closed() => return,
-                r = tokio::time::timeout(config.stall, req.send()) => r,
-            };
-            let resp = match send {
-                Err(_) => {
-                    let _ = tx
-                        .send(fail(format!(
-                            "the server did not answer within {} s",
-                            config.stall.as_secs()
-                        )))
-                        .await;
-                    return;
-                }
-                Ok(Err(e)) => {
-                    let _ = tx
-                        .send(fail(format!(
-                            "cannot reach the server: {}",
-                            e.without_url()
-                        )))
-                        .await;
-                    return;
-                }
-                Ok(Ok(r)) => r,
-            };
-            if !resp.status().is_success() {
-                let status = resp.status().as_u16();
-                let text = resp.text().await.unwrap_or_default();
-                let detail = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(String::from))
-                    .unwrap_or_else(|| text.chars().take(200).collect());
-                let _ = tx
-                    .send(fail(format!("the server answered {status}: {detail}")))
-                    .await;
-                return;
-            }
-            let mut body = resp.bytes_stream();
-            let mut buf: Vec<u8> = Vec::new();
-            let mut first: Option<f64> = None;
-            let mut pieces = 0usize;
-            let mut usage_tokens: Option<(usize, usize)> = None;
-            let mut finish = FinishReason::Stop;
-            loop {
-                let next = tokio::select! {
-                    _ = tx.closed() => return, // Stop: dropping the stream closes the connection.
-                    n = tokio::time::timeout(config.stall, body.next()) => n,
-                };
-                let chunk = match next {
-                    Err(_) => {
-                        let _ = tx
-                            .send(fail(format!(
-                                "the server stopped sending (nothing for {} s)",
-                                config.stall.as_secs()
-                            )))
-                            .await;
-                        return;
-                    }
-                    Ok(None) => {
-                        let _ = tx
-                            .send(fail("the server closed the stream before the end".into()))
-                            .await;
-                        return;
-                    }
-                    Ok(Some(Err(e))) => {
-                        let _ = tx
-                            .send(fail(format!("the connection broke: {}", e.without_url())))
-                            .await;
-                        return;
-                    }
-                    Ok(Some(Ok(c))) => c,
-                };
-                buf.extend_from_slice(&chunk);
-                // Server-sent events: one `data: ...` line per event.
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let line = String::from_utf8_lossy(&line);
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with(':') || line.starts_with("event:") {
-                        continue;
-                    }
-                    let Some(data) = line.strip_prefix("data:").map(str::trim) else {
-                        let _ = tx
-                            .send(fail(format!(
-                                "the server sent something that is not a chat stream: {:?}",
-                                line.chars().take(80).collect::<String>()
-                            )))
-                            .await;
-                        return;
-                    };
-                    if data == "[DONE]" {
-                        let total = started.elapsed().as_secs_f64();
-                        let ttft = first.unwrap_or(total);
-                        let (prompt, completion) = usage_tokens.unwrap_or((0, pieces));
-                        let _ = tx
-                            .send(EngineEvent::Finished {
-                                reason: finish,
-                                usage: Some(Usage {
-                                    prompt_tokens: prompt,
-                                    completion_tokens: completion,
-                                    prompt_seconds: ttft,
-                                    completion_seconds: (total - ttft).max(0.0),
-                                }),
-                            })
-                            .await;
-                        return;
-                    }
-                    let Ok(event) = serde_json::from_str::<Value>(data) else {
-                        let _ = tx
-                            .send(fail(format!(
-                                "the server sent something that is not a chat stream: {:?}",
-                                data.chars().take(80).collect::<String>()
-                            )))
-                            .await;
-                        return;
-                    };
-                    if let Some(msg) = event["error"]["message"].as_str() {
-                        let _ = tx.send(fail(format!("the server failed: {msg}"))).await;
-                        return;
-                    }
-                    if let (Some(p), Some(c)) = (
-                        event["usage"]["prompt_tokens"].as_u64(),
-                        event["usage"]["completion_tokens"].as_u64(),
-                    ) {
-                        usage_tokens = Some((p as usize, c as usize));
-                    }
-                    let choice = &event["choices"][0];
-                    if let Some(text) = choice["delta"]["content"]
-                        .as_str()
-                        .filter(|t| !t.is_empty())
-                    {
-                        first.get_or_insert_with(|| started.elapsed().as_secs_f64());
-                        pieces += 1;
-                        if tx.send(EngineEvent::Text(text.to_string())).await.is_err() {
-                            return;
-                        }
-                    }
-                    if choice["finish_reason"].as_str() == Some("length") {
-                        finish = FinishReason::Length;
-                    }
-                }
+            if let Err(reason) = stream(&client, &config, &messages, &sampling, &tx).await {
+                let _ = tx.send(EngineEvent::Failed(reason)).await;
             }
         });
         rx
+    }
+}
+
+/// Sends the request and forwards the reply's stream to `tx` until `[DONE]`. `Err` is why the
+/// reply failed; `Ok` also when the receiver went away (Stop: dropping the stream closes the
+/// connection).
+async fn stream(
+    client: &reqwest::Client,
+    config: &RemoteConfig,
+    messages: &[ChatMessage],
+    sampling: &Sampling,
+    tx: &mpsc::Sender<EngineEvent>,
+) -> Result<(), String> {
+    let mut reply = Reply {
+        started: std::time::Instant::now(),
+        first: None,
+        pieces: 0,
+        usage_tokens: None,
+        finish: FinishReason::Stop,
+    };
+    let Some(resp) = open(client, config, messages, sampling, tx).await? else {
+        return Ok(());
+    };
+    let mut body = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let next = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            n = tokio::time::timeout(config.stall, body.next()) => n,
+        };
+        let chunk = match next {
+            Err(_) => {
+                return Err(format!(
+                    "the server stopped sending (nothing for {} s)",
+                    config.stall.as_secs()
+                ))
+            }
+            Ok(None) => return Err("the server closed the stream before the end".into()),
+            Ok(Some(Err(e))) => return Err(format!("the connection broke: {}", e.without_url())),
+            Ok(Some(Ok(c))) => c,
+        };
+        buf.extend_from_slice(&chunk);
+        // Server-sent events: one `data: ...` line per event.
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line);
+            match reply.line(line.trim())? {
+                Line::Nothing => {}
+                Line::Text(text) => {
+                    if tx.send(EngineEvent::Text(text)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Line::Done(finished) => {
+                    let _ = tx.send(finished).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Posts the request; `None` when the receiver went away meanwhile, an error when the server
+/// cannot be reached, does not answer in time or answers with an error status.
+async fn open(
+    client: &reqwest::Client,
+    config: &RemoteConfig,
+    messages: &[ChatMessage],
+    sampling: &Sampling,
+    tx: &mpsc::Sender<EngineEvent>,
+) -> Result<Option<reqwest::Response>, String> {
+    let body = request_body(&config.model, messages, sampling);
+    let mut req = client
+        .post(format!("{}/chat/completions", config.base_url))
+        .json(&body);
+    if let Some(k) = config.api_key.as_deref().filter(|k| !k.is_empty()) {
+        req = req.bearer_auth(k);
+    }
+    let send = tokio::select! {
+        _ = tx.closed() => return Ok(None),
+        r = tokio::time::timeout(config.stall, req.send()) => r,
+    };
+    let resp = match send {
+        Err(_) => {
+            return Err(format!(
+                "the server did not answer within {} s",
+                config.stall.as_secs()
+            ))
+        }
+        Ok(Err(e)) => return Err(format!("cannot reach the server: {}", e.without_url())),
+        Ok(Ok(r)) => r,
+    };
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        return Err(format!("the server answered {status}: {detail}"));
+    }
+    Ok(Some(resp))
+}
+
+/// A streamed reply as it arrives: timing, counts, usage and why it ended.
+struct Reply {
+    started: std::time::Instant,
+    first: Option<f64>,
+    pieces: usize,
+    usage_tokens: Option<(usize, usize)>,
+    finish: FinishReason,
+}
+
+/// What one line of the stream means.
+enum Line {
+    Nothing,
+    Text(String),
+    Done(EngineEvent),
+}
+
+impl Reply {
+    /// Reads one line of server-sent events; `Err` when it is not a chat stream or reports a
+    /// failure.
+    fn line(&mut self, line: &str) -> Result<Line, String> {
+        if line.is_empty() || line.starts_with(':') || line.starts_with("event:") {
+            return Ok(Line::Nothing);
+        }
+        let not_a_stream = |t: &str| {
+            format!(
+                "the server sent something that is not a chat stream: {:?}",
+                t.chars().take(80).collect::<String>()
+            )
+        };
+        let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+            return Err(not_a_stream(line));
+        };
+        if data == "[DONE]" {
+            return Ok(Line::Done(self.finished()));
+        }
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            return Err(not_a_stream(data));
+        };
+        if let Some(msg) = event["error"]["message"].as_str() {
+            return Err(format!("the server failed: {msg}"));
+        }
+        if let (Some(p), Some(c)) = (
+            event["usage"]["prompt_tokens"].as_u64(),
+            event["usage"]["completion_tokens"].as_u64(),
+        ) {
+            self.usage_tokens = Some((p as usize, c as usize));
+        }
+        let choice = &event["choices"][0];
+        if choice["finish_reason"].as_str() == Some("length") {
+            self.finish = FinishReason::Length;
+        }
+        match choice["delta"]["content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
+            Some(text) => {
+                self.first
+                    .get_or_insert_with(|| self.started.elapsed().as_secs_f64());
+                self.pieces += 1;
+                Ok(Line::Text(text.to_string()))
+            }
+            None => Ok(Line::Nothing),
+        }
+    }
+
+    /// The `Finished` event, with the server's usage when it sent one, else the pieces counted.
+    fn finished(&self) -> EngineEvent {
+        let total = self.started.elapsed().as_secs_f64();
+        let ttft = self.first.unwrap_or(total);
+        let (prompt, completion) = self.usage_tokens.unwrap_or((0, self.pieces));
+        EngineEvent::Finished {
+            reason: self.finish,
+            usage: Some(Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                prompt_seconds: ttft,
+                completion_seconds: (total - ttft).max(0.0),
+            }),
+        }
     }
 }
 

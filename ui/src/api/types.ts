@@ -1,4 +1,4 @@
-// Generated from src-tauri/src/desktop/json.rs by the test `bindings_are_current`.
+// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
 export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "internal";

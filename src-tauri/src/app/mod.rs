@@ -1,0 +1,200 @@
+//! The core's one door. Every front end (the window, the CLI, and the local API to come) builds
+//! one `Troupe` and calls its operations: a front end translates its input, calls one operation
+//! and renders the result; the rules (validation, one reply per Session, what runs in the
+//! background, where a Sampling comes from) live here or below, never in a front end.
+//!
+//! `Troupe` is also the composition root: it opens the store under `Paths`, installs the
+//! built-in Characters and their avatars on first run, and holds the engine `Slot`. Its
+//! operations are grouped by concept: `library` (reading and keeping Characters, Sessions,
+//! Messages, Memories, Personas), `editing` (the editor's save, duplicates, the trash), `cards`
+//! (import and export), `sessions` (starting one), `chat` (replies and the work around them),
+//! `sampling`, and below (`start_engine`, `models`) the engine.
+//!
+//! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
+//! end names no other module of the crate (tests/architecture.rs checks it).
+
+mod cards;
+mod chat;
+mod editing;
+mod library;
+mod models;
+mod sampling;
+mod sessions;
+
+pub use crate::conversation::Cancel;
+pub use cards::{CardError, CardFormat, Imported};
+pub use chat::Rewrite;
+pub use editing::{AvatarChange, EditError};
+pub use library::{Error, Preview};
+pub use sampling::{
+    sampling, sampling_at, sampling_for_session, set_sampling_at, SamplingLevel, SamplingScope,
+    SamplingSource, SetSamplingError,
+};
+
+/// The vocabulary of the front ends: the core's types they take and give.
+pub mod vocabulary {
+    pub use crate::characters::avatar::{thumb_name, Crop};
+    pub use crate::characters::{
+        initials, Attributes, Behaviours, Category, Character, Exchange, Greetings, ProfileForm,
+        ProfileForms, Scenario,
+    };
+    pub use crate::conversation::assemble::CONTEXT_CAP;
+    pub use crate::conversation::forms::FormError;
+    pub use crate::conversation::prompt::PromptRecord;
+    pub use crate::conversation::{ReplyStats, TurnError, TurnEvent};
+    pub use crate::engine::download::{Error as DownloadError, Progress as DownloadProgress};
+    pub use crate::engine::models::{Fit, Memory as MachineMemory, ModelFile};
+    pub use crate::engine::sampling::{preset, PRESETS};
+    pub use crate::engine::{EngineStatus, Error as EngineError, Sampling};
+    pub use crate::settings::{
+        EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings, OLD_KEYS as OLD_SETTING_KEYS,
+    };
+    pub use crate::store::{
+        CharacterSummary, Error as StoreError, Memory, MemoryKind, Message, MessageStatus, Persona,
+        Role, SearchHit, Session,
+    };
+}
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::characters::{avatar, builtin, Character};
+use crate::engine::{EngineStatus, Slot};
+use crate::settings::{EngineChoice, Paths, Settings};
+use crate::store::{self, Store};
+
+/// Cheap to clone: the store, the engine slot and what runs are shared.
+#[derive(Clone)]
+pub struct Troupe {
+    pub paths: Paths,
+    /// The core's own parts, for the core and its tests; front ends call `Troupe`'s operations.
+    pub store: Arc<Store>,
+    pub engine: Slot,
+    activity: Arc<chat::Activity>,
+}
+
+impl Troupe {
+    /// Opens the data directory: creates it, migrates the database and installs built-ins.
+    pub fn open(paths: Paths) -> Result<Troupe, store::Error> {
+        let _ = std::fs::create_dir_all(&paths.data);
+        let store = Store::open(&paths.database())?;
+        install_builtins(&store, &paths.avatars())?;
+        // The trash keeps a deleted Character for `TRASH_DAYS`; older ones go for good.
+        let cutoff = now_ms() - TRASH_DAYS * 24 * 3600 * 1000;
+        match store.purge_trash(cutoff, now_ms()) {
+            Ok(gone) => remove_avatar_files(&paths.avatars(), &gone),
+            Err(e) => tracing::warn!("cannot empty old trash: {e}"),
+        }
+        if let Err(e) = store.purge_sessions(cutoff) {
+            tracing::warn!("cannot remove old deleted conversations: {e}");
+        }
+        Ok(Troupe {
+            paths,
+            store: Arc::new(store),
+            engine: Slot::new().with_cache_dir(Paths::model_cache()),
+            activity: Default::default(),
+        })
+    }
+
+    /// What the engine is doing: loading, ready (with the model and device) or failed.
+    pub fn engine_status(&self) -> EngineStatus {
+        self.engine.status()
+    }
+
+    /// Every change of `engine_status`, for a front end that shows it live.
+    pub fn watch_engine(&self) -> tokio::sync::watch::Receiver<EngineStatus> {
+        self.engine.subscribe()
+    }
+
+    /// Current settings from settings.json (the desktop app passes its store's view instead).
+    pub fn settings(&self) -> Settings {
+        Settings::load(&self.paths.settings())
+    }
+
+    /// Starts the engine the settings choose: connects to the remote server, or loads the
+    /// model file (`override_path` first, see `model_file`). Returns once it is ready or failed;
+    /// the slot's status says which.
+    pub async fn start_engine(
+        &self,
+        settings: &Settings,
+        override_path: Option<&Path>,
+    ) -> Result<(), crate::engine::Error> {
+        match settings.engine {
+            EngineChoice::Remote if override_path.is_none() => {
+                self.engine.connect(settings.remote.config()).await
+            }
+            _ => {
+                self.engine
+                    .load(self.model_file(settings, override_path))
+                    .await
+            }
+        }
+    }
+
+    /// The model manager's list: the models folder, the files the user added, and the model in
+    /// use even when it lives elsewhere (`--model`, `TROUPE_MODEL`).
+    pub fn models(
+        &self,
+        settings: &Settings,
+        override_path: Option<&Path>,
+        mem: &crate::engine::models::Memory,
+    ) -> Vec<crate::engine::models::ModelFile> {
+        let mut extra = settings.models.clone();
+        extra.push(self.model_file(settings, override_path));
+        crate::engine::models::list(&self.paths.models(), &extra, mem)
+    }
+
+    /// The model file that would be loaded now.
+    pub fn model_file(&self, settings: &Settings, override_path: Option<&Path>) -> PathBuf {
+        settings.model_file(&self.paths, override_path)
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn install_builtins(store: &Store, avatars: &Path) -> Result<(), store::Error> {
+    // Avatars first: a character row never points at a file that is not there. A file the user
+    // replaced is left alone, like the row.
+    let _ = std::fs::create_dir_all(avatars);
+    for (name, bytes) in builtin::avatars() {
+        let path = avatars.join(name);
+        if !path.exists() {
+            if let Err(e) = std::fs::write(&path, bytes) {
+                tracing::warn!("cannot write avatar {}: {e}", path.display());
+            }
+        }
+        let thumb = avatars.join(avatar::thumb_name(name));
+        if !thumb.exists() {
+            if let Ok(a) = avatar::prepare(bytes, None) {
+                let _ = std::fs::write(&thumb, a.thumb);
+            }
+        }
+    }
+    let now = now_ms();
+    for c in builtin::all() {
+        store.insert_character_if_absent(&c, true, now)?;
+    }
+    Ok(())
+}
+
+/// Days a deleted Character waits in the trash before it is removed for good.
+pub const TRASH_DAYS: i64 = 30;
+
+/// Removes the avatar files (and thumbnails) of Characters deleted for good.
+pub(crate) fn remove_avatar_files(dir: &Path, gone: &[Character]) {
+    let builtin_files: Vec<&str> = builtin::avatars().map(|(n, _)| n).collect();
+    for name in gone.iter().filter_map(|c| c.avatar.as_deref()) {
+        // A built-in's picture is reinstalled from the binary anyway; harmless to keep.
+        if builtin_files.contains(&name) {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(name));
+        let _ = std::fs::remove_file(dir.join(avatar::thumb_name(name)));
+    }
+}

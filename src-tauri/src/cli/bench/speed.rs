@@ -1,0 +1,300 @@
+//! `troupe bench`: time to first token, prefill and decode speed, memory; with
+//! `--vs-llama-cpp`, llama-bench on the same file and the ratios.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+
+use super::{llama, one_run, peak_rss_mb, rss_mb, stats};
+use crate::app::Troupe;
+use crate::characters::{Character, Scenario};
+use crate::conversation::prompt;
+use crate::engine::{ChatMessage, ChatRole, Engine, MistralEngine, Sampling};
+use crate::settings::Paths;
+
+/// The benchmark prompt: a built-in character's real system prompt, a few turns of history and
+/// a question, about 500 tokens, like a chat a few turns in. `nonce` makes every run's prompt
+/// distinct from its first token, so no run is helped by the prefix cache of another.
+fn bench_messages(c: &Character, nonce: usize) -> Vec<ChatMessage> {
+    let mut m = vec![ChatMessage::new(
+        ChatRole::System,
+        format!(
+            "Conversation {nonce}.\n{}",
+            prompt::system_prompt(c, Scenario::ChitChat)
+        ),
+    )];
+    let turns = [
+        (
+            c.greetings.chit_chat.as_str(),
+            "Good evening! I was hoping to find you in.",
+        ),
+        (
+            "Then you are in luck. What is on your mind?",
+            "I keep thinking about how people become who they are.",
+        ),
+        (
+            "A large question for a small evening. Begin with yourself: what made you?",
+            "Books, mostly, and one stubborn teacher.",
+        ),
+    ];
+    for (character, user) in turns {
+        m.push(ChatMessage::new(ChatRole::Assistant, character));
+        m.push(ChatMessage::new(ChatRole::User, user));
+    }
+    m
+}
+
+/// What `troupe bench` measures and how it reports.
+pub struct Options {
+    pub runs: usize,
+    pub max_tokens: usize,
+    pub threads: Option<usize>,
+    pub json: bool,
+    /// Also run this llama-bench.
+    pub llama_bench: Option<PathBuf>,
+}
+
+/// Loads the model, measures, compares with llama.cpp when asked, and prints the report.
+pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> anyhow::Result<()> {
+    let path = troupe.model_file(&troupe.settings(), model.as_deref());
+    if let Some(bin) = &opts.llama_bench {
+        if !bin.is_file() {
+            bail!(
+                "llama-bench not found at {}; build it with `bash .ci/llama-cpp.sh` or pass its path",
+                bin.display()
+            );
+        }
+    }
+    let rss_before = rss_mb();
+    let t0 = Instant::now();
+    let engine = MistralEngine::load(&path, Some(&Paths::model_cache())).await?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let rss_loaded = rss_mb();
+    let character = bench_character(troupe)?;
+    let figures = measure(&engine, &character, opts.runs, opts.max_tokens).await?;
+    let threads = threads(opts.threads);
+    let mut report = serde_json::json!({
+        "model": engine.info().name,
+        "quantization": engine.info().quantization,
+        "device": engine.info().device,
+        "threads": threads,
+        "runs": opts.runs,
+        "prompt_tokens": figures.prompt_tokens,
+        "new_tokens": opts.max_tokens,
+        "troupe": figures.json(load_ms, rss_before, rss_loaded),
+    });
+    if let Some(bin) = &opts.llama_bench {
+        // Same file (the user's original, not Troupe's transcoded copy), threads, prompt length
+        // and reply length.
+        let l = llama::run(
+            bin,
+            &path,
+            threads,
+            figures.prompt_tokens,
+            opts.max_tokens,
+            opts.runs,
+        )?;
+        add_ratios(&mut report, l);
+    }
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Sherlock Holmes, else the first Character there is.
+fn bench_character(troupe: &Troupe) -> anyhow::Result<Character> {
+    Ok(troupe.store.get_character("sherlock-holmes").or_else(|_| {
+        let id = troupe
+            .store
+            .list_characters()?
+            .first()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
+        troupe.store.get_character(&id)
+    })?)
+}
+
+/// The figures of every measured run.
+#[derive(Default)]
+struct Figures {
+    prompt_tokens: usize,
+    ttft: Vec<f64>,
+    prefill: Vec<f64>,
+    decode: Vec<f64>,
+    /// The next turn's first token, its prefix cached.
+    warm: Vec<f64>,
+    /// A warmed chat's first reply's first token.
+    opened: Vec<f64>,
+}
+
+/// One warm-up and `runs` measured runs, each three ways: a fresh chat, the next turn of the
+/// same chat, and a chat warmed the way the window warms one.
+async fn measure(
+    engine: &MistralEngine,
+    character: &Character,
+    runs: usize,
+    max_tokens: usize,
+) -> anyhow::Result<Figures> {
+    // Greedy and without stop strings, so every run generates the same, full length.
+    let sampling = Sampling::greedy(max_tokens);
+    let one_token = Sampling {
+        max_tokens: 1,
+        ..sampling.clone()
+    };
+    let mut f = Figures::default();
+    for i in 0..=runs {
+        let messages = bench_messages(character, i);
+        let (run, reply) = one_run(engine, messages.clone(), &sampling).await?;
+        // The next turn of the same chat: its prefix is cached, only the new tokens prefill.
+        let mut next = messages;
+        next.push(ChatMessage::new(ChatRole::Assistant, reply.trim()));
+        next.push(ChatMessage::new(
+            ChatRole::User,
+            "And what would you tell your younger self?",
+        ));
+        let (follow, _) = one_run(engine, next, &one_token).await?;
+        // A chat the app warmed when it opened (`conversation::warm`): everything but the
+        // user's message was prefilled in the background; the first reply pays only the rest.
+        let fresh = bench_messages(character, runs + 1 + i);
+        let before_user = fresh[..fresh.len() - 1].to_vec();
+        one_run(engine, before_user, &one_token).await?;
+        let (first, _) = one_run(engine, fresh, &one_token).await?;
+        if i == 0 {
+            continue; // warm-up
+        }
+        f.opened.push(first.ttft_ms);
+        f.prompt_tokens = run.tokens;
+        f.ttft.push(run.ttft_ms);
+        f.prefill.push(run.prefill_tps);
+        f.decode.push(run.decode_tps);
+        f.warm.push(follow.ttft_ms);
+    }
+    Ok(f)
+}
+
+impl Figures {
+    /// The report's `troupe` object: medians, then the spread of each.
+    fn json(&self, load_ms: f64, rss_before: f64, rss_loaded: f64) -> serde_json::Value {
+        serde_json::json!({
+            "decode_tps": stats(&self.decode)["median"],
+            "prefill_tps": stats(&self.prefill)["median"],
+            "ttft_ms": stats(&self.ttft)["median"],
+            "next_turn_ttft_ms": stats(&self.warm)["median"],
+            "warmed_first_reply_ttft_ms": stats(&self.opened)["median"],
+            "peak_rss_mb": (peak_rss_mb()).round(),
+            "load_ms": load_ms.round(),
+            "idle_rss_mb_before_load": rss_before.round(),
+            "idle_rss_mb_loaded": rss_loaded.round(),
+            "spread": {
+                "decode_tps": stats(&self.decode),
+                "prefill_tps": stats(&self.prefill),
+                "ttft_ms": stats(&self.ttft),
+                "next_turn_ttft_ms": stats(&self.warm),
+                "warmed_first_reply_ttft_ms": stats(&self.opened),
+            }
+        })
+    }
+}
+
+/// The threads the matmuls run on: as asked, else RAYON_NUM_THREADS, else every core.
+fn threads(asked: Option<usize>) -> usize {
+    asked
+        .or_else(|| {
+            std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+        })
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Adds llama.cpp's figures and Troupe's ratio to them.
+fn add_ratios(report: &mut serde_json::Value, l: serde_json::Value) {
+    let ratio = |k: &str| {
+        let (a, b) = (
+            report["troupe"][k].as_f64().unwrap_or(0.0),
+            l[k].as_f64().unwrap_or(0.0),
+        );
+        serde_json::json!(if b > 0.0 {
+            (a / b * 100.0).round() / 100.0
+        } else {
+            0.0
+        })
+    };
+    report["ratio"] = serde_json::json!({
+        "decode_tps": ratio("decode_tps"),
+        "prefill_tps": ratio("prefill_tps"),
+        "ttft_ms": ratio("ttft_ms"),
+        "peak_rss_mb": ratio("peak_rss_mb"),
+    });
+    report["llama_cpp"] = l;
+}
+
+/// The report as a table, and the side-by-side when llama.cpp ran.
+fn print_table(report: &serde_json::Value) {
+    let t = &report["troupe"];
+    println!(
+        "model {} on {} · {} threads · {} prompt tokens · {} new tokens · {} runs",
+        report["model"].as_str().unwrap_or(""),
+        report["device"].as_str().unwrap_or(""),
+        report["threads"],
+        report["prompt_tokens"],
+        report["new_tokens"],
+        report["runs"]
+    );
+    println!("{:<28}{:>10}{:>10}{:>10}", "", "median", "min", "max");
+    for (label, key) in [
+        ("time to first token (ms)", "ttft_ms"),
+        ("next turn first token (ms)", "next_turn_ttft_ms"),
+        ("warmed chat first token (ms)", "warmed_first_reply_ttft_ms"),
+        ("prefill (tokens/s)", "prefill_tps"),
+        ("decode (tokens/s)", "decode_tps"),
+    ] {
+        let s = &t["spread"][key];
+        let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
+        println!(
+            "{label:<28}{:>10.1}{:>10.1}{:>10.1}",
+            f("median"),
+            f("min"),
+            f("max")
+        );
+    }
+    println!(
+        "model load {} ms · RSS {} MB before load, {} MB loaded, peak {} MB",
+        t["load_ms"], t["idle_rss_mb_before_load"], t["idle_rss_mb_loaded"], t["peak_rss_mb"]
+    );
+    let Some(l) = report.get("llama_cpp") else {
+        return;
+    };
+    println!();
+    println!(
+        "vs llama.cpp ({}), same file, {} threads:",
+        l["build"].as_str().unwrap_or(""),
+        report["threads"]
+    );
+    println!(
+        "{:<28}{:>10}{:>10}{:>10}",
+        "", "troupe", "llama.cpp", "ratio"
+    );
+    for (label, key) in [
+        ("time to first token (ms)", "ttft_ms"),
+        ("prefill (tokens/s)", "prefill_tps"),
+        ("decode (tokens/s)", "decode_tps"),
+        ("peak memory (MB)", "peak_rss_mb"),
+    ] {
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        println!(
+            "{label:<28}{:>10.1}{:>10.1}{:>9.2}x",
+            f(&t[key]),
+            f(&l[key]),
+            f(&report["ratio"][key])
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Wire types of the engine area (`ui/src/api/engine.ts`): the model's status, sampling, the
+//! settings and the model manager.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::ApiError;
+use crate::app::vocabulary::{self as domain, Sampling};
+
+/// The model's state, for the status bar (also sent as the `engine://status` event).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EngineStatus {
+    Loading {
+        model: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ready {
+        model: String,
+        device: String,
+        context_length: usize,
+        architecture: String,
+        /// e.g. "Q4_1 → Q8_0" when Troupe runs a transcoded copy.
+        quantization: String,
+        #[ts(type = "number")]
+        parameters: u64,
+        /// e.g. "all 30 layers on the CPU".
+        layers: Option<String>,
+    },
+    Failed {
+        error: ApiError,
+    },
+}
+
+impl From<domain::EngineStatus> for EngineStatus {
+    fn from(s: domain::EngineStatus) -> Self {
+        let file = |p: &std::path::Path| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
+        match s {
+            domain::EngineStatus::Loading { path } => EngineStatus::Loading { model: file(&path) },
+            domain::EngineStatus::Ready(info) => EngineStatus::Ready {
+                model: info.name,
+                device: info.device,
+                // What a conversation can actually use (Troupe caps long contexts on CPU).
+                context_length: info.context_length.min(domain::CONTEXT_CAP),
+                architecture: info.architecture,
+                quantization: info.quantization,
+                parameters: info.parameters,
+                layers: info.layers,
+            },
+            domain::EngineStatus::Failed(e) => EngineStatus::Failed { error: e.into() },
+        }
+    }
+}
+
+/// How replies are sampled (engine::Sampling, less the per-reply stop strings).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "Sampling")]
+pub struct SamplingJson {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub min_p: f64,
+    pub repetition_penalty: f64,
+    pub max_tokens: usize,
+    pub seed: Option<u64>,
+}
+
+impl From<Sampling> for SamplingJson {
+    fn from(s: Sampling) -> Self {
+        SamplingJson {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            max_tokens: s.max_tokens,
+            seed: s.seed,
+        }
+    }
+}
+
+impl From<SamplingJson> for Sampling {
+    fn from(s: SamplingJson) -> Self {
+        Sampling {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty,
+            max_tokens: s.max_tokens,
+            seed: s.seed,
+            stop: vec![],
+        }
+    }
+}
+
+/// A named sampling preset, for the preset menu.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(rename = "Preset")]
+pub struct PresetJson {
+    pub name: String,
+    pub sampling: SamplingJson,
+}
+
+/// The Sampling at a Character or Session: its own (null = inherits) and what applies.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(rename = "SamplingLevel")]
+pub struct SamplingLevelJson {
+    pub own: Option<SamplingJson>,
+    pub effective: SamplingJson,
+    /// Where `effective` comes from: "session", "character" or "settings".
+    pub source: String,
+}
+
+impl From<crate::app::SamplingLevel> for SamplingLevelJson {
+    fn from(l: crate::app::SamplingLevel) -> Self {
+        use crate::app::SamplingSource;
+        SamplingLevelJson {
+            own: l.own.map(Into::into),
+            effective: l.effective.into(),
+            source: match l.source {
+                SamplingSource::Session => "session",
+                SamplingSource::Character => "character",
+                SamplingSource::Settings => "settings",
+            }
+            .into(),
+        }
+    }
+}
+
+/// The remote server's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "RemoteSettings")]
+pub struct RemoteSettingsJson {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub context_length: usize,
+}
+
+/// The settings form.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "Settings")]
+pub struct SettingsJson {
+    /// The GGUF file chosen by the user; null for the default model.
+    pub model_path: Option<String>,
+    pub sampling: SamplingJson,
+    /// "local" or "remote".
+    pub engine: String,
+    pub remote: RemoteSettingsJson,
+    /// The file actually used (the choice above, or an override from the command line).
+    #[serde(default)]
+    pub effective_model_path: String,
+}
+
+impl SettingsJson {
+    pub fn from_settings(s: &domain::Settings, effective: &std::path::Path) -> SettingsJson {
+        SettingsJson {
+            model_path: s.model_path.as_ref().map(|p| p.display().to_string()),
+            sampling: s.sampling.clone().into(),
+            engine: match s.engine {
+                domain::EngineChoice::Local => "local",
+                domain::EngineChoice::Remote => "remote",
+            }
+            .into(),
+            remote: RemoteSettingsJson {
+                base_url: s.remote.base_url.clone(),
+                api_key: s.remote.api_key.clone(),
+                model: s.remote.model.clone(),
+                context_length: s.remote.context_length,
+            },
+            effective_model_path: effective.display().to_string(),
+        }
+    }
+
+    /// The settings this form describes; `models` (the added files) is not in the form and is
+    /// taken from `current`.
+    pub fn to_settings(&self, current: &domain::Settings) -> domain::Settings {
+        domain::Settings {
+            model_path: self
+                .model_path
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            sampling: self.sampling.clone().into(),
+            models: current.models.clone(),
+            engine: if self.engine == "remote" {
+                domain::EngineChoice::Remote
+            } else {
+                domain::EngineChoice::Local
+            },
+            remote: domain::RemoteSettings {
+                base_url: self.remote.base_url.trim().to_string(),
+                api_key: self.remote.api_key.clone().filter(|k| !k.trim().is_empty()),
+                model: self.remote.model.trim().to_string(),
+                context_length: self.remote.context_length,
+            },
+        }
+    }
+}
+
+/// A model file in the model manager.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "ModelFile")]
+pub struct ModelFileJson {
+    pub path: String,
+    pub file_name: String,
+    pub size_bytes: u64,
+    pub architecture: Option<String>,
+    pub parameters: Option<u64>,
+    pub quantization: Option<String>,
+    pub context_length: Option<u64>,
+    /// "fits", "may_slow", "wont_fit" or "unusable".
+    pub fit: String,
+    /// The reason behind `fit` (or the file's problem, when unusable).
+    pub fit_reason: String,
+    /// The model the local engine uses (or would, when the remote one is chosen).
+    pub in_use: bool,
+    /// Added from elsewhere (can be removed from the list); false for files in the models folder.
+    pub added: bool,
+}
+
+impl ModelFileJson {
+    pub fn new(m: domain::ModelFile, in_use: bool, added: bool) -> ModelFileJson {
+        use crate::app::vocabulary::Fit;
+        let h = m.header.as_ref().ok();
+        ModelFileJson {
+            path: m.path.display().to_string(),
+            file_name: m
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size_bytes: m.size_bytes,
+            architecture: h.map(|h| h.architecture.clone()),
+            parameters: h.map(|h| h.n_params),
+            quantization: h.map(|h| h.quantization.clone()),
+            context_length: h.and_then(|h| h.context_length),
+            fit: match m.fit {
+                Fit::Fits => "fits",
+                Fit::MaySlow => "may_slow",
+                Fit::WontFit => "wont_fit",
+                Fit::Unusable => "unusable",
+            }
+            .into(),
+            fit_reason: m.fit_reason,
+            in_use,
+            added,
+        }
+    }
+}
+
+/// Progress of a model download, streamed to the UI.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DownloadEvent {
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        done: u64,
+        total: Option<u64>,
+        resumed_from: u64,
+    },
+}

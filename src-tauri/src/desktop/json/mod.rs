@@ -1,0 +1,292 @@
+//! The wire format between the window and the core: plain data types, converted by hand from
+//! the domain types, with TypeScript twins generated into `ui/src/api/types.ts` by the test
+//! `bindings_are_current` (run with `UPDATE_BINDINGS=1` to rewrite the file). Core types are not
+//! `Serialize` for the UI's sake; only this module knows the JSON. The types live by area, as
+//! the UI's `api/` files do: `characters`, `conversation`, `engine`.
+//!
+//! Every failure reaches the UI as `ApiError { code, message }`: `code` is for the UI to branch
+//! on, `message` is a sentence for the person.
+
+mod characters;
+mod conversation;
+mod engine;
+
+pub use characters::*;
+pub use conversation::*;
+pub use engine::*;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::app::vocabulary::{self as domain, TurnError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The character, session or message does not exist (any more).
+    NotFound,
+    /// The message was empty; nothing was sent.
+    EmptyMessage,
+    /// The message cannot fit the context; nothing was stored, the text stays in the box.
+    MessageTooLong,
+    /// A reply is already being written in this session.
+    Busy,
+    /// The model is still loading.
+    ModelLoading,
+    /// No usable model: missing, damaged, unsupported or failed to load. The message says how to fix it.
+    ModelUnavailable,
+    /// The reply stopped early because the engine failed; the partial reply is saved.
+    ReplyFailed,
+    /// Regenerate or continue asked of a message that is not the conversation's last reply.
+    NotLastReply,
+    /// A setting is out of range.
+    InvalidSetting,
+    /// A model download failed (network, checksum); what arrived is kept for a resume.
+    DownloadFailed,
+    /// A card file could not be imported (or a Character exported); the message names the
+    /// file and the problem, and nothing in the library changed.
+    BadCard,
+    /// A Character could not be saved: a field is missing or too long, or its picture is
+    /// refused. The message says which; nothing changed.
+    InvalidCharacter,
+    /// The disk is full; nothing saved was lost.
+    DiskFull,
+    /// Anything else.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::app::EditError> for ApiError {
+    fn from(e: crate::app::EditError) -> Self {
+        match e {
+            crate::app::EditError::Store(e) => e.into(),
+            e => ApiError::new(ErrorCode::InvalidCharacter, e.to_string()),
+        }
+    }
+}
+
+impl From<domain::FormError> for ApiError {
+    fn from(e: domain::FormError) -> Self {
+        use domain::FormError;
+        match e {
+            FormError::Engine(e) => e.into(),
+            e => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::app::CardError> for ApiError {
+    fn from(e: crate::app::CardError) -> Self {
+        ApiError {
+            code: ErrorCode::BadCard,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<domain::StoreError> for ApiError {
+    fn from(e: domain::StoreError) -> Self {
+        let code = match &e {
+            domain::StoreError::CharacterNotFound(_)
+            | domain::StoreError::SessionNotFound(_)
+            | domain::StoreError::MessageNotFound(_) => ErrorCode::NotFound,
+            domain::StoreError::DiskFull => ErrorCode::DiskFull,
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<domain::EngineError> for ApiError {
+    fn from(e: domain::EngineError) -> Self {
+        let code = match &e {
+            domain::EngineError::NotReady(_) => ErrorCode::ModelLoading,
+            domain::EngineError::Backend(_) => ErrorCode::ReplyFailed,
+            _ => ErrorCode::ModelUnavailable,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        match e {
+            TurnError::Store(e) => e.into(),
+            TurnError::Engine(e) => e.into(),
+            TurnError::EmptyMessage => ApiError::new(ErrorCode::EmptyMessage, e.to_string()),
+            TurnError::MessageTooLong { .. } => {
+                ApiError::new(ErrorCode::MessageTooLong, e.to_string())
+            }
+            TurnError::Failed { .. } => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+            TurnError::NotAReply(_) => ApiError::new(ErrorCode::NotLastReply, e.to_string()),
+            TurnError::Busy => ApiError::new(ErrorCode::Busy, e.to_string()),
+        }
+    }
+}
+
+impl From<domain::DownloadError> for ApiError {
+    fn from(e: domain::DownloadError) -> Self {
+        use crate::app::vocabulary::DownloadError as D;
+        let code = match &e {
+            D::Model(inner) => return inner.clone().into(),
+            D::BadRepo(_) | D::BadFile(_) => ErrorCode::InvalidSetting,
+            D::Write { reason, .. } if reason.contains("No space") => ErrorCode::DiskFull,
+            _ => ErrorCode::DownloadFailed,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<domain::InvalidSetting> for ApiError {
+    fn from(e: domain::InvalidSetting) -> Self {
+        ApiError::new(ErrorCode::InvalidSetting, e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::app::SetSamplingError> for ApiError {
+    fn from(e: crate::app::SetSamplingError) -> Self {
+        match e {
+            crate::app::SetSamplingError::Invalid(..) => {
+                ApiError::new(ErrorCode::InvalidSetting, e.to_string())
+            }
+            crate::app::SetSamplingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::app::Error> for ApiError {
+    fn from(e: crate::app::Error) -> Self {
+        match e {
+            crate::app::Error::Store(e) => e.into(),
+            crate::app::Error::Empty(_) => ApiError::new(ErrorCode::EmptyMessage, e.to_string()),
+            crate::app::Error::Invalid(_) => {
+                ApiError::new(ErrorCode::InvalidSetting, e.to_string())
+            }
+        }
+    }
+}
+
+/// The TypeScript twin of every wire type, as one module.
+pub fn typescript() -> String {
+    let cfg = ts_rs::Config::new().with_large_int("number");
+    let decls = [
+        ErrorCode::decl(&cfg),
+        ApiError::decl(&cfg),
+        CategoryJson::decl(&cfg),
+        ScenarioJson::decl(&cfg),
+        CharacterSummary::decl(&cfg),
+        CharacterDetail::decl(&cfg),
+        Session::decl(&cfg),
+        RoleJson::decl(&cfg),
+        MessageStatusJson::decl(&cfg),
+        Message::decl(&cfg),
+        ReplyStatsJson::decl(&cfg),
+        StreamEvent::decl(&cfg),
+        EngineStatus::decl(&cfg),
+        SamplingJson::decl(&cfg),
+        PresetJson::decl(&cfg),
+        SamplingLevelJson::decl(&cfg),
+        RemoteSettingsJson::decl(&cfg),
+        SettingsJson::decl(&cfg),
+        ModelFileJson::decl(&cfg),
+        DownloadEvent::decl(&cfg),
+        ImportResult::decl(&cfg),
+        AttributesJson::decl(&cfg),
+        BehavioursJson::decl(&cfg),
+        ProfileFormJson::decl(&cfg),
+        ProfileFormsJson::decl(&cfg),
+        GreetingsJson::decl(&cfg),
+        ExchangeJson::decl(&cfg),
+        CharacterEdit::decl(&cfg),
+        Problem::decl(&cfg),
+        CharacterPreview::decl(&cfg),
+        AvatarUpload::decl(&cfg),
+        Persona::decl(&cfg),
+        MemoryKindJson::decl(&cfg),
+        Memory::decl(&cfg),
+        PromptSection::decl(&cfg),
+        LoreFired::decl(&cfg),
+        PromptRecord::decl(&cfg),
+        SearchHit::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
+         // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/api/types.ts");
+        let want = typescript();
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "ui/src/api/types.ts is stale: run `UPDATE_BINDINGS=1 cargo test bindings`"
+        );
+    }
+
+    #[test]
+    fn errors_serialise_to_code_and_message_only() {
+        let e: ApiError = domain::StoreError::CharacterNotFound("x".into()).into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"code": "not_found", "message": "no character with id 'x'"})
+        );
+        let e: ApiError = TurnError::MessageTooLong {
+            needed: 9000,
+            budget: 3896,
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["code"],
+            "message_too_long"
+        );
+        let e: ApiError = domain::EngineError::ModelMissing {
+            path: "/m.gguf".into(),
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["code"],
+            "model_unavailable"
+        );
+    }
+
+    #[test]
+    fn stream_events_are_tagged() {
+        let e = StreamEvent::Text { text: "hi".into() };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"event": "text", "data": {"text": "hi"}})
+        );
+    }
+}
