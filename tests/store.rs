@@ -1,6 +1,6 @@
 //! The store on a real SQLite file: what is written survives reopening, a reply left
-//! `streaming` by a crash reopens as `interrupted`, and a database from a newer Troupe is
-//! refused rather than damaged.
+//! `streaming` by a crash reopens as `interrupted`, a database from a newer Troupe is refused
+//! rather than damaged, and a write waits for another process's write instead of failing.
 
 use troupe::app::Troupe;
 use troupe::characters::Scenario;
@@ -98,4 +98,117 @@ fn a_garbage_database_file_is_a_clear_error() {
     assert!(std::fs::read(&path)
         .unwrap()
         .starts_with(b"this is not a database"));
+}
+
+#[test]
+fn a_write_waits_for_another_processs_write_instead_of_failing() {
+    // The window and the CLI share the file. Here the other side holds the write lock for
+    // 300 ms while the store adds a message and starts a Session, each of which reads a row
+    // before it writes: both wait for the lock (busy timeout) and then write; neither fails
+    // with "database is locked".
+    let dir = tempfile::tempdir().unwrap();
+    let troupe = Troupe::open(Paths::at(dir.path())).unwrap();
+    let s = troupe
+        .store
+        .create_session("ada-lovelace", Scenario::ChitChat, "t", None, 1)
+        .unwrap();
+    for attempt in ["insert_message", "create_session"] {
+        let other = rusqlite::Connection::open(dir.path().join("troupe.db")).unwrap();
+        other
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; UPDATE sessions SET title = 'other side' WHERE id = {};",
+                s.id
+            ))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let releases = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let result = match attempt {
+            "insert_message" => troupe
+                .store
+                .insert_message(s.id, Role::User, "hello", MessageStatus::Complete, 2)
+                .map(|_| ()),
+            _ => troupe
+                .store
+                .create_session("ada-lovelace", Scenario::Interview, "t2", Some("Hi"), 3)
+                .map(|_| ()),
+        };
+        releases.join().unwrap();
+        assert!(result.is_ok(), "{attempt}: {result:?}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(250),
+            "{attempt} did not wait for the other side's write"
+        );
+    }
+    assert_eq!(troupe.store.get_session(s.id).unwrap().title, "other side");
+    assert_eq!(troupe.store.list_messages(s.id).unwrap().len(), 1);
+}
+
+#[test]
+fn a_database_error_mid_reply_leaves_the_reply_interrupted_not_streaming() {
+    // The disk refuses the reply's third piece (a trigger stands in for an I/O error): the
+    // reply keeps what was shown, is marked interrupted, and can be edited at once, instead of
+    // staying `streaming` (locked) until the next start.
+    use troupe::conversation::{self, Cancel, TurnEvent};
+    use troupe::engine::{Sampling, ScriptedEngine};
+    let dir = tempfile::tempdir().unwrap();
+    let troupe = Troupe::open(Paths::at(dir.path())).unwrap();
+    let s = troupe
+        .store
+        .create_session("ada-lovelace", Scenario::ChitChat, "t", None, 1)
+        .unwrap();
+    rusqlite::Connection::open(dir.path().join("troupe.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF content ON messages
+             WHEN NEW.content LIKE '%third%' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+        )
+        .unwrap();
+    let engine = ScriptedEngine::new(
+        &["First", " second", " third", " fourth."],
+        std::time::Duration::from_millis(1),
+    );
+    let mut shown = String::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(conversation::send(
+        &troupe.store,
+        &engine,
+        s.id,
+        "Hello",
+        &Sampling::greedy(50),
+        &Cancel::new(),
+        &|| 2,
+        &mut |e| {
+            if let TurnEvent::Text(t) = e {
+                shown.push_str(&t);
+            }
+        },
+    ));
+    assert!(result.is_err(), "{result:?}");
+    let reply = troupe.store.list_messages(s.id).unwrap().pop().unwrap();
+    assert_eq!(reply.status, MessageStatus::Interrupted);
+    assert_eq!(reply.content, shown);
+    assert_eq!(shown, "First second");
+    troupe.store.edit_message(reply.id, "Edited.").unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn the_library_is_private_to_its_user() {
+    // Years of conversations: the data folder is its owner's only, and so are the database
+    // and the settings (which may hold a server's API key).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let troupe = Troupe::open(Paths::at(&data)).unwrap();
+    troupe.settings().save(&troupe.paths.settings()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    assert_eq!(mode(&data.join("troupe.db")), 0o600, "the database");
+    assert_eq!(mode(&troupe.paths.settings()), 0o600, "settings.json");
 }

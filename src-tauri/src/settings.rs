@@ -217,6 +217,7 @@ impl Settings {
         }
         let tmp = path.with_extension("json.part");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&obj)?)?;
+        private_file(&tmp)?;
         std::fs::rename(tmp, path)
     }
 
@@ -338,4 +339,29 @@ mod tests {
         assert_eq!(s.validate().unwrap_err().field, "temperature");
         assert!(Settings::default().validate().is_ok());
     }
+}
+
+/// Makes `path` readable and writable by its owner only (Unix; elsewhere the user's profile
+/// folder already is private). The library is the user's conversations: nobody else on the
+/// machine should read them.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) if needed and makes it its owner's only (Unix).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }

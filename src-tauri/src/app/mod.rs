@@ -76,8 +76,19 @@ pub struct Troupe {
 impl Troupe {
     /// Opens the data directory: creates it, migrates the database and installs built-ins.
     pub fn open(paths: Paths) -> Result<Troupe, store::Error> {
-        let _ = std::fs::create_dir_all(&paths.data);
+        // The library is private to its user: the folder 0700, the database files 0600.
+        if let Err(e) = crate::settings::private_dir(&paths.data) {
+            tracing::warn!("cannot make {} private: {e}", paths.data.display());
+        }
         let store = Store::open(&paths.database())?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", paths.database().display()));
+            if file.exists() {
+                if let Err(e) = crate::settings::private_file(&file) {
+                    tracing::warn!("cannot make {} private: {e}", file.display());
+                }
+            }
+        }
         install_builtins(&store, &paths.avatars())?;
         // The trash keeps a deleted Character for `TRASH_DAYS`; older ones go for good.
         let cutoff = now_ms() - TRASH_DAYS * 24 * 3600 * 1000;

@@ -132,7 +132,7 @@ async fn pump(
                     .first_token_ms
                     .get_or_insert_with(|| started.elapsed().as_millis() as u64);
                 if let Some(shown) = text.take(&piece) {
-                    store.append_to_message(reply.id, &shown)?;
+                    append(store, reply, &shown)?;
                     on_event(TurnEvent::Text(shown));
                 }
                 if text.filter.stopped() {
@@ -222,12 +222,35 @@ impl ReplyText {
         if let Some(held) = self.lead.take().filter(|h| !h.is_empty()) {
             let shown = self.filter.push(&held);
             if !shown.is_empty() {
-                store.append_to_message(reply.id, &shown)?;
+                append(store, reply, &shown)?;
                 on_event(TurnEvent::Text(shown));
             }
         }
         Ok(())
     }
+}
+
+/// Commits the next piece of the reply. When the database refuses it (disk full, I/O error),
+/// the row is closed `interrupted` with what it holds, which is what was shown, rather than
+/// left `streaming`, locked against edit, delete, continue and regenerate until a restart.
+fn append(store: &Store, reply: &Message, piece: &str) -> Result<(), TurnError> {
+    let Err(e) = store.append_to_message(reply.id, piece) else {
+        return Ok(());
+    };
+    let kept = store
+        .get_message(reply.id)
+        .ok()
+        .flatten()
+        .map(|m| m.content)
+        .unwrap_or_default();
+    if let Err(close) = store.finish_message(reply.id, kept.trim_end(), MessageStatus::Interrupted)
+    {
+        tracing::warn!(
+            "cannot close reply {} after a failed write: {close}",
+            reply.id
+        );
+    }
+    Err(e.into())
 }
 
 /// Writes the reply's final text and status and reads the row back.

@@ -156,7 +156,7 @@ impl Store {
     /// installed again.
     pub fn purge_trash(&self, before: i64, now: i64) -> Result<Vec<Character>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let gone: Vec<(String, String, bool)> = {
             let mut stmt = tx.prepare(
                 "SELECT id, data, builtin FROM characters WHERE deleted_at IS NOT NULL AND deleted_at < ?1",

@@ -102,7 +102,7 @@ impl Store {
     /// `streaming` one with no text. `keep_swipe` records the new version when it is done.
     pub fn begin_rewrite(&self, message_id: i64) -> Result<Message> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let row: Option<(String, String, Option<String>)> = tx
             .query_row(
                 "SELECT content, status, swipes FROM messages WHERE id = ?1",
@@ -133,7 +133,7 @@ impl Store {
     /// Records a rewritten reply's text as its newest swipe, and shows it.
     pub fn keep_swipe(&self, message_id: i64) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let row: Option<(String, Option<String>)> = tx
             .query_row(
                 "SELECT content, swipes FROM messages WHERE id = ?1",
@@ -208,7 +208,7 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -279,7 +279,7 @@ impl Store {
         now: i64,
     ) -> Result<Message> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM sessions WHERE id = ?1", [session_id], |_| {
                 Ok(true)

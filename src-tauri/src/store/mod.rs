@@ -34,7 +34,7 @@ pub use sessions::Session;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The migrations, in order. The database's `user_version` is the number applied; append only.
 const MIGRATIONS: &[&str] = &[
@@ -157,6 +157,15 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// A write transaction, begun IMMEDIATE: it takes the write lock at BEGIN, where the busy
+    /// timeout applies. A deferred one that reads first (most here check a row exists before
+    /// writing) and meanwhile loses the race to another process writing the same file (the
+    /// CLI beside the window) cannot upgrade its stale read and fails at once with "database
+    /// is locked".
+    fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -41,7 +41,7 @@ impl Store {
     /// Adds a persona (made the default when `is_default`, or when it is the only one).
     pub fn save_persona(&self, p: &Persona, now: i64) -> Result<Persona> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         if p.is_default {
             tx.execute("UPDATE personas SET is_default = 0", [])?;
         }

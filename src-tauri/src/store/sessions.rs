@@ -36,7 +36,7 @@ impl Store {
         now: i64,
     ) -> Result<Session> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let exists: bool = tx
             .query_row(
                 "SELECT 1 FROM characters WHERE id = ?1",
@@ -137,7 +137,7 @@ impl Store {
     /// Character, Scenario and persona), in one transaction. Returns it.
     pub fn branch_session(&self, message_id: i64, now: i64) -> Result<Session> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = Store::write_tx(&mut conn)?;
         let source: Option<i64> = tx
             .query_row(
                 "SELECT session_id FROM messages WHERE id = ?1",
