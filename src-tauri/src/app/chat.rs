@@ -60,10 +60,10 @@ impl Troupe {
     ) -> Result<(Message, ReplyStats), TurnError> {
         let engine = self.engine.engine()?;
         let sampling = sampling_for_session(&self.store, settings, session_id)?;
-        let cancel = self.activity.start_reply(session_id)?;
+        let (cancel, _running) = self.activity.start_reply(session_id)?;
         self.activity.cancel_summary(session_id);
         self.activity.wait_for_warm_up(session_id).await;
-        let result = conversation::send(
+        conversation::send(
             &self.store,
             engine.as_ref(),
             session_id,
@@ -73,9 +73,7 @@ impl Troupe {
             &now_ms,
             on_event,
         )
-        .await;
-        self.activity.end_reply(session_id);
-        result
+        .await
     }
 
     /// Writes the last reply of its Session again or continues it, streaming like `send`.
@@ -93,10 +91,10 @@ impl Troupe {
             .ok_or(store::Error::MessageNotFound(reply_id))?
             .session_id;
         let sampling = sampling_for_session(&self.store, settings, session_id)?;
-        let cancel = self.activity.start_reply(session_id)?;
+        let (cancel, _running) = self.activity.start_reply(session_id)?;
         self.activity.cancel_summary(session_id);
         let (store, engine) = (&self.store, engine.as_ref());
-        let result = match how {
+        match how {
             Rewrite::Continue => {
                 conversation::continue_reply(store, engine, reply_id, &sampling, &cancel, on_event)
                     .await
@@ -105,9 +103,7 @@ impl Troupe {
                 conversation::regenerate(store, engine, reply_id, &sampling, &cancel, on_event)
                     .await
             }
-        };
-        self.activity.end_reply(session_id);
-        result
+        }
     }
 
     /// The Stop button: ends the reply being written in `session_id`, keeping what was said.
@@ -206,19 +202,33 @@ impl Troupe {
     }
 }
 
+/// A reply running in a Session. Dropping it frees the Session, however the reply ended:
+/// done, failed, cancelled with its future, or a panic inside it (which would otherwise have
+/// left the Session "busy" until the app restarted).
+struct Running<'a> {
+    activity: &'a Activity,
+    session_id: i64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(&self.activity.running).remove(&self.session_id);
+    }
+}
+
 impl Activity {
-    fn start_reply(&self, session_id: i64) -> Result<Cancel, TurnError> {
+    fn start_reply(&self, session_id: i64) -> Result<(Cancel, Running<'_>), TurnError> {
         let mut running = lock(&self.running);
         if running.contains_key(&session_id) {
             return Err(TurnError::Busy);
         }
         let cancel = Cancel::new();
         running.insert(session_id, cancel.clone());
-        Ok(cancel)
-    }
-
-    fn end_reply(&self, session_id: i64) {
-        lock(&self.running).remove(&session_id);
+        let guard = Running {
+            activity: self,
+            session_id,
+        };
+        Ok((cancel, guard))
     }
 
     fn stop_reply(&self, session_id: i64) -> bool {
@@ -276,4 +286,46 @@ impl Activity {
 /// A poisoned lock still holds consistent maps: every update above is one insert or remove.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::FutureExt;
+
+    use crate::app::Troupe;
+    use crate::characters::Scenario;
+    use crate::engine::{ScriptedEngine, Slot};
+    use crate::settings::{Paths, Settings};
+
+    #[tokio::test]
+    async fn a_panic_inside_a_reply_does_not_leave_the_session_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut troupe = Troupe::open(Paths::at(dir.path())).unwrap();
+        troupe.engine = Slot::with_engine(Arc::new(ScriptedEngine::new(
+            &["Hello."],
+            Duration::from_millis(1),
+        )));
+        let s = troupe
+            .start_session("ada-lovelace", Scenario::ChitChat, None)
+            .unwrap();
+        let mut settings = Settings::default();
+        settings.sampling.max_tokens = 32; // the scripted engine's context is small
+                                           // A front end's callback panics in the middle of the reply.
+        let panicked = AssertUnwindSafe(troupe.send(&settings, s.id, "Hi", &mut |_| {
+            panic!("the window went away badly")
+        }))
+        .catch_unwind()
+        .await;
+        assert!(panicked.is_err(), "{:?}", panicked.ok());
+        // The Session is free again: the next message is answered, not refused as busy.
+        let (reply, _) = troupe
+            .send(&settings, s.id, "Hi again", &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(reply.content, "Hello.");
+    }
 }
