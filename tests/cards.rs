@@ -524,3 +524,117 @@ fn cli_exports_every_format_and_imports_it_back() {
         assert!(line.contains("\tfictional\tSherlock Holmes"), "{line}");
     }
 }
+
+/// A real 1 × 1 PNG with `chunks` (type, data) inserted before IEND.
+fn png_with_chunks(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+    let mut p = Vec::new();
+    image::DynamicImage::new_rgb8(1, 1)
+        .write_to(&mut std::io::Cursor::new(&mut p), image::ImageFormat::Png)
+        .unwrap();
+    let iend = p.len() - 12;
+    let mut out = p[..iend].to_vec();
+    for (kind, data) in chunks {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(*kind);
+        out.extend_from_slice(data);
+        let mut h = crc32fast::Hasher::new();
+        h.update(*kind);
+        h.update(data);
+        out.extend_from_slice(&h.finalize().to_be_bytes());
+    }
+    out.extend_from_slice(&p[iend..]);
+    out
+}
+
+/// Runs `troupe import FILE` and returns (stdout, stderr, success, peak resident memory in MB),
+/// the peak read from the child's own high-water mark until it exits.
+fn import_measured(data: &Path, file: &Path) -> (String, String, bool, f64) {
+    use std::io::Read;
+    let mut child = Command::new(common::troupe_bin())
+        .arg("import")
+        .arg(file)
+        .env("TROUPE_DATA_DIR", data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0f64;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        }) {
+            peak_kb = peak_kb.max(hwm);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (out, err, status.success(), peak_kb / 1024.0)
+}
+
+#[test]
+fn a_png_of_compressed_text_chunks_cannot_exhaust_memory() {
+    // 150 zTXt chunks that each inflate to 32 MB (4.8 GB in all, 5 MB on disk) around a real
+    // card: the reader decompresses only the card's own chunk. Then the same chunks all named
+    // `chara`: one allowance for all of them, and a clear error.
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![b'A'; 32 << 20]).unwrap();
+    let bomb = z.finish().unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let card = [
+        b"chara\0".to_vec(),
+        b64(r#"{"name":"Bomb","first_mes":"hi","description":"d"}"#).into_bytes(),
+    ]
+    .concat();
+    let filler = |keyword: &[u8]| {
+        let mut d = keyword.to_vec();
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(&bomb);
+        (b"zTXt", d)
+    };
+    let mut many_comments = vec![(b"tEXt", card)];
+    many_comments.extend((0..150).map(|_| filler(b"Comment")));
+    let many_cards: Vec<_> = (0..150).map(|_| filler(b"chara")).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        dir.path().join("comments.png"),
+        dir.path().join("cards.png"),
+    );
+    std::fs::write(&a, png_with_chunks(&many_comments)).unwrap();
+    std::fs::write(&b, png_with_chunks(&many_cards)).unwrap();
+    let data = dir.path().join("data");
+
+    let (out, err, ok, peak) = import_measured(&data, &a);
+    eprintln!("150 compressed comments around a card: peak {peak:.0} MB");
+    assert!(ok, "{err}");
+    assert!(out.contains("\tBomb"), "{out}");
+    assert!(peak < 100.0, "importing took {peak:.0} MB");
+
+    let (_, err, ok, peak) = import_measured(&data, &b);
+    eprintln!("150 compressed card chunks: peak {peak:.0} MB");
+    assert!(!ok);
+    assert!(
+        err.contains("cards.png") && err.contains("inflates past 32 MB"),
+        "{err}"
+    );
+    assert!(peak < 100.0, "refusing took {peak:.0} MB");
+}

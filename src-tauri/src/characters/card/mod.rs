@@ -77,6 +77,8 @@ pub enum CardError {
     NoCardJson,
     #[error("not a character card: a PNG, JSON or CHARX file was expected")]
     UnknownFormat,
+    #[error("not a character card: the JSON has none of a card's fields (name, description, first_mes…)")]
+    NoCardFields,
 }
 
 /// One lorebook entry (the V2/V3 `character_book` entry).

@@ -151,6 +151,11 @@ pub(super) fn parse_value(value: Value) -> Result<Character, CardError> {
         // V1: the fields sit at the top level.
         _ => top.clone(),
     };
+    // Any JSON object would otherwise become a Character called "Unnamed" (a settings file, a
+    // chat log, a card of a spec we do not know with its fields elsewhere).
+    if !V1_FIELDS.iter().any(|f| data.contains_key(*f)) {
+        return Err(CardError::NoCardFields);
+    }
     let book = match data.get("character_book") {
         None | Some(Value::Null) => None,
         Some(Value::Object(b)) => Some(lorebook(b)?),

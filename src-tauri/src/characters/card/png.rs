@@ -55,32 +55,45 @@ pub(super) fn chunk_name(kind: &[u8; 4]) -> String {
     }
 }
 
-pub(super) fn inflate(data: &[u8]) -> Result<Vec<u8>, CardError> {
+/// Inflates a compressed text chunk, refusing (before allocating more) once `budget`, what is
+/// left of the whole file's allowance, would be passed.
+pub(super) fn inflate(data: &[u8], budget: &mut u64) -> Result<Vec<u8>, CardError> {
     let mut out = Vec::new();
     flate2::read::ZlibDecoder::new(data)
-        .take(MAX_INFLATED_BYTES + 1)
+        .take(*budget + 1)
         .read_to_end(&mut out)
         .map_err(|e| CardError::BadPng(format!("a compressed text chunk is damaged: {e}")))?;
-    if out.len() as u64 > MAX_INFLATED_BYTES {
+    if out.len() as u64 > *budget {
         return Err(CardError::BadPng(
-            "a compressed text chunk inflates past 32 MB".into(),
+            "its compressed card text inflates past 32 MB".into(),
         ));
     }
+    *budget -= out.len() as u64;
     Ok(out)
 }
 
-/// The PNG's text chunks as (keyword, value bytes).
+/// The keywords of the text chunks that hold a card.
+const CARD_KEYWORDS: [&[u8]; 2] = [b"chara", b"ccv3"];
+
+/// The PNG's card text chunks (`chara`, `ccv3`) as (keyword, value bytes). Other text chunks
+/// are not decompressed at all, and the card chunks share one allowance of
+/// `MAX_INFLATED_BYTES`: a file of many small compressed chunks that each inflate to the limit
+/// (a few megabytes on disk, gigabytes inflated) costs no memory.
 pub(super) fn png_texts(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, CardError> {
     let mut out = Vec::new();
+    let mut budget = MAX_INFLATED_BYTES;
     for (kind, data) in png_chunks(bytes)? {
         let Some(nul) = data.iter().position(|&b| b == 0) else {
             continue;
         };
+        if !CARD_KEYWORDS.contains(&&data[..nul]) {
+            continue;
+        }
         let keyword = String::from_utf8_lossy(&data[..nul]).into_owned();
         let rest = &data[nul + 1..];
         let value = match &kind {
             b"tEXt" => rest.to_vec(),
-            b"zTXt" => inflate(rest.get(1..).unwrap_or_default())?,
+            b"zTXt" => inflate(rest.get(1..).unwrap_or_default(), &mut budget)?,
             b"iTXt" => {
                 // compression flag, method, language\0, translated keyword\0, text
                 let (&flag, rest) = rest.split_first().unwrap_or((&0, &[]));
@@ -88,7 +101,7 @@ pub(super) fn png_texts(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, CardErro
                 let mut parts = rest.splitn(3, |&b| b == 0);
                 let (_, _, text) = (parts.next(), parts.next(), parts.next().unwrap_or_default());
                 if flag == 1 {
-                    inflate(text)?
+                    inflate(text, &mut budget)?
                 } else {
                     text.to_vec()
                 }

@@ -94,3 +94,21 @@ fn examples_parse_into_exchanges() {
     assert_eq!(ex[0].character, "*waves* Hello!\nHow are you?");
     assert_eq!(ex[1].user, "");
 }
+
+#[test]
+fn json_without_any_card_field_is_refused() {
+    // An object of an unknown spec, a settings file, an empty object: none is a card.
+    for json in [
+        r#"{"spec":"some_other_format","payload":{"name":"X"}}"#,
+        r#"{"theme":"dark","volume":3}"#,
+        "{}",
+    ] {
+        assert_eq!(
+            read(json.as_bytes()).unwrap_err(),
+            CardError::NoCardFields,
+            "{json}"
+        );
+    }
+    // One card field is enough (a V1 card that has only a name).
+    assert!(read(br#"{"name":"Just a name"}"#).is_ok());
+}
