@@ -1,6 +1,7 @@
 //! The remote engine against a local stand-in for an OpenAI-compatible server: it streams,
-//! sends the sampling, stops, and turns a hung or garbage-sending server into a clear error
-//! within seconds, with the half-written reply kept in SQLite and marked interrupted.
+//! sends the sampling, stops, reads every legal SSE line, and turns a hung, garbage-sending or
+//! endless-line server into a clear error within seconds, with the half-written reply kept in
+//! SQLite and marked interrupted.
 
 mod http_stub;
 
@@ -233,4 +234,47 @@ async fn unreachable_or_wrong_servers_are_clear_errors() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("http://"), "{e}");
+}
+
+#[tokio::test]
+async fn legal_sse_fields_are_read_past() {
+    // `id:`, `retry:`, `event:` and comments are legal server-sent events; vLLM and proxies
+    // send some of them.
+    let stub = server(|| {
+        let mut b = vec![Step::Bytes(b": keep-alive\nretry: 3000\n\n".to_vec())];
+        b.push(Step::Bytes(
+            format!("id: 1\nevent: message\ndata: {}\n\n", chunk("Arr")).into_bytes(),
+        ));
+        b.push(Step::Bytes(
+            format!("id: 2\ndata: {}\n\n", chunk(", matey")).into_bytes(),
+        ));
+        b.extend(sse(&["[DONE]"]));
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let (text, end) = collect(&engine, Sampling::greedy(20)).await;
+    assert_eq!(text, "Arr, matey");
+    assert!(matches!(end, EngineEvent::Finished { .. }), "{end:?}");
+}
+
+#[tokio::test]
+async fn an_endless_line_is_an_error_not_a_memory_leak() {
+    // 8 MB without a line end, in 64 KB pieces: refused once past 1 MB.
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("Hello")]);
+        b.push(Step::Bytes(b"data: ".to_vec()));
+        for _ in 0..128 {
+            b.push(Step::Bytes(vec![b'x'; 64 << 10]));
+        }
+        b
+    })
+    .await;
+    let engine = RemoteEngine::connect(config(&stub.url)).await.unwrap();
+    let (text, end) = collect(&engine, Sampling::greedy(20)).await;
+    assert_eq!(text, "Hello");
+    match end {
+        EngineEvent::Failed(m) => assert!(m.contains("a line of over 1 MB"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -123,13 +123,14 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
         }
         let ty = r.u32()?;
         let offset = r.u64()?;
-        n_params += elems;
+        // A crafted header can claim any sizes: every sum saturates rather than overflow.
+        n_params = n_params.saturating_add(elems);
         match counts.iter_mut().find(|(t, _)| *t == ty) {
-            Some((_, n)) => *n += elems,
+            Some((_, n)) => *n = n.saturating_add(elems),
             None => counts.push((ty, elems)),
         }
         let bytes = type_size(ty)
-            .map(|(block, size)| elems.div_ceil(block) * size)
+            .map(|(block, size)| elems.div_ceil(block).saturating_mul(size))
             .unwrap_or(0);
         data_needed = data_needed.max(offset.saturating_add(bytes));
     }
@@ -138,7 +139,7 @@ pub fn read_header(path: &Path) -> Result<Header, String> {
     if data_start.saturating_add(data_needed) > file_len {
         return Err(format!(
             "it is truncated: the tensors need {} bytes but the file has {}",
-            data_start + data_needed,
+            data_start.saturating_add(data_needed),
             file_len
         ));
     }
@@ -324,6 +325,35 @@ mod tests {
         }
         b.extend_from_slice(&[0u8; 256]);
         b
+    }
+
+    #[test]
+    fn impossible_tensor_sizes_are_an_error_not_an_overflow() {
+        // Three F32 tensors of 2^62 elements each: their bytes, and their sum, overflow u64
+        // (a debug build panicked on the multiplication).
+        let mut b = Vec::new();
+        b.extend_from_slice(b"GGUF");
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&3u64.to_le_bytes()); // tensors
+        b.extend_from_slice(&1u64.to_le_bytes()); // kvs
+        let s = |b: &mut Vec<u8>, s: &str| {
+            b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        };
+        s(&mut b, "general.architecture");
+        b.extend_from_slice(&8u32.to_le_bytes());
+        s(&mut b, "llama");
+        for name in ["a", "b", "c"] {
+            s(&mut b, name);
+            b.extend_from_slice(&1u32.to_le_bytes()); // one dimension
+            b.extend_from_slice(&(1u64 << 62).to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes()); // F32
+            b.extend_from_slice(&0u64.to_le_bytes()); // offset
+        }
+        b.extend_from_slice(&[0u8; 64]);
+        let f = write(&b);
+        let e = read_header(f.path()).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
     }
 
     fn write(bytes: &[u8]) -> tempfile::NamedTempFile {

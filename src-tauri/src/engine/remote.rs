@@ -180,6 +180,9 @@ impl Engine for RemoteEngine {
     }
 }
 
+/// The longest line of the event stream kept while waiting for its end.
+const MAX_LINE: usize = 1 << 20;
+
 /// Sends the request and forwards the reply's stream to `tx` until `[DONE]`. `Err` is why the
 /// reply failed; `Ok` also when the receiver went away (Stop: dropping the stream closes the
 /// connection).
@@ -219,6 +222,14 @@ async fn stream(
             Ok(Some(Ok(c))) => c,
         };
         buf.extend_from_slice(&chunk);
+        // A chat chunk is a few hundred bytes; a server that sends megabytes without a line
+        // end is not streaming a chat, and must not fill the memory.
+        if buf.len() > MAX_LINE && !buf.contains(&b'\n') {
+            return Err(format!(
+                "the server sent a line of over {} MB: that is not a chat stream",
+                MAX_LINE >> 20
+            ));
+        }
         // Server-sent events: one `data: ...` line per event.
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -301,7 +312,10 @@ impl Reply {
     /// Reads one line of server-sent events; `Err` when it is not a chat stream or reports a
     /// failure.
     fn line(&mut self, line: &str) -> Result<Line, String> {
-        if line.is_empty() || line.starts_with(':') || line.starts_with("event:") {
+        // Blank lines end events; comments, `event:`, `id:` and `retry:` are legal SSE that a
+        // chat stream does not need.
+        let ignored = [":", "event:", "id:", "retry:"];
+        if line.is_empty() || ignored.iter().any(|p| line.starts_with(p)) {
             return Ok(Line::Nothing);
         }
         let not_a_stream = |t: &str| {
