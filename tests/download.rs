@@ -206,3 +206,195 @@ async fn a_missing_file_says_so() {
         "{err}"
     );
 }
+
+/// A hub whose resolve URL answers with `headers` and whose storage (`/cdn/f.gguf`) answers
+/// each GET with what `get` makes of it (the request, and how many GETs came before).
+async fn custom_hub(
+    headers: Vec<(&'static str, String)>,
+    get: impl Fn(&http_stub::Req, usize) -> Reply + Send + Sync + 'static,
+) -> http_stub::Stub {
+    let gets = AtomicUsize::new(0);
+    serve(move |req| match (req.method.as_str(), req.path.as_str()) {
+        (_, "/owner/repo/resolve/main/f.gguf") => {
+            let mut r = Reply::new(302, "").header("Location", "/cdn/f.gguf");
+            for (k, v) in &headers {
+                r = r.header(k, v);
+            }
+            r
+        }
+        ("HEAD", "/cdn/f.gguf") => Reply::new(200, ""),
+        ("GET", "/cdn/f.gguf") => get(req, gets.fetch_add(1, Ordering::SeqCst)),
+        _ => Reply::new(404, "Entry not found"),
+    })
+    .await
+}
+
+fn checksum_headers(bytes: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Linked-Etag", format!("\"{}\"", sha256(bytes))),
+        ("X-Linked-Size", bytes.len().to_string()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_stops_the_download_and_cancel_works_while_it_hangs() {
+    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let b = bytes.clone();
+    let stub = custom_hub(checksum_headers(&bytes), move |_, _| Reply {
+        status: 200,
+        headers: vec![],
+        body: vec![Step::Bytes(b[..1 << 20].to_vec()), Step::Hang],
+        length: Some(b.len()),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = Request::new("owner/repo", "f.gguf");
+    req.stall = std::time::Duration::from_secs(2);
+
+    // Nothing for 2 s: a clear error; the first megabyte is kept for a resume.
+    let t = std::time::Instant::now();
+    let err = download(&stub.url, &req, dir.path(), None, |_| {}, || false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("stopped sending"), "{err}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("f.gguf.part"))
+            .unwrap()
+            .len(),
+        1 << 20
+    );
+
+    // Cancel pressed while the server hangs: stops within about a second.
+    req.stall = std::time::Duration::from_secs(60);
+    let t = std::time::Instant::now();
+    let err = download(
+        &stub.url,
+        &req,
+        dir.path(),
+        None,
+        |_| {},
+        || t.elapsed() > std::time::Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_file_without_a_checksum_is_not_downloaded() {
+    let stub = custom_hub(vec![("X-Linked-Size", "10".into())], |_, _| {
+        Reply::new(200, vec![0u8; 10])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = download(
+        &stub.url,
+        &Request::new("owner/repo", "f.gguf"),
+        dir.path(),
+        None,
+        |_| {},
+        || false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::NoChecksum { .. }), "{err}");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_answered_from_the_wrong_place_starts_over() {
+    // The first GET breaks halfway; the resume is answered 206 but from byte 0 (a proxy that
+    // ignores the range yet says "partial"): appended, the file would be damaged.
+    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let b = bytes.clone();
+    let stub = custom_hub(checksum_headers(&bytes), move |req, n| {
+        let len = b.len();
+        match (n, req.header("range").is_some()) {
+            (0, _) => Reply {
+                status: 200,
+                headers: vec![],
+                body: vec![Step::Bytes(b[..len / 2].to_vec()), Step::Close],
+                length: Some(len),
+            },
+            (_, true) => Reply::new(206, b.to_vec())
+                .header("Content-Range", &format!("bytes 0-{}/{len}", len - 1)),
+            (_, false) => Reply::new(200, b.to_vec()),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let req = Request::new("owner/repo", "f.gguf");
+    let first = download(&stub.url, &req, dir.path(), None, |_| {}, || false).await;
+    assert!(matches!(first, Err(Error::Network { .. })), "{first:?}");
+    let path = download(&stub.url, &req, dir.path(), None, |_| {}, || false)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), *bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_goes_to_the_hub_and_not_to_its_storage() {
+    // The hub redirects the download to a storage host (here: another port); the user's
+    // Hugging Face token must stay with the hub.
+    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let b = bytes.clone();
+    let storage = serve(move |req| match req.method.as_str() {
+        "HEAD" => Reply::new(200, ""),
+        _ => Reply::new(200, b.to_vec()),
+    })
+    .await;
+    let location = format!("{}/blob/f.gguf", storage.url);
+    let sums = checksum_headers(&bytes);
+    let hub = serve(move |req| {
+        if req.path != "/owner/repo/resolve/main/f.gguf" {
+            return Reply::new(404, "Entry not found");
+        }
+        let mut r = Reply::new(302, "").header("Location", &location);
+        for (k, v) in &sums {
+            r = r.header(k, v);
+        }
+        r
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = download(
+        &hub.url,
+        &Request::new("owner/repo", "f.gguf"),
+        dir.path(),
+        Some("hf_secret"),
+        |_| {},
+        || false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), *bytes);
+    let auth = |stub: &http_stub::Stub| -> Vec<Option<String>> {
+        stub.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.header("authorization").map(String::from))
+            .collect()
+    };
+    assert!(
+        auth(&hub)
+            .iter()
+            .all(|a| a.as_deref() == Some("Bearer hf_secret")),
+        "{:?}",
+        auth(&hub)
+    );
+    let at_storage = auth(&storage);
+    assert!(!at_storage.is_empty());
+    assert!(at_storage.iter().all(Option::is_none), "{at_storage:?}");
+}

@@ -9,6 +9,7 @@
 //! names an architecture Troupe cannot run is refused before it is offered to the user.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -25,6 +26,9 @@ pub struct Request {
     pub file: String,
     /// Branch, tag or commit; "main" by default.
     pub revision: String,
+    /// How long the server may send nothing before the download stops with an error (what
+    /// arrived is kept for a resume): 30 s by default.
+    pub stall: Duration,
 }
 
 impl Request {
@@ -33,6 +37,7 @@ impl Request {
             repo: repo.trim().trim_matches('/').to_string(),
             file: file.trim().trim_start_matches('/').to_string(),
             revision: "main".into(),
+            stall: Duration::from_secs(30),
         }
     }
 }
@@ -69,6 +74,8 @@ pub enum Error {
     Write { path: PathBuf, reason: String },
     #[error("the download was cancelled; what arrived is kept and the next try resumes")]
     Cancelled,
+    #[error("{url} does not say the file's SHA-256, so the download could not be checked; Troupe keeps only downloads it can check")]
+    NoChecksum { url: String },
     #[error(transparent)]
     Model(#[from] EngineError),
 }
@@ -104,17 +111,20 @@ pub async fn download(
         "{endpoint}/{}/resolve/{}/{}",
         req.repo, req.revision, req.file
     );
-    let fetch = Fetch::new(&url, token)?;
+    let fetch = Fetch::new(&url, token, req.stall)?;
     let found = fetch.resolve().await?;
     let (mut have, mut hasher) = resume_from(&part, found.size).await?;
     let resumed_from = have;
     let mut response = None;
     if found.size != Some(have) || have == 0 {
-        let r = fetch.get(&found.target, have).await?;
-        if r.status().as_u16() == 200 {
-            // The server ignored the range: start over.
+        let mut r = fetch.get(&found.target, have).await?;
+        if have > 0 && resumes_at(&r) != Some(have) {
+            // The server ignored the range (200) or resumed somewhere else: start over.
             have = 0;
             hasher = Sha256::new();
+            if r.status().as_u16() != 200 {
+                r = fetch.get(&found.target, 0).await?;
+            }
         }
         response = Some(r);
     }
@@ -147,7 +157,8 @@ pub async fn download(
             hasher: &mut hasher,
             have: &mut have,
         };
-        sink.take(r, &url, &mut report, &cancelled).await?;
+        sink.take(r, &url, req.stall, &mut report, &cancelled)
+            .await?;
     }
     file.flush().await.map_err(|e| write_err(&part, e))?;
     file.sync_all().await.map_err(|e| write_err(&part, e))?;
@@ -192,11 +203,13 @@ fn net(url: &str, e: reqwest::Error) -> Error {
     }
 }
 
-/// The HTTP side: a client that follows no redirect by itself, the resolve URL and the token.
+/// The HTTP side: a client that follows no redirect by itself, the resolve URL, the token and
+/// how long a server may keep quiet.
 struct Fetch<'a> {
     client: reqwest::Client,
     url: &'a str,
     token: Option<&'a str>,
+    stall: Duration,
 }
 
 /// What the resolve URL says: where the bytes are, their SHA-256 and size when it tells.
@@ -207,19 +220,43 @@ struct Found {
 }
 
 impl<'a> Fetch<'a> {
-    fn new(url: &'a str, token: Option<&'a str>) -> Result<Fetch<'a>, Error> {
+    fn new(url: &'a str, token: Option<&'a str>, stall: Duration) -> Result<Fetch<'a>, Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(15))
             .build()
             .map_err(|e| net(url, e))?;
-        Ok(Fetch { client, url, token })
+        Ok(Fetch {
+            client,
+            url,
+            token,
+            stall,
+        })
     }
 
-    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// A request to `target`, with the token only when `target` is the hub itself: the hub
+    /// redirects downloads to its storage hosts, which must not receive the user's token.
+    fn request(&self, method: reqwest::Method, target: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, target);
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
         match self.token {
-            Some(t) if !t.is_empty() => r.bearer_auth(t),
+            Some(t) if !t.is_empty() && origin(target) == origin(self.url) => r.bearer_auth(t),
             _ => r,
+        }
+    }
+
+    /// Sends `r`, giving up when the server does not answer within the stall time.
+    async fn send(
+        &self,
+        r: reqwest::RequestBuilder,
+        target: &str,
+    ) -> Result<reqwest::Response, Error> {
+        match tokio::time::timeout(self.stall, r.send()).await {
+            Ok(result) => result.map_err(|e| net(target, e)),
+            Err(_) => Err(Error::Network {
+                url: target.to_string(),
+                reason: format!("no answer within {} s", self.stall.as_secs()),
+            }),
         }
     }
 
@@ -231,10 +268,8 @@ impl<'a> Fetch<'a> {
         let mut size = None;
         for _ in 0..5 {
             let head = self
-                .auth(self.client.head(&target))
-                .send()
-                .await
-                .map_err(|e| net(&target, e))?;
+                .send(self.request(reqwest::Method::HEAD, &target), &target)
+                .await?;
             let header = |k: &str| {
                 head.headers()
                     .get(k)
@@ -257,22 +292,47 @@ impl<'a> Fetch<'a> {
             size = size.or_else(|| head.content_length());
             break;
         }
+        if sha.is_none() {
+            return Err(Error::NoChecksum {
+                url: self.url.to_string(),
+            });
+        }
         Ok(Found { target, sha, size })
     }
 
     /// GETs the bytes from `have` on (a range request when resuming): a 206, or a 200 when the
     /// server ignored the range.
     async fn get(&self, target: &str, have: u64) -> Result<reqwest::Response, Error> {
-        let mut get = self.auth(self.client.get(target));
+        let mut get = self.request(reqwest::Method::GET, target);
         if have > 0 {
             get = get.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let r = get.send().await.map_err(|e| net(target, e))?;
+        let r = self.send(get, target).await?;
         match r.status().as_u16() {
             200 | 206 => Ok(r),
             s => Err(http_error(self.url, s)),
         }
     }
+}
+
+/// Where a partial answer (206) starts, from its `Content-Range: bytes START-END/TOTAL`; `None`
+/// for a whole answer or one that does not say.
+fn resumes_at(r: &reqwest::Response) -> Option<u64> {
+    if r.status().as_u16() != 206 {
+        return None;
+    }
+    let range = r
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    range
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// What an earlier try left in `part` (unless it is more than the whole), already hashed.
@@ -319,15 +379,42 @@ impl Sink<'_> {
         &mut self,
         r: reqwest::Response,
         url: &str,
+        stall: Duration,
         report: &mut impl FnMut(u64),
         cancelled: &impl Fn() -> bool,
     ) -> Result<(), Error> {
         let mut body = r.bytes_stream();
-        while let Some(chunk) = body.next().await {
+        // Waits a second at a time, so Cancel works while the server is quiet, and gives up
+        // after `stall` of quiet (a hung server used to hold the download, and every later
+        // one, for ever).
+        let tick = Duration::from_secs(1).min(stall);
+        let mut quiet = Duration::ZERO;
+        loop {
+            let next = tokio::time::timeout(tick, body.next()).await;
             if cancelled() {
                 let _ = self.file.flush().await;
                 return Err(Error::Cancelled);
             }
+            let chunk = match next {
+                Err(_) => {
+                    quiet += tick;
+                    if quiet < stall {
+                        continue;
+                    }
+                    let _ = self.file.flush().await;
+                    return Err(Error::Network {
+                        url: url.to_string(),
+                        reason: format!(
+                            "the server stopped sending after {:.1} MB (nothing for {} s); try again to resume",
+                            *self.have as f64 / 1e6,
+                            stall.as_secs()
+                        ),
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(chunk)) => chunk,
+            };
+            quiet = Duration::ZERO;
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
