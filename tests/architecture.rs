@@ -372,3 +372,58 @@ fn rooms_stay_readable() {
         }
     }
 }
+
+#[test]
+fn the_window_is_granted_only_the_plugins_the_ui_uses() {
+    // A capability is what script in the webview may call. A plugin granted but never used by
+    // the UI only widens what injected script could do (the store plugin's default set lets it
+    // write JSON to any path), so every plugin permission must match an import in ui/src/api/.
+    let mut api = String::new();
+    let mut sources = Vec::new();
+    files(&root().join("../ui/src/api"), "ts", &mut sources);
+    for p in sources {
+        api.push_str(&std::fs::read_to_string(p).unwrap());
+    }
+    let mut caps = Vec::new();
+    files(&root().join("capabilities"), "json", &mut caps);
+    assert!(!caps.is_empty(), "no capability files found");
+    for cap in caps {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cap).unwrap()).unwrap();
+        for p in v["permissions"].as_array().unwrap() {
+            let id = p.as_str().or_else(|| p["identifier"].as_str()).unwrap();
+            let plugin = id.split(':').next().unwrap();
+            if plugin == "core" {
+                continue;
+            }
+            assert!(
+                api.contains(&format!("@tauri-apps/plugin-{plugin}")),
+                "{} grants {id}, but the UI never uses the {plugin} plugin",
+                cap.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_windows_heavy_commands_run_off_its_main_thread() {
+    // Tauri runs a plain (non-async) command on the window's main thread: while it works the
+    // window does not draw. Commands that decode pictures, read or write files or read model
+    // headers are async, which Tauri runs on its async runtime instead.
+    let dir = root().join("src/desktop/commands");
+    let mut text = String::new();
+    for area in ["characters", "conversation", "engine"] {
+        text.push_str(&std::fs::read_to_string(dir.join(format!("{area}.rs"))).unwrap());
+    }
+    for heavy in [
+        "save_character",
+        "import_cards",
+        "export_card",
+        "list_models",
+    ] {
+        assert!(
+            text.contains(&format!("pub async fn {heavy}(")),
+            "the command {heavy} blocks the window's main thread: make it async"
+        );
+    }
+}

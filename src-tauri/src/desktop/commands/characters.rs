@@ -1,6 +1,8 @@
 //! The Characters area's commands (`ui/src/api/characters.ts`): the gallery, a Character's page,
 //! the editor, favourites, the trash, search, card import and export. Each converts the wire
-//! input, calls one `Troupe` operation and converts the result.
+//! input, calls one `Troupe` operation and converts the result. Those that decode pictures or
+//! read and write files are `async`: Tauri runs a plain command on the window's main thread,
+//! which would freeze the window meanwhile.
 
 use tauri::{AppHandle, State};
 
@@ -73,7 +75,7 @@ pub async fn preview_character(
 /// Saves the editor's Character (new when its id is null) with, optionally, a new picture
 /// or none; returns its detail.
 #[tauri::command]
-pub fn save_character(
+pub async fn save_character(
     state: State<'_, AppState>,
     edit: CharacterEdit,
     avatar: Option<AvatarUpload>,
@@ -166,7 +168,7 @@ pub fn search_characters(state: State<'_, AppState>, query: String) -> ApiResult
 /// Imports files the user picked or dropped, sent as base64 (the webview reads them; it has
 /// no paths). One result per file: a bad file is reported and changes nothing.
 #[tauri::command]
-pub fn import_cards(
+pub async fn import_cards(
     state: State<'_, AppState>,
     files: Vec<(String, String)>,
     lorebook_for: Option<String>,
@@ -202,7 +204,7 @@ pub fn import_cards(
 /// Writes a Character's card (png, json or charx) into the user's Downloads folder and returns
 /// the path.
 #[tauri::command]
-pub fn export_card(
+pub async fn export_card(
     app: AppHandle,
     state: State<'_, AppState>,
     id: String,

@@ -114,8 +114,12 @@ pub fn set_sampling(
 }
 
 /// The model manager's list: the models folder and the files the user added.
+/// Async: it reads every model file's header.
 #[tauri::command]
-pub fn list_models(app: AppHandle, state: State<'_, AppState>) -> ApiResult<Vec<ModelFileJson>> {
+pub async fn list_models(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> ApiResult<Vec<ModelFileJson>> {
     let troupe = state.troupe()?;
     let settings = load_settings(&app);
     let in_use = troupe.model_file(&settings, state.model_override.as_deref());
