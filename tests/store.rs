@@ -40,6 +40,8 @@ fn data_survives_reopening_and_crash_leftovers_are_marked() {
         (s.id, r.id)
         // Dropped without finishing the reply, as a crash would leave it.
     };
+    // A crash also ends the process that was writing: here the row names one that has exited.
+    written_by_a_finished_process(dir.path(), reply_id);
     let troupe = Troupe::open(Paths::at(dir.path())).unwrap();
     let msgs = troupe.store.list_messages(sid).unwrap();
     assert_eq!(msgs.len(), 3);
@@ -211,4 +213,75 @@ fn the_library_is_private_to_its_user() {
     assert_eq!(mode(&data), 0o700, "the data folder");
     assert_eq!(mode(&data.join("troupe.db")), 0o600, "the database");
     assert_eq!(mode(&troupe.paths.settings()), 0o600, "settings.json");
+}
+
+/// Marks message `id` as written by a process that has exited, as a crash leaves it.
+fn written_by_a_finished_process(data: &std::path::Path, id: i64) {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    rusqlite::Connection::open(data.join("troupe.db"))
+        .unwrap()
+        .execute(
+            "UPDATE messages SET owner = ?2 WHERE id = ?1",
+            rusqlite::params![id, format!("{pid}:0")],
+        )
+        .unwrap();
+}
+
+#[test]
+fn opening_the_library_beside_a_live_reply_leaves_it_alone() {
+    // The window writes a reply while the CLI opens the same library: the reply is not marked
+    // interrupted under the window, and it finishes as usual. A reply whose writer is gone, and
+    // one from before writers were recorded, are.
+    let dir = tempfile::tempdir().unwrap();
+    let window = Troupe::open(Paths::at(dir.path())).unwrap();
+    let s = window
+        .store
+        .create_session("ada-lovelace", Scenario::ChitChat, "t", None, 1)
+        .unwrap();
+    let live = window
+        .store
+        .insert_message(s.id, Role::Character, "", MessageStatus::Streaming, 2)
+        .unwrap();
+    window.store.append_to_message(live.id, "Good").unwrap();
+
+    let cli = Store::open(&dir.path().join("troupe.db")).unwrap();
+    let seen = cli.get_message(live.id).unwrap().unwrap();
+    assert_eq!(seen.status, MessageStatus::Streaming);
+    window.store.append_to_message(live.id, " day.").unwrap();
+    window
+        .store
+        .finish_message(live.id, "Good day.", MessageStatus::Complete)
+        .unwrap();
+    let done = cli.get_message(live.id).unwrap().unwrap();
+    assert_eq!(
+        (done.content.as_str(), done.status),
+        ("Good day.", MessageStatus::Complete)
+    );
+
+    let dead = window
+        .store
+        .insert_message(s.id, Role::Character, "Half", MessageStatus::Streaming, 3)
+        .unwrap();
+    written_by_a_finished_process(dir.path(), dead.id);
+    let old = window
+        .store
+        .insert_message(s.id, Role::Character, "Older", MessageStatus::Streaming, 4)
+        .unwrap();
+    rusqlite::Connection::open(dir.path().join("troupe.db"))
+        .unwrap()
+        .execute("UPDATE messages SET owner = NULL WHERE id = ?1", [old.id])
+        .unwrap();
+    let reopened = Store::open(&dir.path().join("troupe.db")).unwrap();
+    for id in [dead.id, old.id] {
+        let m = reopened.get_message(id).unwrap().unwrap();
+        assert_eq!(m.status, MessageStatus::Interrupted, "{}", m.content);
+    }
+    // A row someone else closed is not written into by its late writer.
+    window.store.append_to_message(dead.id, " more").unwrap();
+    assert_eq!(
+        reopened.get_message(dead.id).unwrap().unwrap().content,
+        "Half"
+    );
 }

@@ -6,7 +6,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Error, Result, Store};
+use super::{owner, Error, Result, Store};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,8 @@ impl Store {
         }
         let _ = status;
         tx.execute(
-            "UPDATE messages SET content = '', status = 'streaming', swipes = ?2 WHERE id = ?1",
-            params![message_id, serde_json::to_string(&s).expect("serialises")],
+            "UPDATE messages SET content = '', status = 'streaming', swipes = ?2, owner = ?3 WHERE id = ?1",
+            params![message_id, serde_json::to_string(&s).expect("serialises"), owner::me()],
         )?;
         tx.commit()?;
         drop(conn);
@@ -189,8 +189,8 @@ impl Store {
     /// Marks a reply `streaming` again, keeping its text, for a continuation.
     pub fn begin_continue(&self, message_id: i64) -> Result<Message> {
         let n = self.conn().execute(
-            "UPDATE messages SET status = 'streaming' WHERE id = ?1 AND status != 'streaming'",
-            [message_id],
+            "UPDATE messages SET status = 'streaming', owner = ?2 WHERE id = ?1 AND status != 'streaming'",
+            params![message_id, owner::me()],
         )?;
         if n == 0 {
             return Err(Error::MessageBusy(message_id));
@@ -304,15 +304,18 @@ impl Store {
     }
 
     /// Appends `piece` to a streaming message, committed before it returns (see module doc).
+    /// Only a row still `streaming` changes: one a user edited after another process marked it
+    /// interrupted is theirs.
     pub fn append_to_message(&self, message_id: i64, piece: &str) -> Result<()> {
         self.conn().execute(
-            "UPDATE messages SET content = content || ?2 WHERE id = ?1",
+            "UPDATE messages SET content = content || ?2 WHERE id = ?1 AND status = 'streaming'",
             params![message_id, piece],
         )?;
         Ok(())
     }
 
-    /// Ends a streaming message: sets its final text and status.
+    /// Ends a streaming message: sets its final text and status (a row no longer `streaming`
+    /// is left as it is).
     pub fn finish_message(
         &self,
         message_id: i64,
@@ -320,7 +323,7 @@ impl Store {
         status: MessageStatus,
     ) -> Result<()> {
         self.conn().execute(
-            "UPDATE messages SET content = ?2, status = ?3 WHERE id = ?1",
+            "UPDATE messages SET content = ?2, status = ?3 WHERE id = ?1 AND status = 'streaming'",
             params![message_id, content, status.as_str()],
         )?;
         Ok(())
@@ -347,9 +350,10 @@ pub(super) fn insert_message_raw(
     status: MessageStatus,
     now: i64,
 ) -> Result<i64> {
+    let writer = (status == MessageStatus::Streaming).then(owner::me);
     tx.execute(
-        "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![session_id, role.as_str(), content, status.as_str(), now],
+        "INSERT INTO messages (session_id, role, content, status, created_at, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![session_id, role.as_str(), content, status.as_str(), now, writer],
     )?;
     let id = tx.last_insert_rowid();
     tx.execute(

@@ -8,7 +8,8 @@
 //! content is rewritten, in its own committed transaction, before each piece is shown to the
 //! user (`append_to_message`). With WAL and `synchronous=NORMAL` a killed process loses no
 //! committed transaction, so whatever was shown is on disk. `Store::open` turns rows left
-//! `streaming` by a crash into `interrupted`.
+//! `streaming` by a process that is gone into `interrupted`, and leaves alone a reply another
+//! live process is writing (`owner`).
 //!
 //! One connection behind a mutex: SQLite serialises writers anyway, every statement here is
 //! short, and the desktop app and the CLI are the only processes sharing the file (WAL lets
@@ -17,6 +18,7 @@
 mod characters;
 mod memories;
 mod messages;
+mod owner;
 mod personas;
 mod prompts;
 mod search;
@@ -42,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sampling.sql"),
     include_str!("migrations/0003_gallery.sql"),
     include_str!("migrations/0004_memory.sql"),
+    include_str!("migrations/0005_owner.sql"),
 ];
 
 /// What went wrong in the store.
@@ -150,10 +153,7 @@ impl Store {
         )
         .map_err(open_err)?;
         migrate(&mut conn)?;
-        conn.execute(
-            "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'",
-            [],
-        )?;
+        recover_streaming(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -197,6 +197,25 @@ impl Store {
             .conn()
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// Marks `interrupted` the replies left `streaming` by a process that is gone; a reply another
+/// live process is writing (the window, while this is the CLI) is left alone (see `owner`).
+fn recover_streaming(conn: &Connection) -> Result<()> {
+    let streaming: Vec<(i64, Option<String>)> = {
+        let mut stmt = conn.prepare("SELECT id, owner FROM messages WHERE status = 'streaming'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, writer) in streaming {
+        if !writer.as_deref().is_some_and(owner::alive) {
+            conn.execute(
+                "UPDATE messages SET status = 'interrupted' WHERE id = ?1 AND status = 'streaming'",
+                [id],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
