@@ -43,6 +43,10 @@ use super::{Category, Character, Exchange, Greetings, Profile};
 pub const MAX_FILE_BYTES: usize = 64 << 20;
 /// Largest single text field: no real card comes near it; a bigger one is an attack or damage.
 pub const MAX_FIELD_BYTES: usize = 1 << 20;
+/// How deep a card's JSON may nest. serde_json refuses to read past 128 levels, and a stored
+/// Character wraps a card's extensions a few levels deeper: a card nested near that limit
+/// imported but could never be opened again.
+pub const MAX_DEPTH: usize = 64;
 /// Largest decompressed zTXt/iTXt chunk or CHARX entry.
 const MAX_INFLATED_BYTES: u64 = 32 << 20;
 
@@ -77,6 +81,8 @@ pub enum CardError {
     NoCardJson,
     #[error("not a character card: a PNG, JSON or CHARX file was expected")]
     UnknownFormat,
+    #[error("the card's JSON nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
     #[error("not a character card: the JSON has none of a card's fields (name, description, first_mes…)")]
     NoCardFields,
 }

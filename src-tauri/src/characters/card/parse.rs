@@ -133,6 +133,9 @@ pub(super) const KNOWN: &[&str] = &[
 
 /// A card's JSON (V1, V2 or V3, a V3 object in a `chara` chunk included) as a Character.
 pub(super) fn parse_value(value: Value) -> Result<Character, CardError> {
+    if depth(&value) > MAX_DEPTH {
+        return Err(CardError::TooDeep);
+    }
     let Value::Object(top) = value else {
         return Err(CardError::WrongType {
             field: "card".into(),
@@ -424,4 +427,13 @@ pub(super) fn world_info(v: &Value) -> Result<Lorebook, CardError> {
         entries: out,
         ..Default::default()
     })
+}
+
+/// How many levels of arrays and objects `v` nests (a string or number is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }

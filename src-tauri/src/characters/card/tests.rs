@@ -112,3 +112,26 @@ fn json_without_any_card_field_is_refused() {
     // One card field is enough (a V1 card that has only a name).
     assert!(read(br#"{"name":"Just a name"}"#).is_ok());
 }
+
+#[test]
+fn json_nested_too_deep_is_refused_and_what_imports_opens_again() {
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"spec":"chara_card_v2","data":{{"name":"Deep","first_mes":"hi","extensions":{{"x":{}1{}}}}}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // 120 levels: serde_json reads it, but the stored Character would be past its limit.
+    assert_eq!(
+        read(nested(120).as_bytes()).unwrap_err(),
+        CardError::TooDeep
+    );
+    // Within the limit: imported, and the stored form reads back.
+    let Imported::Card { character, .. } = read(nested(50).as_bytes()).unwrap() else {
+        panic!("a card");
+    };
+    let stored = serde_json::to_string(&*character).unwrap();
+    let again: Character = serde_json::from_str(&stored).unwrap();
+    assert_eq!(again, *character);
+}
