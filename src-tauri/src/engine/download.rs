@@ -114,7 +114,6 @@ pub async fn download(
     let fetch = Fetch::new(&url, token, req.stall)?;
     let found = fetch.resolve().await?;
     let (mut have, mut hasher) = resume_from(&part, found.size).await?;
-    let resumed_from = have;
     let mut response = None;
     if found.size != Some(have) || have == 0 {
         let mut r = fetch.get(&found.target, have).await?;
@@ -128,6 +127,8 @@ pub async fn download(
         }
         response = Some(r);
     }
+    // After the server's answer: a download that had to start over resumed from nothing.
+    let resumed_from = have;
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
