@@ -412,7 +412,7 @@ fn the_windows_heavy_commands_run_off_its_main_thread() {
     // headers are async, which Tauri runs on its async runtime instead.
     let dir = root().join("src/desktop/commands");
     let mut text = String::new();
-    for area in ["characters", "conversation", "engine"] {
+    for area in ["backups", "characters", "conversation", "engine"] {
         text.push_str(&std::fs::read_to_string(dir.join(format!("{area}.rs"))).unwrap());
     }
     for heavy in [
@@ -420,6 +420,12 @@ fn the_windows_heavy_commands_run_off_its_main_thread() {
         "import_cards",
         "export_card",
         "list_models",
+        "list_backups",
+        "back_up_now",
+        "restore_backup",
+        "export_all",
+        "import_all",
+        "empty_trash",
     ] {
         assert!(
             text.contains(&format!("pub async fn {heavy}(")),

@@ -9,6 +9,7 @@
 //! the only module that knows Tauri).
 
 pub mod app;
+pub mod backup;
 pub mod characters;
 pub mod cli;
 pub mod conversation;

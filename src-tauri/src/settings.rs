@@ -50,6 +50,9 @@ impl Paths {
     pub fn database(&self) -> PathBuf {
         self.data.join("troupe.db")
     }
+    pub fn backups(&self) -> PathBuf {
+        self.data.join("backups")
+    }
     pub fn avatars(&self) -> PathBuf {
         self.data.join("avatars")
     }
@@ -98,6 +101,26 @@ pub struct Settings {
     pub engine: EngineChoice,
     /// The remote server, used when `engine` is `remote`.
     pub remote: RemoteSettings,
+    /// How many automatic snapshots to keep.
+    pub backups: BackupSettings,
+}
+
+/// The automatic snapshots kept in `backups/`: the newest of each of the last `daily` days and
+/// of each of the last `weekly` weeks. Snapshots taken by hand are never rotated away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupSettings {
+    pub daily: u32,
+    pub weekly: u32,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            daily: 7,
+            weekly: 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -198,6 +221,7 @@ impl Settings {
             models: serde_json::from_value(get("models")).unwrap_or_default(),
             engine: serde_json::from_value(get("engine")).unwrap_or_default(),
             remote: serde_json::from_value(get("remote")).unwrap_or_default(),
+            backups: serde_json::from_value(get("backups")).unwrap_or_default(),
         }
     }
 
@@ -309,6 +333,10 @@ mod tests {
     #[test]
     fn settings_round_trip_through_the_store_format() {
         let s = Settings {
+            backups: BackupSettings {
+                daily: 3,
+                weekly: 2,
+            },
             model_path: Some("/m/x.gguf".into()),
             sampling: Sampling {
                 temperature: 1.1,

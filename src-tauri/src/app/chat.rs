@@ -241,6 +241,11 @@ impl Activity {
         }
     }
 
+    /// Whether a reply is being written in any Session (a restore waits for none).
+    pub(super) fn replying(&self) -> bool {
+        !lock(&self.running).is_empty()
+    }
+
     /// False when a reply is running in the Session or it was already warmed as it is now.
     fn should_warm(&self, session_id: i64, n_messages: i64) -> bool {
         if lock(&self.running).contains_key(&session_id) {

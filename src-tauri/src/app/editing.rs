@@ -128,8 +128,10 @@ impl Troupe {
         self.store.trash_character(id, now_ms())
     }
 
-    /// Deletes every Character in the trash for good, with its Sessions and picture.
-    pub fn empty_trash(&self) -> Result<usize, store::Error> {
+    /// Deletes every Character in the trash for good, with its Sessions and picture, after a
+    /// snapshot of the library as it was (Settings → Backups can bring them back).
+    pub fn empty_trash(&self) -> Result<usize, super::BackupError> {
+        crate::backup::take(&self.paths, crate::backup::Reason::Purge, None, Vec::new())?;
         let gone = self.store.purge_trash(i64::MAX, now_ms())?;
         remove_avatar_files(&self.paths.avatars(), &gone);
         Ok(gone.len())

@@ -11,7 +11,7 @@ use crate::conversation::prompt::{self, PromptRecord};
 use crate::conversation::{forms, suggested_questions, TurnError};
 use crate::settings::Settings;
 use crate::store::{
-    self, CharacterSummary, Memory, MemoryKind, Message, Persona, SearchHit, Session,
+    self, CharacterSummary, Memory, MemoryKind, Message, Persona, SearchHit, Session, Undone,
 };
 
 /// Why an operation on the library was refused, or failed. Nothing changed.
@@ -220,9 +220,15 @@ impl Troupe {
         Ok(self.store.edit_message(message_id, content.trim())?)
     }
 
-    /// Deletes a message; refused while a reply is being written into it.
-    pub fn delete_message(&self, message_id: i64) -> Result<(), store::Error> {
-        self.store.delete_message(message_id)
+    /// Deletes a message; refused while a reply is being written into it. Returns the id
+    /// `undo_delete` takes.
+    pub fn delete_message(&self, message_id: i64) -> Result<i64, store::Error> {
+        self.store.delete_message(message_id, now_ms())
+    }
+
+    /// Brings back a deleted Message, Memory or Persona (`delete_*` returned `undo_id`).
+    pub fn undo_delete(&self, undo_id: i64) -> Result<Undone, store::Error> {
+        self.store.undo_delete(undo_id)
     }
 
     /// Shows another version (swipe) of a reply written more than once.
@@ -282,8 +288,9 @@ impl Troupe {
         Ok(self.store.save_persona(&persona, now_ms())?)
     }
 
-    pub fn delete_persona(&self, id: i64) -> Result<(), store::Error> {
-        self.store.delete_persona(id)
+    /// Deletes a persona (never the default); returns the id `undo_delete` takes.
+    pub fn delete_persona(&self, id: i64) -> Result<i64, store::Error> {
+        self.store.delete_persona(id, now_ms())
     }
 
     // ---- Memories ------------------------------------------------------------------------
@@ -328,7 +335,8 @@ impl Troupe {
         self.store.update_memory(id, content.trim(), now_ms())
     }
 
-    pub fn delete_memory(&self, id: i64) -> Result<(), store::Error> {
-        self.store.delete_memory(id)
+    /// Deletes a memory; returns the id `undo_delete` takes.
+    pub fn delete_memory(&self, id: i64) -> Result<i64, store::Error> {
+        self.store.delete_memory(id, now_ms())
     }
 }

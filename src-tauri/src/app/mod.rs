@@ -13,6 +13,7 @@
 //! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
 //! end names no other module of the crate (tests/architecture.rs checks it).
 
+mod backups;
 mod cards;
 mod chat;
 mod editing;
@@ -22,6 +23,7 @@ mod sampling;
 mod sessions;
 
 pub use crate::conversation::Cancel;
+pub use backups::{BackupError, Restored, Upkeep};
 pub use cards::{CardError, CardFormat, Imported};
 pub use chat::Rewrite;
 pub use editing::{AvatarChange, EditError};
@@ -33,6 +35,7 @@ pub use sampling::{
 
 /// The vocabulary of the front ends: the core's types they take and give.
 pub mod vocabulary {
+    pub use crate::backup::{Manifest, Reason as SnapshotReason, Snapshot};
     pub use crate::characters::avatar::{thumb_name, Crop};
     pub use crate::characters::{
         initials, Attributes, Behaviours, Category, Character, Exchange, Greetings, ProfileForm,
@@ -47,11 +50,12 @@ pub mod vocabulary {
     pub use crate::engine::sampling::{preset, PRESETS};
     pub use crate::engine::{EngineStatus, Error as EngineError, Sampling};
     pub use crate::settings::{
-        EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings, OLD_KEYS as OLD_SETTING_KEYS,
+        BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings,
+        OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{
-        CharacterSummary, Error as StoreError, Memory, MemoryKind, Message, MessageStatus, Persona,
-        Role, SearchHit, Session,
+        CharacterSummary, Counts, Error as StoreError, Memory, MemoryKind, MergeReport, Message,
+        MessageStatus, Persona, Role, SearchHit, Session, Undone,
     };
 }
 
@@ -74,11 +78,19 @@ pub struct Troupe {
 }
 
 impl Troupe {
-    /// Opens the data directory: creates it, migrates the database and installs built-ins.
+    /// Opens the data directory: creates it, migrates the database (after a snapshot of it as
+    /// it was) and installs built-ins. Opening changes nothing else: the trash's purge is the
+    /// window's `upkeep`, so a read-only CLI command never runs it.
     pub fn open(paths: Paths) -> Result<Troupe, store::Error> {
         // The library is private to its user: the folder 0700, the database files 0600.
         if let Err(e) = crate::settings::private_dir(&paths.data) {
             tracing::warn!("cannot make {} private: {e}", paths.data.display());
+        }
+        if let Some(found) = store::pending_migrations(&paths.database())? {
+            let snapshot =
+                crate::backup::take(&paths, crate::backup::Reason::Migration, None, Vec::new())
+                    .map_err(|e| store::Error::NoSnapshot(e.to_string()))?;
+            tracing::info!("schema {found} kept in {} before migrating", snapshot.id);
         }
         let store = Store::open(&paths.database())?;
         for suffix in ["", "-wal", "-shm"] {
@@ -90,15 +102,6 @@ impl Troupe {
             }
         }
         install_builtins(&store, &paths.avatars())?;
-        // The trash keeps a deleted Character for `TRASH_DAYS`; older ones go for good.
-        let cutoff = now_ms() - TRASH_DAYS * 24 * 3600 * 1000;
-        match store.purge_trash(cutoff, now_ms()) {
-            Ok(gone) => remove_avatar_files(&paths.avatars(), &gone),
-            Err(e) => tracing::warn!("cannot empty old trash: {e}"),
-        }
-        if let Err(e) = store.purge_sessions(cutoff) {
-            tracing::warn!("cannot remove old deleted conversations: {e}");
-        }
         Ok(Troupe {
             paths,
             store: Arc::new(store),
@@ -159,6 +162,12 @@ impl Troupe {
     pub fn model_file(&self, settings: &Settings, override_path: Option<&Path>) -> PathBuf {
         settings.model_file(&self.paths, override_path)
     }
+}
+
+/// Unix ms as "2026-12-03 14:05 UTC", for lists a person reads.
+pub fn utc_time(ms: i64) -> String {
+    let (y, mo, d, h, mi, _) = crate::backup::civil(ms);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
 }
 
 /// Unix time in milliseconds.

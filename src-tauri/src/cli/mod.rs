@@ -6,10 +6,12 @@
 //!
 //! This file is the command line's shape (clap) and `run`, which hands each command to its
 //! room: `library` (characters, sessions, history, search, personas, memories, prompt), `cards`
-//! (import, export), `chat`, `models` (models, sampling). Every command calls `app::Troupe`
+//! (import, export), `backups` (backup, backups, restore, export-all, import-all), `chat`,
+//! `models` (models, sampling). Every command calls `app::Troupe`
 //! and prints the result. `bench/` measures the engine itself and is the one room that reaches
 //! below the facade.
 
+mod backups;
 mod bench;
 pub use bench::BenchArgs;
 mod cards;
@@ -166,6 +168,25 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
+    /// Take a snapshot of the whole library now (into the data folder's backups/, or --out).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List the snapshots: id, when (UTC), why, size and what each holds.
+    Backups,
+    /// Replace the library with a snapshot (an id from `troupe backups`) or a backup or
+    /// export file. The library as it was is snapshotted first.
+    Restore {
+        #[arg(value_name = "FILE|ID")]
+        what: String,
+    },
+    /// Write everything to one zip: the database, avatars, every character as a V3 card and
+    /// every session as SillyTavern chat JSONL.
+    ExportAll { file: PathBuf },
+    /// Merge an export (or a snapshot) into the library: what exists stays, what is new is
+    /// added, what differs is kept side by side and reported.
+    ImportAll { file: PathBuf },
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench(bench::BenchArgs),
 }
@@ -224,6 +245,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let change = models::SamplingChange { preset, set, clear };
             models::sampling(&troupe, character, session, change)
         }
+        Command::Backup { out } => backups::backup(&troupe, out),
+        Command::Backups => backups::list(&troupe),
+        Command::Restore { what } => backups::restore(&troupe, &what),
+        Command::ExportAll { file } => backups::export_all(&troupe, &file),
+        Command::ImportAll { file } => backups::import_all(&troupe, &file),
         Command::Bench(args) => bench::run(&troupe, model, args).await,
     }
 }

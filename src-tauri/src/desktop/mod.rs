@@ -11,6 +11,7 @@
 
 pub mod commands {
     //! The window's commands, one file per area of `ui/src/api/`.
+    pub mod backups;
     pub mod characters;
     pub mod conversation;
     pub mod engine;
@@ -77,6 +78,7 @@ pub fn run(model_override: Option<PathBuf>) {
             if let Ok(troupe) = &state.troupe {
                 forward_engine_status(&handle, troupe);
                 let settings = load_settings(&handle);
+                daily_upkeep(troupe, settings.backups);
                 start_engine(troupe, settings, state.model_override.clone());
             }
             Ok(())
@@ -102,6 +104,12 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::conversation::restore_session,
             commands::conversation::edit_message,
             commands::conversation::delete_message,
+            commands::conversation::undo_delete,
+            commands::backups::list_backups,
+            commands::backups::back_up_now,
+            commands::backups::restore_backup,
+            commands::backups::export_all,
+            commands::backups::import_all,
             commands::conversation::branch_session,
             commands::conversation::suggested_questions,
             commands::characters::get_character_edit,
@@ -156,6 +164,16 @@ fn start_engine(troupe: &Troupe, settings: Settings, model_override: Option<Path
     });
 }
 
+/// The day's snapshot, rotation and the trash's purge, on a thread of their own: a snapshot is
+/// a read on its own connection, so the window and its replies never wait for it.
+fn daily_upkeep(troupe: &Troupe, keep: crate::app::vocabulary::BackupSettings) {
+    let troupe = troupe.clone();
+    std::thread::spawn(move || match troupe.upkeep(keep) {
+        Ok(done) => tracing::info!("upkeep: {done:?}"),
+        Err(e) => tracing::warn!("upkeep: {e}"),
+    });
+}
+
 fn forward_engine_status(app: &tauri::AppHandle, troupe: &Troupe) {
     let mut rx = troupe.watch_engine();
     let app = app.clone();
@@ -175,18 +193,22 @@ fn settings_store(
         .map_err(|e| format!("cannot open the settings file: {e}"))
 }
 
-/// The settings, read through the store plugin (defaults when unreadable).
+/// The settings, read through the store plugin (defaults when unreadable). Read from the file
+/// each time: the CLI may have changed it since the window started.
 fn load_settings(app: &tauri::AppHandle) -> Settings {
     match settings_store(app) {
-        Ok(store) => Settings::from_json(serde_json::Value::Object(
-            store.entries().into_iter().collect(),
-        )),
+        Ok(store) => Settings::from_json(serde_json::Value::Object({
+            let _ = store.reload();
+            store.entries().into_iter().collect()
+        })),
         Err(_) => Settings::default(),
     }
 }
 
 fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
     let store = settings_store(app)?;
+    // Keys the CLI wrote meanwhile, and keys a newer build knows, are kept: only ours change.
+    let _ = store.reload();
     let value = serde_json::to_value(settings).map_err(|e| e.to_string())?;
     for old in OLD_SETTING_KEYS {
         store.delete(old);

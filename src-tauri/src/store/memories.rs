@@ -110,12 +110,6 @@ impl Store {
         }
         Ok(())
     }
-
-    pub fn delete_memory(&self, id: i64) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM memories WHERE id = ?1", [id])?;
-        Ok(())
-    }
 }
 
 pub(super) fn memory_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Memory> {

@@ -246,18 +246,6 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a message (not one being streamed).
-    pub fn delete_message(&self, message_id: i64) -> Result<()> {
-        let n = self.conn().execute(
-            "DELETE FROM messages WHERE id = ?1 AND status != 'streaming'",
-            [message_id],
-        )?;
-        if n == 0 {
-            return Err(Error::MessageBusy(message_id));
-        }
-        Ok(())
-    }
-
     /// Every message of a Session, oldest first.
     pub fn list_messages(&self, session_id: i64) -> Result<Vec<Message>> {
         let conn = self.conn();
@@ -314,8 +302,8 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a streaming message: sets its final text and status (a row no longer `streaming`
-    /// is left as it is).
+    /// Ends a streaming message: sets its final text and status, and forgets its writer (a row
+    /// no longer `streaming` is left as it is).
     pub fn finish_message(
         &self,
         message_id: i64,
@@ -323,7 +311,8 @@ impl Store {
         status: MessageStatus,
     ) -> Result<()> {
         self.conn().execute(
-            "UPDATE messages SET content = ?2, status = ?3 WHERE id = ?1 AND status = 'streaming'",
+            "UPDATE messages SET content = ?2, status = ?3, owner = NULL
+             WHERE id = ?1 AND status = 'streaming'",
             params![message_id, content, status.as_str()],
         )?;
         Ok(())

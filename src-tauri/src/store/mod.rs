@@ -15,8 +15,10 @@
 //! short, and the desktop app and the CLI are the only processes sharing the file (WAL lets
 //! them read while the other writes; `busy_timeout` covers write overlap).
 
+mod backup;
 mod characters;
 mod memories;
+mod merge;
 mod messages;
 mod owner;
 mod personas;
@@ -25,13 +27,17 @@ mod search;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod undo;
 
+pub use backup::{pending_migrations, snapshot_file, Copied, Counts, KNOWN_SCHEMA};
 pub use characters::CharacterSummary;
 pub use memories::{Memory, MemoryKind};
+pub use merge::MergeReport;
 pub use messages::{Message, MessageStatus, Role};
 pub use personas::Persona;
 pub use search::SearchHit;
 pub use sessions::Session;
+pub use undo::Undone;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -45,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_gallery.sql"),
     include_str!("migrations/0004_memory.sql"),
     include_str!("migrations/0005_owner.sql"),
+    include_str!("migrations/0006_undo.sql"),
 ];
 
 /// What went wrong in the store.
@@ -72,6 +79,9 @@ pub enum Error {
     /// No persona with this id.
     #[error("no persona with id {0}")]
     PersonaNotFound(i64),
+    /// The default persona cannot be deleted (a Session always has someone to be).
+    #[error("the default persona cannot be deleted: make another one the default first")]
+    DefaultPersona,
     /// No memory with this id.
     #[error("no memory with id {0}")]
     MemoryNotFound(i64),
@@ -84,12 +94,18 @@ pub enum Error {
     /// A new Character's id is taken.
     #[error("a character with id '{0}' exists")]
     CharacterExists(String),
+    /// Nothing to undo under this id (undone already, or forgotten with the trash).
+    #[error("there is nothing to undo: it was undone already or the trash was emptied")]
+    NothingToUndo,
     /// No session with this id.
     #[error("no session with id {0}")]
     SessionNotFound(i64),
     /// The disk is full; what was stored before is intact.
     #[error("the disk is full: free some space (nothing already saved was lost)")]
     DiskFull,
+    /// The snapshot that must come before a migration could not be taken; nothing was changed.
+    #[error("the database needs upgrading, but the snapshot taken first failed: {0}")]
+    NoSnapshot(String),
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
@@ -210,7 +226,7 @@ fn recover_streaming(conn: &Connection) -> Result<()> {
     for (id, writer) in streaming {
         if !writer.as_deref().is_some_and(owner::alive) {
             conn.execute(
-                "UPDATE messages SET status = 'interrupted' WHERE id = ?1 AND status = 'streaming'",
+                "UPDATE messages SET status = 'interrupted', owner = NULL WHERE id = ?1 AND status = 'streaming'",
                 [id],
             )?;
         }

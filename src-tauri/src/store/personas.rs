@@ -64,15 +64,6 @@ impl Store {
         tx.commit()?;
         Ok(Persona { id, ..p.clone() })
     }
-
-    /// Deletes a persona; its Sessions fall back to the default. The default cannot go.
-    pub fn delete_persona(&self, id: i64) -> Result<()> {
-        self.conn().execute(
-            "DELETE FROM personas WHERE id = ?1 AND is_default = 0",
-            [id],
-        )?;
-        Ok(())
-    }
 }
 
 pub(super) fn persona_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Persona> {

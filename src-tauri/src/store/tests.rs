@@ -181,7 +181,7 @@ fn search_follows_every_change_and_takes_any_text() {
     let hit = &store.search_messages("plums", 10).unwrap()[0];
     assert_eq!(hit.snippet, "The [plums] are ripe.");
     assert_eq!(hit.character_id, c.id);
-    store.delete_message(r.id).unwrap();
+    store.delete_message(r.id, 0).unwrap();
     assert!(found("plums").is_empty());
     // A trashed Session's messages are not found; restored, they are; purged, they are gone
     // from the index too.
@@ -203,7 +203,7 @@ fn search_follows_every_change_and_takes_any_text() {
         Err(Error::MessageBusy(_))
     ));
     assert!(matches!(
-        store.delete_message(r.id),
+        store.delete_message(r.id, 0),
         Err(Error::MessageBusy(_))
     ));
     // Through all of that, the index stayed in step with the messages.
@@ -274,7 +274,10 @@ fn personas_default_and_memories_reach_their_sessions() {
         .unwrap();
     assert_eq!(store.session_persona(s2.id).unwrap().name, "Sam");
     assert_eq!(store.session_persona(s.id).unwrap().name, "User");
-    store.delete_persona(sam.id).unwrap();
+    assert!(matches!(
+        store.delete_persona(sam.id, 0),
+        Err(Error::DefaultPersona)
+    ));
     assert_eq!(
         store.list_personas().unwrap().len(),
         2,

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -214,3 +214,29 @@ export type SearchHit = { messageId: number, sessionId: number, characterId: str
  * The text around the match; the matched words are between `[` and `]`.
  */
 snippet: string, createdAt: number, };
+
+export type Counts = { characters: number, sessions: number, messages: number, memories: number, personas: number, };
+
+export type Backup = { 
+/**
+ * Its file name; what `restore_backup` takes.
+ */
+id: string, 
+/**
+ * Where it is, for the person who wants to copy it elsewhere.
+ */
+path: string, 
+/**
+ * Unix ms.
+ */
+createdAt: number, 
+/**
+ * daily, migration, restore, purge, manual or export.
+ */
+reason: string, bytes: number, troupeVersion: string, counts: Counts, };
+
+export type ImportAllResult = { charactersAdded: number, sessionsAdded: number, messagesAdded: number, unchanged: number, 
+/**
+ * Each thing kept side by side, in words.
+ */
+conflicts: Array<string>, };

@@ -155,7 +155,7 @@ pub fn list_trash(state: State<'_, AppState>) -> ApiResult<Vec<CharacterSummary>
 
 /// Deletes everything in the trash for good; returns how many Characters went.
 #[tauri::command]
-pub fn empty_trash(state: State<'_, AppState>) -> ApiResult<usize> {
+pub async fn empty_trash(state: State<'_, AppState>) -> ApiResult<usize> {
     Ok(state.troupe()?.empty_trash()?)
 }
 

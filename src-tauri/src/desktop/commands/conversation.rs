@@ -192,10 +192,18 @@ pub fn edit_message(state: State<'_, AppState>, message_id: i64, content: String
     Ok(state.troupe()?.edit_message(message_id, &content)?)
 }
 
-/// Deletes a message; refused while a reply is being written into it.
+/// Deletes a message; refused while a reply is being written into it. Returns the id
+/// `undo_delete` takes.
 #[tauri::command]
-pub fn delete_message(state: State<'_, AppState>, message_id: i64) -> ApiResult<()> {
+pub fn delete_message(state: State<'_, AppState>, message_id: i64) -> ApiResult<i64> {
     Ok(state.troupe()?.delete_message(message_id)?)
+}
+
+/// Brings back a deleted Message, Memory or Persona.
+#[tauri::command]
+pub fn undo_delete(state: State<'_, AppState>, undo_id: i64) -> ApiResult<()> {
+    state.troupe()?.undo_delete(undo_id)?;
+    Ok(())
 }
 
 /// A new Session with the messages of this one up to `message_id`; returns it.
@@ -269,7 +277,7 @@ pub fn save_persona(state: State<'_, AppState>, persona: Persona) -> ApiResult<P
 }
 
 #[tauri::command]
-pub fn delete_persona(state: State<'_, AppState>, id: i64) -> ApiResult<()> {
+pub fn delete_persona(state: State<'_, AppState>, id: i64) -> ApiResult<i64> {
     Ok(state.troupe()?.delete_persona(id)?)
 }
 
@@ -305,6 +313,6 @@ pub fn update_memory(state: State<'_, AppState>, id: i64, content: String) -> Ap
 }
 
 #[tauri::command]
-pub fn delete_memory(state: State<'_, AppState>, id: i64) -> ApiResult<()> {
+pub fn delete_memory(state: State<'_, AppState>, id: i64) -> ApiResult<i64> {
     Ok(state.troupe()?.delete_memory(id)?)
 }

@@ -193,6 +193,7 @@ impl SettingsJson {
                 .map(Into::into),
             sampling: self.sampling.clone().into(),
             models: current.models.clone(),
+            backups: current.backups,
             engine: if self.engine == "remote" {
                 domain::EngineChoice::Remote
             } else {

@@ -2,15 +2,17 @@
 //! the domain types, with TypeScript twins generated into `ui/src/api/types.ts` by the test
 //! `bindings_are_current` (run with `UPDATE_BINDINGS=1` to rewrite the file). Core types are not
 //! `Serialize` for the UI's sake; only this module knows the JSON. The types live by area, as
-//! the UI's `api/` files do: `characters`, `conversation`, `engine`.
+//! the UI's `api/` files do: `backups`, `characters`, `conversation`, `engine`.
 //!
 //! Every failure reaches the UI as `ApiError { code, message }`: `code` is for the UI to branch
 //! on, `message` is a sentence for the person.
 
+mod backups;
 mod characters;
 mod conversation;
 mod engine;
 
+pub use backups::*;
 pub use characters::*;
 pub use conversation::*;
 pub use engine::*;
@@ -51,6 +53,9 @@ pub enum ErrorCode {
     InvalidCharacter,
     /// The disk is full; nothing saved was lost.
     DiskFull,
+    /// A backup file is damaged, foreign or from a newer Troupe, or a restore was refused;
+    /// the message names the file and the problem, and the library is as it was.
+    BadBackup,
     /// Anything else.
     Internal,
 }
@@ -98,12 +103,23 @@ impl From<crate::app::CardError> for ApiError {
     }
 }
 
+impl From<crate::app::BackupError> for ApiError {
+    fn from(e: crate::app::BackupError) -> Self {
+        let code = match &e {
+            crate::app::BackupError::Replying => ErrorCode::Busy,
+            _ => ErrorCode::BadBackup,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl From<domain::StoreError> for ApiError {
     fn from(e: domain::StoreError) -> Self {
         let code = match &e {
             domain::StoreError::CharacterNotFound(_)
             | domain::StoreError::SessionNotFound(_)
-            | domain::StoreError::MessageNotFound(_) => ErrorCode::NotFound,
+            | domain::StoreError::MessageNotFound(_)
+            | domain::StoreError::NothingToUndo => ErrorCode::NotFound,
             domain::StoreError::DiskFull => ErrorCode::DiskFull,
             _ => ErrorCode::Internal,
         };
@@ -224,6 +240,9 @@ pub fn typescript() -> String {
         LoreFired::decl(&cfg),
         PromptRecord::decl(&cfg),
         SearchHit::decl(&cfg),
+        CountsJson::decl(&cfg),
+        Backup::decl(&cfg),
+        ImportAllResult::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
