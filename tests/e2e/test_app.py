@@ -564,6 +564,13 @@ def main():
             wd.wait("the edited text", lambda: messages(wd)[n - 2]["text"] == "Do you remember me, Mr Holmes?")
             tool(n - 1, "delete")
             wd.wait("the reply gone", lambda: len(messages(wd)) == n - 1)
+            # Undo brings it back to its place; deleted again, it stays gone.
+            wd.wait("the undo offer", lambda: wd.find("[data-testid=message-undo]"))
+            wd.screenshot("undo.png")
+            wd.click("[data-testid=message-undo]")
+            wd.wait("the reply back", lambda: len(messages(wd)) == n)
+            tool(n - 1, "delete")
+            wd.wait("the reply gone again", lambda: len(messages(wd)) == n - 1)
             sid = open_session_id()
             history = cli("history", "--session", str(sid))
             assert "Do you remember me, Mr Holmes?" in history, history
@@ -738,6 +745,33 @@ def main():
             wd.screenshot("inert.png")
             wd.click("[data-testid=back]")
         check("script payloads in every card field stay text", card_text_stays_inert)
+
+        def backups_list_back_up_and_restore():
+            wd.wait("gallery", lambda: wd.find("[data-testid=character-card]"))
+            wd.click("[data-testid=open-settings]")
+            wd.click("[data-testid=tab-backups]")
+            # The start-up upkeep took the day's snapshot off the main thread.
+            wd.wait("the day's snapshot", lambda: wd.find("[data-testid=backup-row]"))
+            wd.click("[data-testid=backup-now]")
+            notice = wd.wait("the new snapshot", lambda: wd.js(
+                "const n = document.querySelector('[data-testid=backup-notice]'); return n && n.textContent"))
+            assert "manual.zip" in notice, notice
+            listed = cli("backups")
+            assert "manual" in listed and "daily" in listed, listed
+            wd.screenshot("backups.png")
+            # A card imported after the snapshot is gone once it is restored, and the window
+            # reloads on the restored library.
+            cli("import", os.path.join(FIXTURES, "seraphina-v2-and-v3.png"))
+            before = len(cli("characters").splitlines())
+            wd.click("[data-testid=backup-restore]")
+            wd.click("[data-testid=backup-restore-confirm]")
+            wd.wait("the gallery of the restored library", lambda: not wd.find("[data-testid=settings]")
+                    and wd.find("[data-testid=character-card]"))
+            after = len(cli("characters").splitlines())
+            assert after == before - 1, (before, after)
+            assert "restore" in cli("backups"), "the library as it was was kept"
+        check("Settings → Backups: the day's snapshot, Back up now, Restore (the window reloads)",
+              backups_list_back_up_and_restore)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))

@@ -26,7 +26,10 @@ export const warmSession = (sessionId: number) => call<void>('warm_session', { s
 export const warmCharacter = (characterId: string) => call<void>('warm_character', { characterId });
 
 export const editMessage = (messageId: number, content: string) => call<void>('edit_message', { messageId, content });
-export const deleteMessage = (messageId: number) => call<void>('delete_message', { messageId });
+/** Deletes a message; resolves to the id `undoDelete` takes. */
+export const deleteMessage = (messageId: number) => call<number>('delete_message', { messageId });
+/** Brings back a deleted message, memory or persona. */
+export const undoDelete = (undoId: number) => call<void>('undo_delete', { undoId });
 /** A new session with this one's messages up to `messageId`. */
 export const branchSession = (messageId: number) => call<Session>('branch_session', { messageId });
 export const renameSession = (sessionId: number, title: string) => call<void>('rename_session', { sessionId, title });
@@ -42,11 +45,11 @@ export const suggestedQuestions = (characterId: string) => call<string[]>('sugge
 
 export const listPersonas = () => call<Persona[]>('list_personas');
 export const savePersona = (persona: Persona) => call<Persona>('save_persona', { persona });
-export const deletePersona = (id: number) => call<void>('delete_persona', { id });
+export const deletePersona = (id: number) => call<number>('delete_persona', { id });
 
 export const listMemories = (sessionId: number) => call<Memory[]>('list_memories', { sessionId });
 /** Pins a memory: text the user wrote, or a message's text (`messageId`, empty `content`). */
 export const addMemory = (sessionId: number, content: string, messageId: number | null = null, forCharacter = false) =>
   call<Memory>('add_memory', { sessionId, content, messageId, forCharacter });
 export const updateMemory = (id: number, content: string) => call<void>('update_memory', { id, content });
-export const deleteMemory = (id: number) => call<void>('delete_memory', { id });
+export const deleteMemory = (id: number) => call<number>('delete_memory', { id });

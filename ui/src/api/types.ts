@@ -66,7 +66,16 @@ export type SamplingLevel = { own: Sampling | null, effective: Sampling,
  */
 source: string, };
 
-export type RemoteSettings = { baseUrl: string, apiKey: string | null, model: string, contextLength: number, };
+export type RemoteSettings = { baseUrl: string, 
+/**
+ * Never sent to the window (script in a webview must not read it): always null going
+ * out. Coming back, null keeps the key as it is, "" removes it, any other text replaces it.
+ */
+apiKey: string | null, 
+/**
+ * Whether a key is set.
+ */
+apiKeySet: boolean, model: string, contextLength: number, };
 
 export type Settings = { 
 /**

@@ -12,6 +12,9 @@ export class ChatState {
   #notice = $state<string | null>(null);
   #loaded = $state(false);
   #stats = $state<ReplyStats | null>(null);
+  /** The last deleted message, while it can be brought back. */
+  #undo = $state<{ undoId: number; preview: string } | null>(null);
+  #undoTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(sessionId: number) {
     this.sessionId = sessionId;
@@ -31,6 +34,9 @@ export class ChatState {
   }
   get loaded() {
     return this.#loaded;
+  }
+  get undo() {
+    return this.#undo;
   }
   /** Figures of the last finished reply: first-token latency and speed. */
   get stats() {
@@ -76,11 +82,33 @@ export class ChatState {
 
   async remove(id: number) {
     try {
-      await api.deleteMessage(id);
+      const gone = this.#messages.find((x) => x.id === id);
+      const undoId = await api.deleteMessage(id);
       this.#messages = this.#messages.filter((x) => x.id !== id);
+      const text = gone?.content ?? '';
+      this.#undo = { undoId, preview: text.length > 40 ? text.slice(0, 40) + '…' : text };
+      clearTimeout(this.#undoTimer);
+      this.#undoTimer = setTimeout(() => (this.#undo = null), 10_000);
     } catch (e) {
       this.#error = e as BackendError;
     }
+  }
+
+  /** Brings the last deleted message back to its place. */
+  async undoRemove() {
+    const undo = this.#undo;
+    if (!undo) return;
+    this.#undo = null;
+    try {
+      await api.undoDelete(undo.undoId);
+      await this.load();
+    } catch (e) {
+      this.#error = e as BackendError;
+    }
+  }
+
+  dismissUndo() {
+    this.#undo = null;
   }
 
   showError(e: BackendError) {

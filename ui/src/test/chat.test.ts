@@ -8,6 +8,7 @@ const api = vi.hoisted(() => ({
   recentMessages: vi.fn(),
   editMessage: vi.fn(),
   deleteMessage: vi.fn(),
+  undoDelete: vi.fn(),
   regenerateReply: vi.fn(),
   continueReply: vi.fn(),
   selectSwipe: vi.fn(),
@@ -91,9 +92,17 @@ describe('ChatState paging and edits', () => {
     api.editMessage.mockResolvedValue(undefined);
     expect(await chat.edit(2, '  edited ')).toBe(true);
     expect(chat.messages[1].content).toBe('edited');
-    api.deleteMessage.mockResolvedValue(undefined);
+    api.deleteMessage.mockResolvedValue(77);
     await chat.remove(2);
     expect(chat.messages.find((m) => m.id === 2)).toBeUndefined();
+    // The delete can be undone: the message is asked back by its undo id and the list reloads.
+    expect(chat.undo?.undoId).toBe(77);
+    api.undoDelete.mockResolvedValue(undefined);
+    const reloads = api.recentMessages.mock.calls.length;
+    await chat.undoRemove();
+    expect(api.undoDelete).toHaveBeenCalledWith(77);
+    expect(api.recentMessages.mock.calls.length).toBe(reloads + 1);
+    expect(chat.undo).toBeNull();
     // A refusal (a reply is being written into it) keeps the text and says why.
     api.editMessage.mockRejectedValue({ code: 'internal', message: 'busy' });
     expect(await chat.edit(3, 'x')).toBe(false);

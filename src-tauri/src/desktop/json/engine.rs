@@ -140,7 +140,12 @@ impl From<crate::app::SamplingLevel> for SamplingLevelJson {
 #[ts(rename = "RemoteSettings")]
 pub struct RemoteSettingsJson {
     pub base_url: String,
+    /// Never sent to the window (script in a webview must not read it): always null going
+    /// out. Coming back, null keeps the key as it is, "" removes it, any other text replaces it.
     pub api_key: Option<String>,
+    /// Whether a key is set.
+    #[serde(default)]
+    pub api_key_set: bool,
     pub model: String,
     pub context_length: usize,
 }
@@ -173,7 +178,8 @@ impl SettingsJson {
             .into(),
             remote: RemoteSettingsJson {
                 base_url: s.remote.base_url.clone(),
-                api_key: s.remote.api_key.clone(),
+                api_key: None,
+                api_key_set: s.remote.api_key.is_some(),
                 model: s.remote.model.clone(),
                 context_length: s.remote.context_length,
             },
@@ -201,7 +207,10 @@ impl SettingsJson {
             },
             remote: domain::RemoteSettings {
                 base_url: self.remote.base_url.trim().to_string(),
-                api_key: self.remote.api_key.clone().filter(|k| !k.trim().is_empty()),
+                api_key: match &self.remote.api_key {
+                    None => current.remote.api_key.clone(),
+                    Some(k) => Some(k.trim().to_string()).filter(|k| !k.is_empty()),
+                },
                 model: self.remote.model.trim().to_string(),
                 context_length: self.remote.context_length,
             },

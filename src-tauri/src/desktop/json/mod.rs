@@ -308,4 +308,26 @@ mod tests {
             serde_json::json!({"event": "text", "data": {"text": "hi"}})
         );
     }
+
+    #[test]
+    fn the_api_key_never_goes_to_the_window() {
+        let mut s = domain::Settings::default();
+        s.remote.api_key = Some("sk-secret".into());
+        let form = SettingsJson::from_settings(&s, std::path::Path::new("/m.gguf"));
+        assert!(!serde_json::to_string(&form).unwrap().contains("sk-secret"));
+        assert!(form.remote.api_key_set);
+        // Saved back untouched the key stays; "" removes it; new text replaces it.
+        assert_eq!(
+            form.to_settings(&s).remote.api_key.as_deref(),
+            Some("sk-secret")
+        );
+        let mut edited = form.clone();
+        edited.remote.api_key = Some(String::new());
+        assert_eq!(edited.to_settings(&s).remote.api_key, None);
+        edited.remote.api_key = Some(" sk-new ".into());
+        assert_eq!(
+            edited.to_settings(&s).remote.api_key.as_deref(),
+            Some("sk-new")
+        );
+    }
 }
