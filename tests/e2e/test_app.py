@@ -772,6 +772,22 @@ def main():
             assert "restore" in cli("backups"), "the library as it was was kept"
         check("Settings → Backups: the day's snapshot, Back up now, Restore (the window reloads)",
               backups_list_back_up_and_restore)
+
+        def the_window_keeps_what_the_cli_wrote_to_the_settings():
+            # The CLI adds a model while the window is open; saving the window's settings
+            # afterwards keeps it (the window used to write its start-up copy over it).
+            elsewhere = os.path.join(data, "elsewhere.gguf")
+            os.symlink(model, elsewhere)
+            cli("models", "add", elsewhere)
+            wd.click("[data-testid=open-settings]")
+            wd.wait("the settings form", lambda: wd.find("[data-testid=settings-max-tokens]"))
+            wd.click("[data-testid=settings-save]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+            with open(os.path.join(data, "settings.json")) as f:
+                saved = json.load(f)
+            assert elsewhere in saved.get("models", []), saved
+        check("the window keeps what the CLI wrote to the settings meanwhile",
+              the_window_keeps_what_the_cli_wrote_to_the_settings)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))
