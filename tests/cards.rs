@@ -638,3 +638,42 @@ fn a_png_of_compressed_text_chunks_cannot_exhaust_memory() {
     );
     assert!(peak < 100.0, "refusing took {peak:.0} MB");
 }
+
+#[test]
+fn imported_cards_are_held_to_the_editors_limits() {
+    use troupe::characters::{MAX_NAME, MAX_TAGS, MAX_TEXT};
+    let dir = tempfile::tempdir().unwrap();
+    let t = Troupe::open(Paths::at(dir.path())).unwrap();
+    let card = |data: serde_json::Value| {
+        serde_json::json!({"spec": "chara_card_v2", "spec_version": "2.0", "data": data})
+            .to_string()
+            .into_bytes()
+    };
+    // What can be fitted without changing the character is: a long name, tags with commas and
+    // too many of them, an example without a reply. The editor can then save it as it is.
+    let mut tags: Vec<String> = (0..40).map(|i| format!("tag{i}")).collect();
+    tags.insert(0, "bread, cakes".into());
+    let long = card(serde_json::json!({
+        "name": "N".repeat(200), "description": "A baker.", "tags": tags,
+        "mes_example": "<START>\n{{user}}: Hi\n{{char}}: Hello.\n<START>\n{{user}}: And?\n{{char}}:",
+    }));
+    let Imported::Character(c) = t.import_card_bytes("long.json", &long, None).unwrap() else {
+        panic!("a card")
+    };
+    let c = t.store.get_character(&c.id).unwrap();
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
+    assert_eq!(c.name.chars().count(), MAX_NAME);
+    assert_eq!(c.tags.len(), MAX_TAGS);
+    assert_eq!(&c.tags[..2], ["bread", "cakes"]);
+    assert_eq!(c.example_dialogue.len(), 1);
+    // What cannot be fitted without cutting the character's text is refused, naming the file
+    // and the field, and nothing is added.
+    let before = t.characters().unwrap().len();
+    let huge = card(serde_json::json!({"name": "Huge", "description": "x".repeat(MAX_TEXT + 1)}));
+    let e = t
+        .import_card_bytes("huge.json", &huge, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huge.json") && e.contains("description"), "{e}");
+    assert_eq!(t.characters().unwrap().len(), before);
+}

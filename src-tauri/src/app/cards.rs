@@ -109,6 +109,11 @@ impl Troupe {
             }
             card::Imported::Card { character, avatar } => {
                 let mut c = *character;
+                // Held to the editor's limits, so what imports can be edited and saved again.
+                c.fit_to_limits();
+                if let Some(p) = c.problems().first() {
+                    return Err(fail(format!("{}: {}", p.field, p.message)));
+                }
                 let pictures = match &avatar {
                     Some(bytes) => Some(
                         avatar::prepare(bytes, None)

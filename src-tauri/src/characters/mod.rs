@@ -448,6 +448,46 @@ impl Character {
         out
     }
 
+    /// Brings a Character read from a card within the editor's limits where that loses no
+    /// meaning: a name or tagline cut to length, tags cleaned (commas split into tags, empty
+    /// ones dropped, at most `MAX_TAGS`), example exchanges without a reply dropped, an empty
+    /// chosen form replaced by the prose. What remains of `problems()` (a text field over
+    /// `MAX_TEXT`) is for the caller to refuse: cutting a description would change the character.
+    pub fn fit_to_limits(&mut self) {
+        let cut = |s: &mut String, max: usize| {
+            if s.chars().count() > max {
+                *s = s
+                    .chars()
+                    .take(max - 1)
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+                    + "…";
+            }
+        };
+        cut(&mut self.name, MAX_NAME);
+        cut(&mut self.tagline, MAX_TAGLINE);
+        let mut tags: Vec<String> = Vec::new();
+        for piece in self.tags.iter().flat_map(|t| t.split(',')) {
+            let mut t = piece.trim().to_string();
+            cut(&mut t, MAX_TAG);
+            if !t.is_empty() && !tags.contains(&t) && tags.len() < MAX_TAGS {
+                tags.push(t);
+            }
+        }
+        self.tags = tags;
+        self.example_dialogue
+            .retain(|ex| !ex.character.trim().is_empty());
+        if self
+            .profile
+            .forms
+            .get(self.profile.uses)
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            self.profile.uses = ProfileForm::Prose;
+        }
+    }
+
     /// The first message of a new Session in `scenario`, with the card macros filled in.
     pub fn greeting(&self, scenario: Scenario) -> Option<String> {
         self.greetings
