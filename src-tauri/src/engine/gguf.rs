@@ -45,9 +45,13 @@ const MAX_LEN: u64 = 1 << 28;
 pub fn read_header(path: &Path) -> Result<Header, String> {
     let file = File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut r = Reader {
-        inner: BufReader::with_capacity(1 << 16, file),
-    };
+    read_header_from(BufReader::with_capacity(1 << 16, file), file_len)
+}
+
+/// `read_header` of a GGUF of `file_len` bytes read from `inner` (a file, or bytes in memory:
+/// the fuzz target's).
+pub fn read_header_from(inner: impl Read + Seek, file_len: u64) -> Result<Header, String> {
+    let mut r = Reader { inner };
 
     let mut magic = [0u8; 4];
     r.inner
@@ -385,5 +389,17 @@ mod tests {
         assert!(read_header(f.path()).unwrap_err().contains("truncated"));
         let f = write(&full[..40]);
         assert!(read_header(f.path()).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn the_fuzz_seeds_are_headers_that_read() {
+        // The fuzzer starts from these (src-tauri/fuzz/seeds/make_seeds.py): a seed that does
+        // not read would start it on the error paths only.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/gguf_header");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let h = read_header_from(std::io::Cursor::new(&bytes), bytes.len() as u64).unwrap();
+            assert_eq!(h.context_length, Some(2048), "{h:?}");
+        }
     }
 }

@@ -204,7 +204,7 @@ async fn stream(
         return Ok(());
     };
     let mut body = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::new();
+    let mut lines = Lines::default();
     loop {
         let next = tokio::select! {
             _ = tx.closed() => return Ok(()),
@@ -221,19 +221,7 @@ async fn stream(
             Ok(Some(Err(e))) => return Err(format!("the connection broke: {}", e.without_url())),
             Ok(Some(Ok(c))) => c,
         };
-        buf.extend_from_slice(&chunk);
-        // A chat chunk is a few hundred bytes; a server that sends megabytes without a line
-        // end is not streaming a chat, and must not fill the memory.
-        if buf.len() > MAX_LINE && !buf.contains(&b'\n') {
-            return Err(format!(
-                "the server sent a line of over {} MB: that is not a chat stream",
-                MAX_LINE >> 20
-            ));
-        }
-        // Server-sent events: one `data: ...` line per event.
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
+        for line in lines.push(&chunk)? {
             match reply.line(line.trim())? {
                 Line::Nothing => {}
                 Line::Text(text) => {
@@ -290,6 +278,61 @@ async fn open(
         return Err(format!("the server answered {status}: {detail}"));
     }
     Ok(Some(resp))
+}
+
+/// The event stream cut into lines as its bytes arrive.
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// Adds a chunk; returns the lines it completed.
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, String> {
+        self.buf.extend_from_slice(chunk);
+        // A chat chunk is a few hundred bytes; a server that sends megabytes without a line
+        // end is not streaming a chat, and must not fill the memory.
+        if self.buf.len() > MAX_LINE && !self.buf.contains(&b'\n') {
+            return Err(format!(
+                "the server sent a line of over {} MB: that is not a chat stream",
+                MAX_LINE >> 20
+            ));
+        }
+        // Server-sent events: one `data: ...` line per event.
+        let mut out = Vec::new();
+        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=nl).collect();
+            out.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a whole recorded event stream, `chunk` bytes at a time, as `stream` reads a server's:
+/// the events it gives, or why it is not a chat stream. For the fuzz target and tests.
+pub fn read_event_stream(bytes: &[u8], chunk: usize) -> Result<Vec<EngineEvent>, String> {
+    let mut reply = Reply {
+        started: std::time::Instant::now(),
+        first: None,
+        pieces: 0,
+        usage_tokens: None,
+        finish: FinishReason::Stop,
+    };
+    let mut lines = Lines::default();
+    let mut events = Vec::new();
+    for piece in bytes.chunks(chunk.max(1)) {
+        for line in lines.push(piece)? {
+            match reply.line(line.trim())? {
+                Line::Nothing => {}
+                Line::Text(text) => events.push(EngineEvent::Text(text)),
+                Line::Done(finished) => {
+                    events.push(finished);
+                    return Ok(events);
+                }
+            }
+        }
+    }
+    Err("the stream ended before [DONE]".into())
 }
 
 /// A streamed reply as it arrives: timing, counts, usage and why it ended.
@@ -444,5 +487,59 @@ mod tests {
     fn estimates_err_high() {
         // "Hello there, how are you?" is 7 tokens for common tokenizers.
         assert!(estimate_tokens("Hello there, how are you?") >= 7);
+    }
+
+    #[test]
+    fn a_recorded_stream_reads_the_same_however_it_is_cut() {
+        // The fuzz seeds (src-tauri/fuzz/seeds/event_stream; the first byte is the target's
+        // chunk size): what each gives does not depend on how the network cut it.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/event_stream");
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap()[1..].to_vec();
+            // Timings differ run to run; the words, the end and the counts may not.
+            let read = |chunk: usize| {
+                format!(
+                    "{:?}",
+                    read_event_stream(&bytes, chunk).map(|events| {
+                        events
+                            .into_iter()
+                            .map(|e| match e {
+                                EngineEvent::Finished { reason, usage } => format!(
+                                    "end {reason:?} {:?}",
+                                    usage.map(|u| (u.prompt_tokens, u.completion_tokens))
+                                ),
+                                other => format!("{other:?}"),
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                )
+            };
+            let whole = read(bytes.len());
+            for chunk in [1, 2, 7, 64] {
+                let cut = read(chunk);
+                assert_eq!(cut, whole, "{} in chunks of {chunk}", path.display());
+            }
+            texts.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                whole,
+            ));
+        }
+        texts.sort();
+        let get = |name: &str| &texts.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(get("plain.txt").contains("Hello") && get("plain.txt").contains(", world"));
+        assert!(
+            get("sse-fields.txt").starts_with("Ok("),
+            "{}",
+            get("sse-fields.txt")
+        );
+        assert!(get("crlf.txt").starts_with("Ok("), "{}", get("crlf.txt"));
+        assert!(get("error.txt").contains("model not loaded"));
+        assert!(
+            get("length.txt").contains("Length"),
+            "{}",
+            get("length.txt")
+        );
     }
 }
