@@ -16,7 +16,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # (WebKitWebDriver) and for screenshots (ImageMagick's import), plus any named as arguments.
 # Installed only when missing.
 install_system_packages() {
-  local pkgs=(build-essential pkg-config curl file libwebkit2gtk-4.1-dev libxdo-dev librsvg2-dev libssl-dev
+  local pkgs=(build-essential pkg-config curl file libwebkit2gtk-4.1-dev libxdo-dev librsvg2-dev libssl-dev libdbus-1-dev
               webkit2gtk-driver xvfb xauth dbus dbus-x11 imagemagick unzip python3 "$@")
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -38,7 +38,11 @@ fn kill_9_mid_reply_loses_nothing_shown() {
         let (shown, ended_by_itself) = chat_and_kill(dir.path(), wait_for);
         shown_bytes += shown.len();
         let troupe = Troupe::open(Paths::at(dir.path())).unwrap();
-        assert_eq!(troupe.store.integrity_check().unwrap(), "ok", "round {round}");
+        assert_eq!(
+            troupe.store.integrity_check().unwrap(),
+            "ok",
+            "round {round}"
+        );
         let session = troupe
             .store
             .list_sessions("sherlock-holmes")

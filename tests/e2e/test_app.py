@@ -168,6 +168,18 @@ def wait_for_app_exit(binary_name, timeout=15):
         time.sleep(0.2)
 
 
+def start_keyring(env):
+    """A Secret Service in this D-Bus session (gnome-keyring, unlocked with a throwaway
+    password, its files in a temporary folder), so the API key goes where a desktop keeps it.
+    None when gnome-keyring is not installed."""
+    if not shutil.which("gnome-keyring-daemon"):
+        return None
+    home = tempfile.mkdtemp(prefix="troupe-keyring-")
+    r = subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize"],
+                       input=b"e2e", env=dict(env, XDG_DATA_HOME=home), capture_output=True, timeout=20)
+    return home if r.returncode == 0 else None
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     model = os.environ.get("TROUPE_MODEL")
@@ -184,6 +196,7 @@ def main():
     for bad in ("WEBKIT_DISABLE_COMPOSITING_MODE", "WEBKIT_DISABLE_DMABUF_RENDERER"):
         env.pop(bad, None)  # with either set, WebDriver screenshots hang
     state = {}
+    state["keyring"] = start_keyring(env)
 
     # ---- first run --------------------------------------------------------------------------
     t0 = time.time()
@@ -788,6 +801,35 @@ def main():
             assert elsewhere in saved.get("models", []), saved
         check("the window keeps what the CLI wrote to the settings meanwhile",
               the_window_keeps_what_the_cli_wrote_to_the_settings)
+
+        def the_api_key_goes_to_the_keyring_not_the_window():
+            wd.click("[data-testid=open-settings]")
+            wd.wait("the settings form", lambda: wd.find("[data-testid=engine-remote]"))
+            wd.click("[data-testid=engine-remote]")
+            wd.wait("the remote fields", lambda: wd.find("[data-testid=remote-key]"))
+            wd.js(set_js, "[data-testid=remote-url]", "http://127.0.0.1:9/v1")
+            wd.js(set_js, "[data-testid=remote-key]", "sk-e2e-secret")
+            wd.click("[data-testid=settings-save]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+            path = os.path.join(data, "settings.json")
+            with open(path) as f:
+                text = f.read()
+            if state["keyring"]:
+                assert "sk-e2e-secret" not in text, text
+                assert json.loads(text)["remote"]["key_in_keyring"] is True, text
+                found = subprocess.run(["secret-tool", "lookup", "service", "app.troupe", "username",
+                                        f"remote-api-key:{path}"], capture_output=True, text=True, env=env)
+                assert found.stdout == "sk-e2e-secret", (found.stdout, found.stderr)
+            # Opened again, the window says a key is set and holds no copy of it.
+            wd.click("[data-testid=open-settings]")
+            wd.wait("the key field", lambda: wd.find("[data-testid=remote-key]"))
+            shown = wd.js("const i = document.querySelector('[data-testid=remote-key]');"
+                          "return [i.value, i.placeholder, document.body.innerHTML.includes('sk-e2e-secret')]")
+            assert shown == ["", "key set (type to replace)", False], shown
+            wd.click("[data-testid=engine-local]")
+            wd.click("[data-testid=settings-save]")
+        check("the API key goes to the OS keyring and never to the window",
+              the_api_key_goes_to_the_keyring_not_the_window)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))

@@ -197,10 +197,11 @@ fn settings_store(
 /// each time: the CLI may have changed it since the window started.
 fn load_settings(app: &tauri::AppHandle) -> Settings {
     match settings_store(app) {
-        Ok(store) => Settings::from_json(serde_json::Value::Object({
+        Ok(store) => {
             let _ = store.reload();
-            store.entries().into_iter().collect()
-        })),
+            let json = serde_json::Value::Object(store.entries().into_iter().collect());
+            Settings::from_stored(json, &Paths::from_env().settings())
+        }
         Err(_) => Settings::default(),
     }
 }
@@ -209,7 +210,8 @@ fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), Stri
     let store = settings_store(app)?;
     // Keys the CLI wrote meanwhile, and keys a newer build knows, are kept: only ours change.
     let _ = store.reload();
-    let value = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+    let previous = serde_json::Value::Object(store.entries().into_iter().collect());
+    let value = settings.to_stored(&Paths::from_env().settings(), &previous);
     for old in OLD_SETTING_KEYS {
         store.delete(old);
     }

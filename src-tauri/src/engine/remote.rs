@@ -193,13 +193,7 @@ async fn stream(
     sampling: &Sampling,
     tx: &mpsc::Sender<EngineEvent>,
 ) -> Result<(), String> {
-    let mut reply = Reply {
-        started: std::time::Instant::now(),
-        first: None,
-        pieces: 0,
-        usage_tokens: None,
-        finish: FinishReason::Stop,
-    };
+    let mut reply = Reply::new();
     let Some(resp) = open(client, config, messages, sampling, tx).await? else {
         return Ok(());
     };
@@ -311,13 +305,7 @@ impl Lines {
 /// Reads a whole recorded event stream, `chunk` bytes at a time, as `stream` reads a server's:
 /// the events it gives, or why it is not a chat stream. For the fuzz target and tests.
 pub fn read_event_stream(bytes: &[u8], chunk: usize) -> Result<Vec<EngineEvent>, String> {
-    let mut reply = Reply {
-        started: std::time::Instant::now(),
-        first: None,
-        pieces: 0,
-        usage_tokens: None,
-        finish: FinishReason::Stop,
-    };
+    let mut reply = Reply::new();
     let mut lines = Lines::default();
     let mut events = Vec::new();
     for piece in bytes.chunks(chunk.max(1)) {
@@ -352,6 +340,16 @@ enum Line {
 }
 
 impl Reply {
+    fn new() -> Reply {
+        Reply {
+            started: std::time::Instant::now(),
+            first: None,
+            pieces: 0,
+            usage_tokens: None,
+            finish: FinishReason::Stop,
+        }
+    }
+
     /// Reads one line of server-sent events; `Err` when it is not a chat stream or reports a
     /// failure.
     fn line(&mut self, line: &str) -> Result<Line, String> {

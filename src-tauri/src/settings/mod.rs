@@ -8,7 +8,10 @@
 //! `Settings` are a JSON object in `settings.json` (`model_path`, `sampling`), the format
 //! tauri-plugin-store reads and writes: the desktop app edits it through the plugin, the CLI
 //! reads and writes it directly. Unknown keys are kept; missing keys take defaults; the first
-//! release's flat sampling keys are read and then replaced, so old files keep working.
+//! release's flat sampling keys are read and then replaced, so old files keep working. The
+//! remote API key goes to the OS keyring where there is one (`api_key`).
+
+mod api_key;
 
 use std::path::{Path, PathBuf};
 
@@ -183,8 +186,27 @@ impl Settings {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .map(Settings::from_json)
+            .map(|v| Settings::from_stored(v, path))
             .unwrap_or_default()
+    }
+
+    /// `from_json` of the JSON stored at `path`, with the API key from the keyring when it is
+    /// kept there.
+    pub fn from_stored(v: serde_json::Value, path: &Path) -> Settings {
+        let mut s = Settings::from_json(v.clone());
+        if s.remote.api_key.is_none() {
+            s.remote.api_key = api_key::load(path, &v);
+        }
+        s
+    }
+
+    /// The JSON to store at `path` (whose current content is `previous`): these settings with
+    /// the API key moved into the keyring when there is one.
+    pub fn to_stored(&self, path: &Path, previous: &serde_json::Value) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("settings always serialise");
+        let was = previous["remote"]["key_in_keyring"] == serde_json::Value::Bool(true);
+        api_key::store(path, &mut v, was);
+        v
     }
 
     /// From the store's JSON object; fields of the wrong type take their defaults. Reads the
@@ -236,7 +258,8 @@ impl Settings {
         for old in OLD_KEYS {
             obj.remove(*old);
         }
-        if let serde_json::Value::Object(ours) = serde_json::to_value(self)? {
+        let previous = serde_json::Value::Object(obj.clone());
+        if let serde_json::Value::Object(ours) = self.to_stored(path, &previous) {
             obj.extend(ours);
         }
         let tmp = path.with_extension("json.part");
@@ -366,6 +389,27 @@ mod tests {
         };
         assert_eq!(s.validate().unwrap_err().field, "temperature");
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_api_key_round_trips_through_the_keyring_or_the_private_file() {
+        // With a keyring (a desktop) the file holds no key; without one (CI) it holds it, 0600.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let mut s = Settings::default();
+        s.remote.api_key = Some("sk-test-key".into());
+        s.save(&path).unwrap();
+        assert_eq!(
+            Settings::load(&path).remote.api_key.as_deref(),
+            Some("sk-test-key")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let in_keyring = text.contains("\"key_in_keyring\": true");
+        assert_eq!(text.contains("sk-test-key"), !in_keyring, "{text}");
+        // Removing the key removes it from wherever it was.
+        s.remote.api_key = None;
+        s.save(&path).unwrap();
+        assert_eq!(Settings::load(&path).remote.api_key, None);
     }
 }
 
