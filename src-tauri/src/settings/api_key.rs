@@ -36,6 +36,12 @@ fn entry(settings_file: &Path) -> Option<keyring::Entry> {
 pub(super) fn store(settings_file: &Path, json: &mut Value, was_in_keyring: bool) {
     let remote = &mut json["remote"];
     let key = remote["api_key"].as_str().map(str::to_owned);
+    // No key, and none in the keyring: nothing to ask of it (asking can start a keyring daemon,
+    // or on a desktop a prompt to unlock one).
+    if key.is_none() && !was_in_keyring {
+        remote["key_in_keyring"] = Value::Bool(false);
+        return;
+    }
     let Some(entry) = entry(settings_file) else {
         remote["key_in_keyring"] = Value::Bool(false);
         return;
