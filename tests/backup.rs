@@ -558,3 +558,66 @@ fn the_purge_has_a_snapshot_behind_it_and_opening_never_purges() {
     let again = t.upkeep(BackupSettings::default()).unwrap();
     assert!(again.snapshot.is_none() && !again.purged);
 }
+
+/// A small tmpfs mounted for the test (root only: elsewhere `None`, and the caller says it
+/// skipped). Unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_disk_during_a_backup_or_a_restore_is_a_clear_error_and_changes_nothing() {
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    // The library lives on the small disk; a snapshot of it is kept elsewhere.
+    let data = disk.0.join("library");
+    let t = open(&data);
+    add_character(&t, "odile-v2.png", 2, 1_000);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let snapshot = elsewhere.path().join("before.zip");
+    t.back_up(Some(&snapshot)).unwrap();
+    add_character(&t, "wren-v3-ztxt.png", 1, 9_000);
+    let rows = dump_exact(&data);
+    // Fill the disk.
+    let filler = disk.0.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while f.write_all(&[0u8; 64 * 1024]).is_ok() {}
+    drop(f);
+
+    let backup = t.back_up(None).unwrap_err().to_string();
+    assert!(backup.contains("the disk is full"), "{backup}");
+    let restore = t
+        .restore(snapshot.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(restore.contains("the disk is full"), "{restore}");
+    same(&dump_exact(&data), &rows, "a full disk changed the library");
+    let left: Vec<_> = std::fs::read_dir(t.paths.backups())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing half-written is left: {left:?}");
+    // Space again: the same backup works.
+    std::fs::remove_file(&filler).unwrap();
+    t.back_up(None).unwrap();
+}

@@ -112,7 +112,7 @@ fn write_to(
     let io = |e: std::io::Error| Error::io(part, e);
     let file = File::create(part).map_err(io)?;
     let _ = crate::settings::private_file(part);
-    let mut zip = zip::ZipWriter::new(file);
+    let mut zip = zip::ZipWriter::new(Part::new(file));
     let (y, mo, d, h, mi, s) = super::civil(manifest.created_at);
     let when =
         zip::DateTime::from_date_and_time(y as u16, mo as u8, d as u8, h as u8, mi as u8, s as u8)
@@ -153,8 +153,61 @@ fn write_to(
     zip.write_all(&serde_json::to_vec_pretty(manifest).expect("a manifest serialises"))
         .map_err(io)?;
     let file = zip.finish().map_err(zip_err(part))?;
-    file.sync_all().map_err(io)?;
+    file.into_file().sync_all().map_err(io)?;
     Ok(())
+}
+
+/// The file being written, which after its first failure (a full disk) swallows what follows:
+/// the failure reaches `write_to`, which gives up and removes the file, and the zip writer,
+/// dropped unfinished, finishes into nothing instead of printing the same failure to stderr.
+struct Part {
+    file: File,
+    failed: bool,
+}
+
+impl Part {
+    fn new(file: File) -> Part {
+        Part {
+            file,
+            failed: false,
+        }
+    }
+    fn into_file(self) -> File {
+        self.file
+    }
+    fn check<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+impl Write for Part {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Ok(buf.len());
+        }
+        let r = self.file.write(buf);
+        self.check(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.file.flush();
+        self.check(r)
+    }
+}
+
+impl std::io::Seek for Part {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        if self.failed {
+            return Ok(0);
+        }
+        let r = self.file.seek(pos);
+        self.check(r)
+    }
 }
 
 /// Reads only the manifest (the Backups list).

@@ -30,11 +30,10 @@ pub const DATABASE: &str = "troupe.db";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    // Not `source`: the message already says it, and a front end printing the chain would
+    // say it twice.
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
     /// Not a Troupe backup, or a damaged one.
     #[error("{file} is not a Troupe backup that can be read: {problem}")]
     Foreign { file: String, problem: String },
@@ -48,16 +47,15 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-        if source.raw_os_error() == Some(28) {
-            return Error::Io {
-                file: path.display().to_string(),
-                source: std::io::Error::other("the disk is full: free some space"),
-            };
-        }
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Error {
+        let error = if error.raw_os_error() == Some(28) {
+            std::io::Error::other("the disk is full: free some space (the library is unchanged)")
+        } else {
+            error
+        };
         Error::Io {
             file: path.display().to_string(),
-            source,
+            error,
         }
     }
 }
