@@ -786,6 +786,37 @@ def main():
         check("Settings → Backups: the day's snapshot, Back up now, Restore (the window reloads)",
               backups_list_back_up_and_restore)
 
+        def import_everything_from_another_library():
+            # Another library (another machine): one Character and a conversation with her.
+            other = tempfile.mkdtemp(prefix="troupe-other-")
+            other_env = dict(env, TROUPE_DATA_DIR=other)
+            def other_cli(*args):
+                r = subprocess.run([binary, *args], env=other_env, capture_output=True, text=True, timeout=120)
+                assert r.returncode == 0, r.stderr
+                return r.stdout
+            other_cli("import", os.path.join(HERE, "..", "fixtures", "cards", "wren-v3-ztxt.png"))
+            other_cli("chat", "--character", "wren-halloway", "What is broken today?")
+            zip_path = os.path.join(other, "everything.zip")
+            other_cli("export-all", zip_path)
+            with open(zip_path, "rb") as f:
+                raw = base64.b64encode(f.read()).decode()
+            wd.click("[data-testid=open-settings]")
+            wd.click("[data-testid=tab-backups]")
+            wd.wait("the import button", lambda: wd.find("[data-testid=import-all-file]"))
+            wd.js("const f = new File([Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0))], 'everything.zip');"
+                  "const dt = new DataTransfer(); dt.items.add(f);"
+                  "const i = document.querySelector('[data-testid=import-all-file]'); i.files = dt.files;"
+                  "i.dispatchEvent(new Event('change', {bubbles: true}));", raw)
+            notice = wd.wait("the import report", lambda: wd.js(
+                "const n = document.querySelector('[data-testid=backup-notice]'); return n && n.textContent"))
+            assert "Imported everything.zip: 1 character, 1 conversation and 3 messages added" in notice, notice
+            wd.screenshot("imported-all.png")
+            assert "wren-halloway" in cli("characters")
+            wd.click("[data-testid=settings-cancel]")
+            shutil.rmtree(other, ignore_errors=True)
+        check("Import everything merges another library's export (the CLI sees it)",
+              import_everything_from_another_library)
+
         def the_window_keeps_what_the_cli_wrote_to_the_settings():
             # The CLI adds a model while the window is open; saving the window's settings
             # afterwards keeps it (the window used to write its start-up copy over it).
