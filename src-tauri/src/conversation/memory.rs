@@ -40,6 +40,10 @@ pub fn facts_in(text: &str) -> Vec<String> {
         "i hate ",
         "i study",
         "i moved",
+        "i got ",
+        "i teach",
+        "i own ",
+        "i'm allergic",
         "we have ",
         "our ",
     ];
@@ -51,9 +55,15 @@ pub fn facts_in(text: &str) -> Vec<String> {
         if s.ends_with('?') || s.len() < 8 || s.len() > 240 {
             continue;
         }
-        let starts = OPENINGS.iter().any(|o| lower.starts_with(o));
-        let contains = lower.contains(" my name is ") || lower.contains(" i live in ");
-        if starts || contains {
+        // Anywhere in the sentence, not only at its start: people open with "Hi, I'm…",
+        // "So yesterday my cat…", "Honestly I'm allergic…", "By the way, I've got a sister…".
+        let about_themselves = OPENINGS.iter().any(|o| {
+            lower.starts_with(o)
+                || [" ", ",", "(", "\u{2014}"]
+                    .iter()
+                    .any(|before| lower.contains(&format!("{before}{o}")))
+        });
+        if about_themselves {
             let mut f = s.trim_end_matches(['.', '!', '\n']).to_string();
             f.push('.');
             out.push(f);
@@ -227,6 +237,23 @@ mod tests {
             facts_in("Well, my name is Sam."),
             vec!["Well, my name is Sam."]
         );
+        // How people actually open: the fact mid-sentence, after a greeting or an aside.
+        for said in [
+            "Hi! So yesterday my cat Miso knocked a glass off the table.",
+            "Hi, I'm Sam and I teach chemistry at a school in Porto.",
+            "Honestly I'm allergic to peanuts, so no cake for me.",
+            "By the way, I've got a younger sister called Ines.",
+            "Long day \u{2014} I work nights at the hospital now.",
+        ] {
+            let facts = facts_in(said);
+            assert_eq!(facts.len(), 1, "{said}: {facts:?}");
+            assert!(
+                said.contains(facts[0].trim_end_matches('.')),
+                "{said}: {facts:?}"
+            );
+        }
+        assert!(facts_in("What do you think I should cook tonight?").is_empty());
+        assert!(facts_in("Tell me about your ship.").is_empty());
     }
 
     #[test]
