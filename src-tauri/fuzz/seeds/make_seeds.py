@@ -1,7 +1,9 @@
 """Writes the fuzz seeds that are not fixture files already: small GGUF headers (the layout of
 a real llama/qwen2 model's header, with a few tensors), pictures in each format the avatar
-reader takes, and recorded event streams. Run from this folder; the output is committed."""
-import io, os, struct
+reader takes, and recorded event streams. Run from this folder; the pictures and streams are
+committed. The GGUF headers are not (no .gguf file is committed): `make_seeds.py gguf DIR`
+writes them, as `.ci/fuzz` and the unit test `the_fuzz_seeds_are_headers_that_read` do."""
+import io, os, struct, sys
 
 def s(text):
     b = text.encode()
@@ -31,15 +33,18 @@ def gguf(arch, tensors, version=3):
     out += b"\0" * ((32 - len(out) % 32) % 32)
     return out + b"\0" * offset
 
-seeds = {
+GGUF_SEEDS = {
     "llama-f32.gguf": gguf("llama", [("token_embd.weight", [64, 4], 0, 64 * 4 * 4)]),
     "qwen2-q8_0.gguf": gguf("qwen2", [("blk.0.attn_q.weight", [64, 64], 8, 64 * 64 // 32 * 34),
                                       ("output_norm.weight", [64], 0, 256)]),
     "llama-v2-q4_1.gguf": gguf("llama", [("blk.0.ffn_up.weight", [64, 32], 3, 64 * 32 // 32 * 20)], version=2),
 }
-for name, data in seeds.items():
-    with open(os.path.join("gguf_header", name), "wb") as f:
-        f.write(data)
+if len(sys.argv) == 3 and sys.argv[1] == "gguf":
+    os.makedirs(sys.argv[2], exist_ok=True)
+    for name, data in GGUF_SEEDS.items():
+        with open(os.path.join(sys.argv[2], name), "wb") as f:
+            f.write(data)
+    sys.exit(0)
 
 from PIL import Image
 img = Image.new("RGB", (48, 32))

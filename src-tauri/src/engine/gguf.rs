@@ -393,13 +393,23 @@ mod tests {
 
     #[test]
     fn the_fuzz_seeds_are_headers_that_read() {
-        // The fuzzer starts from these (src-tauri/fuzz/seeds/make_seeds.py): a seed that does
-        // not read would start it on the error paths only.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/gguf_header");
-        for entry in std::fs::read_dir(dir).unwrap() {
+        // The fuzzer starts from these (written by src-tauri/fuzz/seeds/make_seeds.py): a seed
+        // that does not read would start it on the error paths only.
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/make_seeds.py");
+        let ok = std::process::Command::new("python3")
+            .arg(script)
+            .args(["gguf".as_ref(), dir.path().as_os_str()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            n += 1;
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             let h = read_header_from(std::io::Cursor::new(&bytes), bytes.len() as u64).unwrap();
             assert_eq!(h.context_length, Some(2048), "{h:?}");
         }
+        assert_eq!(n, 3);
     }
 }
