@@ -225,6 +225,27 @@ fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), Stri
         .map_err(|e| format!("cannot save the settings: {e}"))
 }
 
+/// A new file `<stem>.<ext>` in the Downloads folder (else the home folder), numbered
+/// "<stem> (2).<ext>" and on when the name is taken: where the window's exports go.
+pub(crate) fn downloads_file(
+    app: &tauri::AppHandle,
+    stem: &str,
+    ext: &str,
+) -> Result<PathBuf, ApiError> {
+    let dir = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let mut path = dir.join(format!("{stem}.{ext}"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("{stem} ({n}).{ext}"));
+    }
+    Ok(path)
+}
+
 /// Serves `avatar://localhost/<file>` from the avatars folder; only plain file names, so a
 /// crafted URL cannot read outside it.
 fn serve_avatar(dir: &std::path::Path, uri_path: &str) -> tauri::http::Response<Vec<u8>> {

@@ -31,22 +31,11 @@ pub async fn restore_backup(state: State<'_, AppState>, id: String) -> ApiResult
 /// Writes everything to `troupe-export-<date>.zip` in the Downloads folder; returns the path.
 #[tauri::command]
 pub async fn export_all(app: AppHandle, state: State<'_, AppState>) -> ApiResult<String> {
-    use tauri::Manager;
-    let dir = app
-        .path()
-        .download_dir()
-        .or_else(|_| app.path().home_dir())
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let stem = format!(
         "troupe-export-{}",
         &crate::app::utc_time(crate::app::now_ms())[..10]
     );
-    let mut path = dir.join(format!("{stem}.zip"));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = dir.join(format!("{stem} ({n}).zip"));
-    }
+    let path = crate::desktop::downloads_file(&app, &stem, "zip")?;
     Ok(state
         .troupe()?
         .export_all(&path)?

@@ -210,24 +210,13 @@ pub async fn export_card(
     id: String,
     format: String,
 ) -> ApiResult<String> {
-    use tauri::Manager;
     let format = match format.as_str() {
         "json" => CardFormat::Json,
         "charx" => CardFormat::Charx,
         _ => CardFormat::Png,
     };
     let bytes = state.troupe()?.export_card(&id, format)?;
-    let dir = app
-        .path()
-        .download_dir()
-        .or_else(|_| app.path().home_dir())
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let mut path = dir.join(format!("{id}.{}", format.extension()));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = dir.join(format!("{id} ({n}).{}", format.extension()));
-    }
+    let path = crate::desktop::downloads_file(&app, &id, format.extension())?;
     std::fs::write(&path, bytes).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
