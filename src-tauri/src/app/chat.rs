@@ -112,8 +112,9 @@ impl Troupe {
         self.activity.stop_reply(session_id)
     }
 
-    /// Writes the rolling summary of whatever the window has moved past, now (the CLI, after a
-    /// reply); `cancel` stops it between chunks. Returns the chunks written.
+    /// Reads the facts the last message states, then writes the rolling summary of whatever the
+    /// window has moved past, now (the CLI, after a reply); `cancel` stops it between chunks.
+    /// Returns the summary chunks written.
     pub async fn summarise(
         &self,
         settings: &Settings,
@@ -122,6 +123,8 @@ impl Troupe {
     ) -> Result<Vec<store::Memory>, TurnError> {
         let engine = self.engine.engine()?;
         let sampling = sampling_for_session(&self.store, settings, session_id)?;
+        conversation::memory::learn(&self.store, engine.as_ref(), session_id, cancel, &now_ms)
+            .await?;
         conversation::memory::catch_up(
             &self.store,
             engine.as_ref(),
@@ -133,8 +136,8 @@ impl Troupe {
         .await
     }
 
-    /// The background work that gets `session_id` ready for its next message: the summary of
-    /// what the window moved past, then a prefill of the next prompt (see
+    /// The background work that gets `session_id` ready for its next message: the facts its
+    /// last message states (companionship), the summary of what the window moved past, then a prefill of the next prompt (see
     /// `conversation::warm`). `None` when it was already warmed as it is now, a reply runs in
     /// it, or a warm-up is running.
     pub fn warm_session(
@@ -158,9 +161,16 @@ impl Troupe {
             let _warming = warming;
             // A Character warm-up still running: let it finish, then build on its prefix.
             drop(activity.character_warming.lock().await);
-            // First the summary (the next prompt includes it), unless a message comes meanwhile.
+            // First memory (the next prompt includes it), unless a message comes meanwhile:
+            // the facts the last message states, then the summary.
             let cancel = Cancel::new();
             activity.summarising(session_id, Some(cancel.clone()));
+            let learned =
+                conversation::memory::learn(&store, engine.as_ref(), session_id, &cancel, &now_ms)
+                    .await;
+            if let Err(e) = learned {
+                tracing::warn!("reading facts in session {session_id} failed: {e}");
+            }
             let summary = conversation::memory::catch_up(
                 &store,
                 engine.as_ref(),

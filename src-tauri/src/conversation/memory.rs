@@ -5,10 +5,16 @@
 //!   It runs in the background after a reply, never before one: until it is written, the turn
 //!   keeps the uncovered messages word for word while they fit (see `assemble`). Whole
 //!   chunks keep the prompt's prefix stable between them. A summary that comes back empty is
-//!   replaced by an extract of the chunk (the user's messages, shortened), so nothing is lost.
-//! - **Facts about the user** (`facts_in`), kept in companionship Sessions: the user's own
-//!   sentences that say something about themselves ("my…", "I'm…", "I have…"). Plain rules,
-//!   not the model: a 135 M model asked to extract facts invents them.
+//!   replaced by an extract of the chunk (the user's messages, shortened), so nothing is lost;
+//!   so is one that names people, places or things the chunk never mentions (`grounded`): a
+//!   small model summarising a chat invents ("a poem called The Linter", "a trip across the
+//!   ocean"), and an invented memory is worse than a plain extract.
+//! - **Facts about the user**, kept in companionship Sessions, always as the user's own
+//!   sentences. Rules find the plain ones as the message is stored (`facts_in`: "my…", "I'm…",
+//!   "I have…" anywhere in a sentence); after the reply, the model reads the message for the
+//!   rest (`learn`: "Pepper (that's my beagle) chewed my shoes"), and each fact it names is
+//!   kept only as the sentence of the message it matches: the model finds, the user's words
+//!   are what is kept, so an invented fact has no sentence to land on and is dropped.
 //! - **Pinned memories** are written by the user (or pinned from a message); `store` keeps them.
 
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
@@ -43,7 +49,13 @@ pub fn facts_in(text: &str) -> Vec<String> {
         "i got ",
         "i teach",
         "i own ",
-        "i'm allergic",
+        "allergic",
+        "i can't eat",
+        "i spend ",
+        "i play ",
+        "i speak ",
+        "i drive ",
+        "i used to ",
         "we have ",
         "our ",
     ];
@@ -207,6 +219,16 @@ pub async fn catch_up(
                 summary = rest.trim().to_string();
             }
         }
+        let said = chunk
+            .iter()
+            .map(|m| m.content.as_str())
+            .chain([ctx.character.name.as_str(), ctx.user.name.as_str()])
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Err(invented) = grounded(&summary, &said) {
+            tracing::info!("summary of session {session_id} set aside: it invents {invented:?}");
+            summary.clear();
+        }
         if summary.is_empty() {
             summary = extract(&ctx.user.name, chunk);
         }
@@ -219,6 +241,308 @@ pub async fn catch_up(
             now(),
         )?);
     }
+}
+
+/// Words a summary may use without the chunk having said them: how summaries are written.
+const SUMMARY_WORDS: &[&str] = &[
+    "the",
+    "a",
+    "an",
+    "they",
+    "he",
+    "she",
+    "it",
+    "in",
+    "on",
+    "after",
+    "then",
+    "meanwhile",
+    "later",
+    "both",
+    "this",
+    "that",
+    "when",
+    "while",
+    "as",
+    "we",
+    "you",
+    "user",
+    "i",
+    "their",
+    "his",
+    "her",
+    "later",
+    "also",
+    "finally",
+    "first",
+    "next",
+    "during",
+    "together",
+];
+
+/// Words of `text`, lower-cased, possessives and punctuation stripped.
+fn words(text: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '\u{2019}'))
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let w = w
+                .trim_matches(['\'', '\u{2019}'])
+                .trim_end_matches("'s")
+                .trim_end_matches("\u{2019}s");
+            let capital = w.chars().next().is_some_and(char::is_uppercase);
+            (w.to_lowercase(), capital)
+        })
+        .filter(|(w, _)| !w.is_empty())
+}
+
+/// Whether `word` (lower case) was said in `said`, allowing a different ending ("hiking" for
+/// "hike", "daughters" for "daughter").
+fn was_said(word: &str, said: &std::collections::HashSet<String>) -> bool {
+    if said.contains(word) {
+        return true;
+    }
+    let stem: String = word.chars().take(5).collect();
+    word.chars().count() >= 5 && said.iter().any(|s| s.starts_with(&stem))
+}
+
+/// Checks a summary against what its chunk said (`said`: the messages and the two names):
+/// every name it uses (a capitalised word that does not only open a sentence) and every number
+/// must occur there, and at most two of its longer words may be new. `Err` lists what it
+/// invented.
+pub fn grounded(summary: &str, said: &str) -> Result<(), Vec<String>> {
+    let said: std::collections::HashSet<String> = words(said).map(|(w, _)| w).collect();
+    let mut invented = Vec::new();
+    let mut new_long = Vec::new();
+    for sentence in summary.split_inclusive(['.', '!', '?']) {
+        for (i, (w, capital)) in words(sentence).enumerate() {
+            if was_said(&w, &said) || SUMMARY_WORDS.contains(&w.as_str()) {
+                continue;
+            }
+            let number = w.chars().any(|c| c.is_ascii_digit());
+            if (capital && i > 0) || number {
+                invented.push(w);
+            } else if w.chars().count() >= 6 && !REPORTING_WORDS.contains(&w.as_str()) {
+                new_long.push(w);
+            }
+        }
+    }
+    if new_long.len() > 2 {
+        invented.extend(new_long);
+    }
+    if invented.is_empty() {
+        Ok(())
+    } else {
+        Err(invented)
+    }
+}
+
+/// Longer words a faithful summary uses of any conversation.
+const REPORTING_WORDS: &[&str] = &[
+    "talked",
+    "talking",
+    "discussed",
+    "discussing",
+    "conversation",
+    "mentioned",
+    "mentions",
+    "shared",
+    "sharing",
+    "explained",
+    "explains",
+    "expressed",
+    "described",
+    "describes",
+    "decided",
+    "wondered",
+    "replied",
+    "responded",
+    "agreed",
+    "suggested",
+    "thanked",
+    "offered",
+    "reminded",
+    "admitted",
+    "revealed",
+    "learned",
+    "enjoyed",
+    "another",
+    "something",
+    "someone",
+    "things",
+    "asked",
+    "asking",
+    "telling",
+    "about",
+    "feeling",
+    "feelings",
+    "thought",
+    "thoughts",
+    "advice",
+    "encouraged",
+    "interested",
+    "briefly",
+    "recently",
+];
+
+/// The request that asks the model which facts the user states about themselves in `text`.
+pub fn learn_request(user: &str, text: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(
+            ChatRole::System,
+            "You find the facts a person states about themselves. You copy, you never guess.",
+        ),
+        ChatMessage::new(
+            ChatRole::User,
+            format!(
+                "{user} wrote: \"{text}\"\n\nList every fact {user} states about themselves \
+                 or their life (name, family, pets, work, home, health, likes), one per line, \
+                 each line starting with \"- \". If there is none, write \"- none\"."
+            ),
+        ),
+    ]
+}
+
+/// The sentences of `text` that the model's `listed` facts point at: for each listed line, the
+/// user's sentence sharing the most of its words, kept when it shares at least half of them
+/// (and one at least). What is kept is always the user's own sentence, never the model's words.
+pub fn sentences_for(listed: &str, text: &str) -> Vec<String> {
+    let sentences: Vec<&str> = text
+        .split_inclusive(['.', '!', '?', '\n'])
+        .map(str::trim)
+        .filter(|s| s.len() >= 8 && s.len() <= 240 && !s.ends_with('?'))
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for line in listed.lines() {
+        let line = line
+            .trim()
+            .trim_start_matches(['-', '*', '\u{2022}'])
+            .trim();
+        let content: Vec<String> = words(line)
+            .map(|(w, _)| w)
+            .filter(|w| w.chars().count() >= 3 && !FACT_FILLER.contains(&w.as_str()))
+            .collect();
+        if content.is_empty() {
+            continue;
+        }
+        let best = sentences
+            .iter()
+            .map(|s| {
+                let said: std::collections::HashSet<String> = words(s).map(|(w, _)| w).collect();
+                let hits = content.iter().filter(|w| was_said(w, &said)).count();
+                (hits, *s)
+            })
+            .max_by_key(|(hits, _)| *hits);
+        if let Some((hits, sentence)) = best {
+            if hits >= 1 && hits * 2 >= content.len() {
+                let mut f = sentence.trim_end_matches(['.', '!', '\n']).to_string();
+                f.push('.');
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Words of a listed fact that say nothing about it ("The user has a…").
+const FACT_FILLER: &[&str] = &[
+    "the",
+    "user",
+    "users",
+    "has",
+    "have",
+    "had",
+    "and",
+    "their",
+    "they",
+    "them",
+    "his",
+    "her",
+    "who",
+    "whose",
+    "with",
+    "named",
+    "name",
+    "called",
+    "are",
+    "was",
+    "were",
+    "is",
+    "that",
+    "this",
+    "for",
+    "from",
+    "none",
+    "fact",
+    "facts",
+    "states",
+    "themselves",
+    "lives",
+    "works",
+    "likes",
+    "person",
+    "she",
+    "he",
+    "one",
+];
+
+/// Longest answer of `learn`'s request, in tokens.
+pub const LEARN_TOKENS: usize = 64;
+
+/// After a reply in a companionship Session: asks the model which facts the user's last
+/// message states, and keeps the sentences they point at (`sentences_for`) that are not kept
+/// yet. Returns the facts added. Other Scenarios, and a message already read, add nothing.
+pub async fn learn(
+    store: &Store,
+    engine: &dyn Engine,
+    session_id: i64,
+    cancel: &Cancel,
+    now: &(dyn Fn() -> i64 + Sync),
+) -> Result<Vec<store::Memory>, TurnError> {
+    let ctx = context(store, session_id)?;
+    if ctx.session.scenario != crate::characters::Scenario::Companionship {
+        return Ok(Vec::new());
+    }
+    let Some(last) = ctx.messages.iter().rev().find(|m| m.role == Role::User) else {
+        return Ok(Vec::new());
+    };
+    let mut generation = engine.generate(
+        learn_request(&ctx.user.name, last.content.trim()),
+        Sampling {
+            stop: prompt::stop_strings(),
+            ..Sampling::greedy(LEARN_TOKENS)
+        },
+    );
+    let mut listed = String::new();
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return Ok(Vec::new()),
+            e = generation.recv() => e,
+        };
+        match event {
+            Some(EngineEvent::Text(t)) => listed.push_str(&t),
+            Some(EngineEvent::Finished { .. }) | None => break,
+            Some(EngineEvent::Failed(e)) => return Err(crate::engine::Error::Backend(e).into()),
+        }
+    }
+    let known = ctx.texts(MemoryKind::Fact);
+    let mut added = Vec::new();
+    for fact in sentences_for(&listed, &last.content) {
+        // A rule may have kept the same sentence, or a longer one holding it.
+        if known.iter().any(|k| k.contains(fact.trim_end_matches('.'))) {
+            continue;
+        }
+        added.push(store.add_memory(
+            &ctx.character.id,
+            Some(session_id),
+            MemoryKind::Fact,
+            &fact,
+            Some(last.id),
+            now(),
+        )?);
+    }
+    Ok(added)
 }
 
 #[cfg(test)]
@@ -254,6 +578,48 @@ mod tests {
         }
         assert!(facts_in("What do you think I should cook tonight?").is_empty());
         assert!(facts_in("Tell me about your ship.").is_empty());
+    }
+
+    #[test]
+    fn a_summary_that_invents_is_caught() {
+        let said = "Sam\nWalt Okafor\nMy cat Miso knocked a glass off the table.\n\
+                    Ah, cats. My Grace had one that hated the radio.";
+        assert_eq!(
+            grounded(
+                "Sam told Walt Okafor that the cat Miso knocked a glass off the table.",
+                said
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            grounded("They talked about cats and the radio.", said),
+            Ok(())
+        );
+        // The issue's inventions: a poem's title, a trip nobody took.
+        assert!(grounded("Sam wrote a poem called The Linter.", said).is_err());
+        assert!(grounded(
+            "Sam turned to the cat's tail and sailed across the ocean on a voyage.",
+            said
+        )
+        .is_err());
+        assert!(grounded("Sam is 34 years old.", said).is_err());
+    }
+
+    #[test]
+    fn learned_facts_are_the_users_own_sentences() {
+        let text = "Ugh, Pepper (that's my beagle) chewed my shoes again. What a day. \
+                    Greetings from Lisbon, where it rains all week.";
+        let listed = "- The user has a beagle named Pepper\n- The user lives in Lisbon\n\
+                      - The user is a pilot";
+        assert_eq!(
+            sentences_for(listed, text),
+            vec![
+                "Ugh, Pepper (that's my beagle) chewed my shoes again.",
+                "Greetings from Lisbon, where it rains all week."
+            ]
+        );
+        // Nothing the user said, nothing kept.
+        assert!(sentences_for("- The user is a pilot\n- none", text).is_empty());
     }
 
     #[test]
