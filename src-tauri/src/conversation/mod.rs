@@ -6,7 +6,8 @@
 //! Message stored, the reply streamed by `stream` into a `streaming` Message, each piece
 //! committed before it is shown, closed `complete` or `interrupted`), `tidy` (model text made
 //! presentable: stop strings, name labels, cut-off sentences, titles), `memory` (rolling summary,
-//! facts), `lore` (lorebook activation), `forms` (profile retellings), `cancel` and `error`
+//! facts), `lore` (lorebook activation), `forms` (profile retellings), `naive` (the paper's
+//! baseline prompt, which only the evaluation uses), `cancel` and `error`
 //! (shared by the turn and the summary, so neither imports the other).
 //!
 //! Imports run one way: `turn` → `stream`, `assemble`, `memory` → `assemble` → `context`,
@@ -20,6 +21,7 @@ mod error;
 pub mod forms;
 pub mod lore;
 pub mod memory;
+mod naive;
 pub mod prompt;
 mod stream;
 #[cfg(test)]
@@ -30,7 +32,7 @@ pub mod turn;
 pub use cancel::Cancel;
 pub use error::TurnError;
 pub use stream::{ReplyStats, TurnEvent};
-pub use turn::{continue_reply, regenerate, send, warm, warm_character};
+pub use turn::{continue_reply, regenerate, send, send_with, warm, warm_character, Prompting};
 
 /// Questions for an interview, drawn from the Character's experiences, achievements and
 /// viewpoints (two of each, in that order). Profile fields list items separated by `;`; an

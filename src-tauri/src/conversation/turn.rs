@@ -11,9 +11,19 @@ use crate::store::{self, Message, MessageStatus, Role, Store};
 
 use super::assemble::{assemble, budget};
 use super::context::{context, Context};
+use super::naive::assemble_naive;
 use super::stream::{stream_reply, ReplyStats, TurnEvent};
 use super::tidy::title_from;
 use super::{memory, prompt, Cancel, TurnError};
+
+/// How a turn's prompt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompting {
+    /// Troupe's prompt engine (`assemble`): summary, memories, facts, a budgeted window.
+    Troupe,
+    /// The paper's baseline, for evaluation only (`naive`); it keeps no facts either.
+    Naive,
+}
 
 /// Runs one turn of `session_id`: see the module doc. `now` gives unix milliseconds.
 /// Returns the stored reply and its figures.
@@ -28,12 +38,43 @@ pub async fn send(
     now: &(dyn Fn() -> i64 + Sync),
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
 ) -> Result<(Message, ReplyStats), TurnError> {
+    send_with(
+        Prompting::Troupe,
+        store,
+        engine,
+        session_id,
+        text,
+        sampling,
+        cancel,
+        now,
+        on_event,
+    )
+    .await
+}
+
+/// `send`, with the prompt made the way `prompting` says.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_with(
+    prompting: Prompting,
+    store: &Store,
+    engine: &dyn Engine,
+    session_id: i64,
+    text: &str,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    now: &(dyn Fn() -> i64 + Sync),
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(TurnError::EmptyMessage);
     }
     let ctx = context(store, session_id)?;
-    let assembled = assemble(engine, &ctx, Some(text), budget(engine, sampling)).await?;
+    let budget = budget(engine, sampling);
+    let assembled = match prompting {
+        Prompting::Troupe => assemble(engine, &ctx, Some(text), budget).await?,
+        Prompting::Naive => assemble_naive(engine, &ctx, Some(text), budget).await?,
+    };
     let messages = assembled.messages;
     let dropped = assembled.record.dropped_messages;
     let sampling = &with_user_stops(sampling, &ctx.user);
@@ -59,7 +100,7 @@ pub async fn send(
         store.rename_session(session_id, &title_from(text))?;
     }
     // In companionship, what the user says about themselves is kept for later prompts.
-    if ctx.session.scenario == Scenario::Companionship {
+    if ctx.session.scenario == Scenario::Companionship && prompting == Prompting::Troupe {
         let known = ctx.texts(store::MemoryKind::Fact);
         for fact in memory::facts_in(text) {
             if !known.contains(&fact) {
