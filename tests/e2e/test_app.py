@@ -678,6 +678,28 @@ def main():
         check("personas, a companionship fact remembered, regenerate with swipes, continue, interview questions, "
               "rename and undoable delete",
               persona_companionship_memory_and_interview)
+
+        def evaluate_tab_runs_and_keeps_history():
+            sessions_before = cli("sessions", "--character", "walt-okafor")
+            wd.click("[data-testid=open-evaluate]")
+            wd.wait("the evaluate tab", lambda: wd.find("[data-testid=evaluate-run]"))
+            wd.click("[data-testid=evaluate-run]")
+            wd.wait("progress", lambda: wd.find("[data-testid=evaluate-progress]"))
+            wd.screenshot("evaluate-running.png")
+            # The real model holds the scripted conversations: a minute or two on two cores.
+            wd.wait("the run's figures", lambda: wd.find("[data-testid=evaluate-latest]"), timeout=400, every=1)
+            text = wd.js("return document.querySelector('[data-testid=evaluate-latest]').textContent")
+            for label in ["Facts still in the prompt after a long chat", "Breaks character (long chat)",
+                          "Distinct word pairs", "First word after"]:
+                assert label in text, (label, text[:400])
+            rows = wd.find("[data-testid=evaluate-run-row]")
+            assert len(rows) == 1, rows
+            # The chat's own conversations are untouched by the scratch library.
+            assert cli("sessions", "--character", "walt-okafor") == sessions_before
+            wd.screenshot("evaluate.png")
+            wd.click("[data-testid=evaluate-close]")
+        check("the Evaluate tab runs the quick suites on the real model and keeps the run",
+              evaluate_tab_runs_and_keeps_history)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))

@@ -4,7 +4,7 @@
 //! settings store (tauri-plugin-store, the same `settings.json` the CLI reads), serves avatar
 //! files over the `avatar://` protocol, starts loading the model in the background and hands
 //! the window its commands (`commands`, by area as in `ui/src/api/`: `characters`,
-//! `conversation`, `engine`; their wire types in `json`). The model's status goes to the window
+//! `conversation`, `engine`, `backups`, `eval`; their wire types in `json`). The model's status goes to the window
 //! as the app-wide event `engine://status`; replies stream over a per-call
 //! `tauri::ipc::Channel`. A command translates, calls `app::Troupe` and translates back; what
 //! runs when (one reply per Session, warm-ups, summaries) is `app`'s business.
@@ -15,6 +15,7 @@ pub mod commands {
     pub mod characters;
     pub mod conversation;
     pub mod engine;
+    pub mod eval;
 }
 pub mod json;
 
@@ -35,6 +36,9 @@ pub struct AppState {
     /// Held by the running model download (one at a time), and its Cancel button.
     downloading: std::sync::Arc<tokio::sync::Mutex<()>>,
     cancel_download: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Held by the running evaluation (one at a time), and its Stop button.
+    evaluating: std::sync::Arc<tokio::sync::Mutex<()>>,
+    cancel_eval: std::sync::Mutex<Option<crate::app::Cancel>>,
 }
 
 impl AppState {
@@ -69,6 +73,8 @@ pub fn run(model_override: Option<PathBuf>) {
             model_override,
             downloading: Default::default(),
             cancel_download: Default::default(),
+            evaluating: Default::default(),
+            cancel_eval: Default::default(),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
@@ -110,6 +116,10 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::backups::restore_backup,
             commands::backups::export_all,
             commands::backups::import_all,
+            commands::eval::run_eval,
+            commands::eval::cancel_eval,
+            commands::eval::eval_runs,
+            commands::eval::delete_eval_run,
             commands::conversation::branch_session,
             commands::conversation::suggested_questions,
             commands::characters::get_character_edit,
@@ -195,7 +205,7 @@ fn settings_store(
 
 /// The settings, read through the store plugin (defaults when unreadable). Read from the file
 /// each time: the CLI may have changed it since the window started.
-fn load_settings(app: &tauri::AppHandle) -> Settings {
+pub(crate) fn load_settings(app: &tauri::AppHandle) -> Settings {
     match settings_store(app) {
         Ok(store) => {
             let _ = store.reload();

@@ -249,3 +249,43 @@ export type ImportAllResult = { charactersAdded: number, sessionsAdded: number, 
  * Each thing kept side by side, in words.
  */
 conflicts: Array<string>, };
+
+export type EvalMetric = { 
+/**
+ * memory, consistency, repetition, speed…
+ */
+suite: string, name: string, value: number, 
+/**
+ * How many items it averages.
+ */
+n: number, 
+/**
+ * higher, lower or neither.
+ */
+better: string, 
+/**
+ * share, ms, tokens/s, words, messages…
+ */
+unit: string, };
+
+export type EvalProblem = { item: string, error: string, };
+
+export type EvalRun = { id: number, 
+/**
+ * Unix ms.
+ */
+createdAt: number, model: string, 
+/**
+ * troupe, naive, a preset…
+ */
+setup: string, seconds: number, 
+/**
+ * Stopped before the end; what was measured stands.
+ */
+cancelled: boolean, metrics: Array<EvalMetric>, problems: Array<EvalProblem>, };
+
+export type EvalEvent = { "kind": "progress", done: number, total: number, 
+/**
+ * What runs now: "walt-okafor: memory".
+ */
+item: string, };

@@ -2,7 +2,7 @@
 //! the domain types, with TypeScript twins generated into `ui/src/api/types.ts` by the test
 //! `bindings_are_current` (run with `UPDATE_BINDINGS=1` to rewrite the file). Core types are not
 //! `Serialize` for the UI's sake; only this module knows the JSON. The types live by area, as
-//! the UI's `api/` files do: `backups`, `characters`, `conversation`, `engine`.
+//! the UI's `api/` files do: `backups`, `characters`, `conversation`, `engine`, `eval`.
 //!
 //! Every failure reaches the UI as `ApiError { code, message }`: `code` is for the UI to branch
 //! on, `message` is a sentence for the person.
@@ -11,11 +11,13 @@ mod backups;
 mod characters;
 mod conversation;
 mod engine;
+mod eval;
 
 pub use backups::*;
 pub use characters::*;
 pub use conversation::*;
 pub use engine::*;
+pub use eval::*;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -243,6 +245,10 @@ pub fn typescript() -> String {
         CountsJson::decl(&cfg),
         Backup::decl(&cfg),
         ImportAllResult::decl(&cfg),
+        EvalMetric::decl(&cfg),
+        EvalProblem::decl(&cfg),
+        EvalRun::decl(&cfg),
+        EvalEvent::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
