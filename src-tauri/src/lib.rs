@@ -4,7 +4,7 @@
 //!
 //! The map of the crate, its data flow and its invariants are in `docs/ARCHITECTURE.md`.
 //! In short: `characters` (who), `conversation` (scenarios, prompts, the turn), `engine` (the
-//! model), `store` (SQLite), `settings` (paths and preferences), `app` (the composition root),
+//! model), `store` (SQLite), `eval` (measuring Characters), `backup`, `settings` (paths and preferences), `app` (the composition root),
 //! `cli` (the headless front end) and, with the `desktop` feature, `desktop` (the Tauri window,
 //! the only module that knows Tauri).
 
@@ -14,6 +14,7 @@ pub mod characters;
 pub mod cli;
 pub mod conversation;
 pub mod engine;
+pub mod eval;
 pub mod settings;
 pub mod store;
 

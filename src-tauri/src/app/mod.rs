@@ -7,7 +7,7 @@
 //! built-in Characters and their avatars on first run, and holds the engine `Slot`. Its
 //! operations are grouped by concept: `library` (reading and keeping Characters, Sessions,
 //! Messages, Memories, Personas), `editing` (the editor's save, duplicates, the trash), `cards`
-//! (import and export), `sessions` (starting one), `chat` (replies and the work around them),
+//! (import and export), `sessions` (starting one), `eval` (measuring Characters), `chat` (replies and the work around them),
 //! `sampling`, and below (`start_engine`, `models`) the engine.
 //!
 //! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
@@ -17,6 +17,7 @@ mod backups;
 mod cards;
 mod chat;
 mod editing;
+mod eval;
 mod library;
 mod models;
 mod sampling;
@@ -27,6 +28,7 @@ pub use backups::{BackupError, Restored, Upkeep};
 pub use cards::{CardError, CardFormat, Imported};
 pub use chat::Rewrite;
 pub use editing::{AvatarChange, EditError};
+pub use eval::{differences, Difference, EvalError, EvalRequest, Evaluation, KeptRun};
 pub use library::{Error, Preview};
 pub use sampling::{
     sampling, sampling_at, sampling_for_session, set_sampling_at, SamplingLevel, SamplingScope,
@@ -49,6 +51,10 @@ pub mod vocabulary {
     pub use crate::engine::models::{Fit, Memory as MachineMemory, ModelFile};
     pub use crate::engine::sampling::{preset, PRESETS};
     pub use crate::engine::{EngineStatus, Error as EngineError, Sampling};
+    pub use crate::eval::{
+        judge::RUBRICS, Better, Metric, Note, Options as EvalOptions, Problem,
+        Progress as EvalProgress, Report, Setup, Suite,
+    };
     pub use crate::settings::{
         BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings,
         OLD_KEYS as OLD_SETTING_KEYS,

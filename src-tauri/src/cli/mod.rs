@@ -7,7 +7,7 @@
 //! This file is the command line's shape (clap) and `run`, which hands each command to its
 //! room: `library` (characters, sessions, history, search, personas, memories, prompt), `cards`
 //! (import, export), `backups` (backup, backups, restore, export-all, import-all), `chat`,
-//! `models` (models, sampling). Every command calls `app::Troupe`
+//! `models` (models, sampling), `eval`. Every command calls `app::Troupe`
 //! and prints the result. `bench/` measures the engine itself and is the one room that reaches
 //! below the facade.
 
@@ -16,6 +16,8 @@ mod bench;
 pub use bench::BenchArgs;
 mod cards;
 mod chat;
+mod eval;
+pub use eval::EvalArgs;
 mod library;
 mod models;
 
@@ -189,6 +191,10 @@ pub enum Command {
     ImportAll { file: PathBuf },
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench(bench::BenchArgs),
+    /// Measure Characters: memory, consistency, repetition, RoleBench, BFI and speed suites
+    /// against the model in use, optionally compared with a second setup or model and scored
+    /// by a judge (see docs/EVALUATION.md).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a CLI command. Errors print as one line on stderr (see main.rs).
@@ -251,5 +257,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportAll { file } => backups::export_all(&troupe, &file),
         Command::ImportAll { file } => backups::import_all(&troupe, &file),
         Command::Bench(args) => bench::run(&troupe, model, args).await,
+        Command::Eval(args) => eval::eval(&troupe, model, args).await,
     }
 }

@@ -17,6 +17,7 @@
 
 mod backup;
 mod characters;
+mod eval_runs;
 mod memories;
 mod merge;
 mod messages;
@@ -31,6 +32,7 @@ mod undo;
 
 pub use backup::{pending_migrations, snapshot_file, Copied, Counts, KNOWN_SCHEMA};
 pub use characters::CharacterSummary;
+pub use eval_runs::EvalRun;
 pub use memories::{Memory, MemoryKind};
 pub use merge::MergeReport;
 pub use messages::{Message, MessageStatus, Role};
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_memory.sql"),
     include_str!("migrations/0005_owner.sql"),
     include_str!("migrations/0006_undo.sql"),
+    include_str!("migrations/0007_eval.sql"),
 ];
 
 /// What went wrong in the store.
