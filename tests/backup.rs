@@ -473,9 +473,9 @@ fn a_migration_is_preceded_by_a_snapshot_of_the_old_database() {
     let t = open(dir.path());
     add_character(&t, "odile-v2.png", 1, 1_000);
     drop(t);
-    // Make it look like a database from the release before the undo table.
+    // Make it look like a database from the release before the undo table (and evaluations).
     let conn = rusqlite::Connection::open(dir.path().join("troupe.db")).unwrap();
-    conn.execute_batch("DROP TABLE deleted; PRAGMA user_version = 5;")
+    conn.execute_batch("DROP TABLE eval_runs; DROP TABLE deleted; PRAGMA user_version = 5;")
         .unwrap();
     drop(conn);
     let old = dump_by_meaning(dir.path());
