@@ -384,21 +384,37 @@ const REPORTING_WORDS: &[&str] = &[
     "recently",
 ];
 
-/// The request that asks the model which facts the user states about themselves in `text`.
+/// The request that asks the model which facts the user states about themselves in `text`:
+/// quote the sentences, shown once by example. Asked for a list of facts by category, small
+/// models fill in a form ("Name: John"); asked to quote, they copy, and a quote maps back to
+/// the user's sentence.
 pub fn learn_request(user: &str, text: &str) -> Vec<ChatMessage> {
+    let ask = |who: &str, said: &str| {
+        format!(
+            "{who} wrote: \"{said}\"\n\nQuote each part where {who} tells something about \
+             themselves or their life (family, pets, work, home, health, food, hobbies, plans), \
+             one per line starting with \"- \". Copy the words exactly. If there is none, write \
+             \"- none\"."
+        )
+    };
     vec![
         ChatMessage::new(
             ChatRole::System,
-            "You find the facts a person states about themselves. You copy, you never guess.",
+            "You find what a person says about themselves. You quote, you never guess.",
         ),
         ChatMessage::new(
             ChatRole::User,
-            format!(
-                "{user} wrote: \"{text}\"\n\nList every fact {user} states about themselves \
-                 or their life (name, family, pets, work, home, health, likes), one per line, \
-                 each line starting with \"- \". If there is none, write \"- none\"."
+            ask(
+                "Kim",
+                "Rough day. My brother Tom is visiting, and I can't eat gluten so dinner was \
+                 tricky. What would you cook?",
             ),
         ),
+        ChatMessage::new(
+            ChatRole::Assistant,
+            "- My brother Tom is visiting\n- I can't eat gluten",
+        ),
+        ChatMessage::new(ChatRole::User, ask(user, text)),
     ]
 }
 
@@ -526,6 +542,7 @@ pub async fn learn(
             Some(EngineEvent::Failed(e)) => return Err(crate::engine::Error::Backend(e).into()),
         }
     }
+    tracing::debug!("facts the model names in session {session_id}: {listed:?}");
     let known = ctx.texts(MemoryKind::Fact);
     let mut added = Vec::new();
     for fact in sentences_for(&listed, &last.content) {
