@@ -14,7 +14,7 @@ use crate::characters::builtin;
 use crate::conversation::Cancel;
 use crate::engine::{self, Engine, Slot};
 use crate::eval::{
-    self, judge::Judge, metrics, Better, Metric, Options, Problem, Progress, Report, Setup,
+    self, judge::Judge, metrics, Better, Metric, Note, Options, Problem, Progress, Report, Setup,
 };
 use crate::settings::{Paths, Settings};
 use crate::store;
@@ -63,6 +63,8 @@ pub struct Evaluation {
     /// The judge's pairwise shares for `vs` against `report` (win, tie, lose).
     pub pairwise: Vec<Metric>,
     pub pairwise_problems: Vec<Problem>,
+    /// Each pair's verdicts in both orders.
+    pub pairwise_notes: Vec<Note>,
 }
 
 /// A kept run.
@@ -136,7 +138,8 @@ impl Troupe {
             }
             None => None,
         };
-        let (mut pairwise, mut pairwise_problems) = (Vec::new(), Vec::new());
+        let (mut pairwise, mut pairwise_problems, mut pairwise_notes) =
+            (Vec::new(), Vec::new(), Vec::new());
         if let Some(j) = &judge_engine {
             let judge = Judge {
                 engine: j.as_ref(),
@@ -145,7 +148,7 @@ impl Troupe {
             judge.score(&mut report).await;
             if let Some(b) = vs.as_mut() {
                 judge.score(b).await;
-                (pairwise, pairwise_problems) = judge.compare(&report, b).await;
+                (pairwise, pairwise_problems, pairwise_notes) = judge.compare(&report, b).await;
             }
         }
         let differences = vs
@@ -161,6 +164,7 @@ impl Troupe {
             differences,
             pairwise,
             pairwise_problems,
+            pairwise_notes,
         })
     }
 

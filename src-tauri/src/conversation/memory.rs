@@ -420,7 +420,8 @@ pub fn learn_request(user: &str, text: &str) -> Vec<ChatMessage> {
 
 /// The sentences of `text` that the model's `listed` facts point at: for each listed line, the
 /// user's sentence sharing the most of its words, kept when it shares at least half of them
-/// (and one at least). What is kept is always the user's own sentence, never the model's words.
+/// (and one at least), with the sentence before it when it is short. What is kept is always
+/// the user's own words, never the model's.
 pub fn sentences_for(listed: &str, text: &str) -> Vec<String> {
     let sentences: Vec<&str> = text
         .split_inclusive(['.', '!', '?', '\n'])
@@ -440,16 +441,27 @@ pub fn sentences_for(listed: &str, text: &str) -> Vec<String> {
         if content.is_empty() {
             continue;
         }
+        // The first sentence with the most hits.
         let best = sentences
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let said: std::collections::HashSet<String> = words(s).map(|(w, _)| w).collect();
                 let hits = content.iter().filter(|w| was_said(w, &said)).count();
-                (hits, *s)
+                (hits, std::cmp::Reverse(i))
             })
-            .max_by_key(|(hits, _)| *hits);
-        if let Some((hits, sentence)) = best {
+            .max()
+            .map(|(hits, i)| (hits, i.0));
+        if let Some((hits, at)) = best {
             if hits >= 1 && hits * 2 >= content.len() {
+                // A short sentence leans on the one before ("Peanuts again. One bite and I
+                // swell up."): kept alone, it would not say what it is about.
+                let sentence = match at.checked_sub(1) {
+                    Some(before) if sentences[at].split_whitespace().count() < 8 => {
+                        format!("{} {}", sentences[before], sentences[at])
+                    }
+                    _ => sentences[at].to_string(),
+                };
                 let mut f = sentence.trim_end_matches(['.', '!', '\n']).to_string();
                 f.push('.');
                 if !out.contains(&f) {
@@ -634,6 +646,14 @@ mod tests {
                 "Ugh, Pepper (that's my beagle) chewed my shoes again.",
                 "Greetings from Lisbon, where it rains all week."
             ]
+        );
+        // A short sentence keeps the one before it, which says what it is about.
+        assert_eq!(
+            sentences_for(
+                "- One bite and I swell up",
+                "Had to skip the cake, peanuts again. One bite and I swell up."
+            ),
+            vec!["Had to skip the cake, peanuts again. One bite and I swell up."]
         );
         // Nothing the user said, nothing kept.
         assert!(sentences_for("- The user is a pilot\n- none", text).is_empty());

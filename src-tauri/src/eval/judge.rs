@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
 
 use super::metrics::first_score;
-use super::{Better, Metric, Problem, Report, Scores, Suite};
+use super::{Better, Metric, Note, Problem, Report, Scores, Suite};
 
 /// The seven metrics of the paper's pointwise evaluation (§1.4 of our notes), with the rubric
 /// the judge is given for each.
@@ -118,8 +118,8 @@ impl Judge<'_> {
 
     /// Compares `b` with `a`, Character by Character, on `overall`: both orders asked; a
     /// preference counts when both orders agree, anything else is a tie. Returns the shares of
-    /// wins, ties and losses of `b`, and the problems.
-    pub async fn compare(&self, a: &Report, b: &Report) -> (Vec<Metric>, Vec<Problem>) {
+    /// wins, ties and losses of `b`, the problems, and each pair's two verdicts as notes.
+    pub async fn compare(&self, a: &Report, b: &Report) -> (Vec<Metric>, Vec<Problem>, Vec<Note>) {
         let mut scores = Scores::default();
         for (character, ea) in &a.transcripts {
             let Some((_, eb)) = b.transcripts.iter().find(|(c, _)| c == character) else {
@@ -128,6 +128,13 @@ impl Judge<'_> {
             let (ta, tb) = (transcript(character, ea), transcript(character, eb));
             let first = self.prefer(character, &ta, &tb).await;
             let second = self.prefer(character, &tb, &ta).await;
+            scores.note(
+                format!("judge: {character}, pairwise"),
+                format!(
+                    "{} first: {:?}; {} first: {:?}",
+                    a.setup.name, first, b.setup.name, second
+                ),
+            );
             // `first` is in (a, b) order, `second` in (b, a): b wins when it wins both.
             let outcome = match (first, second) {
                 (Ok(Pick::Second), Ok(Pick::First)) => Some(1.0),
@@ -144,8 +151,7 @@ impl Judge<'_> {
                 scores.flag(Suite::Judge, "pairwise.lose", o < 0.0);
             }
         }
-        let (metrics, problems, _) = scores.metrics();
-        (metrics, problems)
+        scores.metrics()
     }
 
     async fn prefer(&self, character: &str, first: &str, second: &str) -> Result<Pick, String> {
