@@ -208,8 +208,10 @@ async fn a_judge_is_parsed_timed_out_and_cancels_position_bias() {
         engine: &biased,
         timeout: Duration::from_secs(5),
     };
-    let (pairwise, problems) = judge.compare(&report, &report.clone()).await;
+    let (pairwise, problems, verdicts) = judge.compare(&report, &report.clone()).await;
     assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(verdicts.len(), 2);
+    assert!(verdicts[0].text.contains("First"), "{verdicts:?}");
     let share = |n: &str| pairwise.iter().find(|m| m.name == n).unwrap().value;
     assert_eq!(
         (
