@@ -84,8 +84,9 @@ def main():
 
     db = sqlite3.connect(os.path.join(data, "troupe.db"))
     count = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
-    window_stored = count("SELECT count(*) FROM messages WHERE content LIKE 'window message %'")
-    cli_stored = count("SELECT count(*) FROM messages WHERE content LIKE 'cli message %'")
+    # The person's messages only: a small model's reply may echo "window message 7" back.
+    window_stored = count("SELECT count(*) FROM messages WHERE role = 'user' AND content LIKE 'window message %'")
+    cli_stored = count("SELECT count(*) FROM messages WHERE role = 'user' AND content LIKE 'cli message %'")
     replies = count("SELECT count(*) FROM messages WHERE role = 'character' AND status != 'streaming'")
     imported = count("SELECT count(*) FROM characters WHERE builtin = 0")
     integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
