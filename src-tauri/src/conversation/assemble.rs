@@ -15,7 +15,7 @@ use super::{lore, TurnError};
 /// a second per hundred tokens on a small machine, and a longer prompt buys little for chat.
 pub const CONTEXT_CAP: usize = 4096;
 /// Template tokens around each message, added to its text's count when estimating the fit.
-const MESSAGE_OVERHEAD: usize = 6;
+pub(super) const MESSAGE_OVERHEAD: usize = 6;
 
 /// Token counts of message texts, by model and text. A long chat's every turn measures its
 /// whole history; asking the engine's tokenizer for each message each time cost a few hundred

@@ -528,10 +528,11 @@ pub async fn learn(
     cancel: &Cancel,
     now: &(dyn Fn() -> i64 + Sync),
 ) -> Result<Vec<store::Memory>, TurnError> {
-    let ctx = context(store, session_id)?;
-    if ctx.session.scenario != crate::characters::Scenario::Companionship {
+    // Every warm-up asks; only companionship reads the whole Session.
+    if store.get_session(session_id)?.scenario != crate::characters::Scenario::Companionship {
         return Ok(Vec::new());
     }
+    let ctx = context(store, session_id)?;
     let Some(last) = ctx.messages.iter().rev().find(|m| m.role == Role::User) else {
         return Ok(Vec::new());
     };

@@ -6,12 +6,9 @@
 
 use crate::engine::{ChatMessage, ChatRole, Engine};
 
-use super::assemble::Assembled;
+use super::assemble::{Assembled, MESSAGE_OVERHEAD};
 use super::context::Context;
 use super::{prompt, TurnError};
-
-/// Template tokens around each message, as `assemble` estimates them.
-const MESSAGE_OVERHEAD: usize = 6;
 
 /// The baseline's prompt for `ctx`: system prompt, the newest history that fits `budget`, then
 /// `message`.
