@@ -78,7 +78,7 @@ pub struct KeptRun {
 /// Why an evaluation cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("no setup named \"{0}\"; use troupe, naive, no-penalty or a sampling preset (balanced, precise, creative, deterministic)")]
+    #[error("no setup named \"{0}\"; use troupe, naive, no-penalty or a sampling preset (balanced, precise, creative, deterministic), then valid changes after commas, e.g. troupe,repetitionWindow=0")]
     UnknownSetup(String),
     #[error(transparent)]
     Engine(#[from] engine::Error),

@@ -179,13 +179,11 @@ fn print_table(e: &Evaluation) {
             }
         }
         Some(b) => {
+            // Setups with sampling changes have long names: the columns say A and B.
+            println!("A: {}\nB: {}", label(r), label(b));
             println!(
                 "{:<12} {:<26} {:>9} {:>9} {:>24}",
-                "suite",
-                "metric",
-                r.setup.name.chars().take(9).collect::<String>(),
-                b.setup.name.chars().take(9).collect::<String>(),
-                "difference [95% CI]"
+                "suite", "metric", "A", "B", "difference [95% CI]"
             );
             for d in &e.differences {
                 let m = r

@@ -47,12 +47,16 @@ pub fn system_prompt_for(
         s.push_str("\n\n");
         s.push_str(&character.fill_macros_as(lore, &user.name));
     }
-    let original =
-        format!(
-        "{}\n\nStay in character as {name}. Reply in first person with a few natural sentences. \
-         Never write {}'s lines and never say you are an AI.",
+    let original = format!(
+        "{}\n\nStay in character: you are {name}, a person in this conversation, not an \
+         assistant. Reply in first person with a few natural sentences. Never write {}'s lines. \
+         Asked whether you are an AI or a program, answer as {name} would, in character.",
         scenario.framing(name),
-        if user.name == "User" { "the user" } else { user.name.as_str() }
+        if user.name == "User" {
+            "the user"
+        } else {
+            user.name.as_str()
+        }
     );
     // A card's own system prompt replaces Troupe's framing; `{{original}}` puts it back in.
     let own = character.system_prompt.trim();

@@ -462,15 +462,12 @@ impl Engine for MistralEngine {
         let (tx, rx) = mpsc::channel(256);
         let model = self.model.clone();
         tokio::spawn(async move {
-            // mistral.rs applies the repetition penalty, then our sampler picks the token
-            // (sampling.rs) and mistral.rs's own step, an argmax, takes it.
+            // Our processor applies the repetition penalty over its window and picks the token
+            // (sampling.rs); mistral.rs's own step, an argmax, takes it.
             let mut params = SamplingParams::neutral();
             // Temperature 0 makes mistral.rs's own step an argmax (left unset it means 1.0 and
             // mistral.rs samples with its own generator).
             params.temperature = Some(0.0);
-            if sampling.repetition_penalty > 1.0 {
-                params.repetition_penalty = Some(sampling.repetition_penalty as f32);
-            }
             params.max_len = Some(sampling.max_tokens);
             if !sampling.stop.is_empty() {
                 params.stop_toks = Some(StopTokens::Seqs(sampling.stop.clone()));
@@ -481,9 +478,8 @@ impl Engine for MistralEngine {
                     r.add_message(role(m.role), &m.content)
                 })
                 .set_sampling(params);
-            if !sampling.is_greedy() {
-                request =
-                    request.add_logits_processor(Arc::new(Pick(SeededSampler::new(&sampling))));
+            if !sampling.is_greedy() || sampling.repetition_penalty > 1.0 {
+                request = request.add_logits_processor(Arc::new(Pick::new(&sampling)));
             }
 
             let started = Instant::now();
@@ -564,14 +560,37 @@ impl Engine for MistralEngine {
 }
 
 /// Our sampler as a mistral.rs logits processor: every token but the chosen one is ruled out.
-struct Pick(SeededSampler);
+/// The repetition penalty over its window, then our sampler's choice (none when greedy: then
+/// mistral.rs's argmax picks from the penalised logits).
+struct Pick {
+    penalty: f32,
+    window: usize,
+    sampler: Option<SeededSampler>,
+}
+
+impl Pick {
+    fn new(s: &Sampling) -> Pick {
+        Pick {
+            penalty: s.repetition_penalty.max(1.0) as f32,
+            window: s.repetition_window,
+            sampler: (!s.is_greedy()).then(|| SeededSampler::new(s)),
+        }
+    }
+}
 
 impl CustomLogitsProcessor for Pick {
-    fn apply(&self, logits: &Tensor, _context: &[u32]) -> mistralrs::Result<Tensor> {
-        let v: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        let chosen = self.0.choose(&v);
-        let mut out = vec![f32::NEG_INFINITY; v.len()];
-        out[chosen] = 0.0;
+    fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
+        let mut v: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        super::sampling::penalize(&mut v, context, self.penalty, self.window);
+        let out = match &self.sampler {
+            Some(sampler) => {
+                let chosen = sampler.choose(&v);
+                let mut only = vec![f32::NEG_INFINITY; v.len()];
+                only[chosen] = 0.0;
+                only
+            }
+            None => v,
+        };
         Tensor::from_vec(out, logits.shape(), logits.device())?.to_dtype(logits.dtype())
     }
 }

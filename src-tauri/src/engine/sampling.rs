@@ -3,10 +3,17 @@
 //!
 //! mistral.rs samples with one random generator per engine, seeded once, so a reply cannot be
 //! reproduced from a seed, and its request defaults are greedy whatever the temperature. Troupe
-//! therefore samples itself: `SeededSampler` sees the logits after mistral.rs has applied the
-//! repetition penalty, picks a token with temperature, top-k, top-p and min-p from its own
-//! generator (seeded per reply), and hands back logits where only that token is possible, which
-//! mistral.rs's greedy step then takes. Same seed, same prompt, same settings: same reply.
+//! therefore samples itself: `penalize` applies the repetition penalty to the last
+//! `repetition_window` tokens, then `SeededSampler` picks a token with temperature, top-k, top-p
+//! and min-p from its own generator (seeded per reply), and hands back logits where only that
+//! token is possible, which mistral.rs's greedy step then takes. Same seed, same prompt, same
+//! settings: same reply.
+//!
+//! Why our own penalty: mistral.rs penalises every token of the whole context, the system
+//! prompt included, so the longer the profile, the less likely the Character's own name and
+//! facts become. The window keeps the penalty on the recent conversation. llama.cpp's
+//! `repeat_last_n` looks at the last 64 tokens, too few to stop a reply repeating the one
+//! before; 512 was chosen with `troupe eval` (docs/EVALUATION.md).
 
 use std::sync::Mutex;
 
@@ -27,6 +34,9 @@ pub struct Sampling {
     pub min_p: f64,
     /// Above 1 makes tokens already in the chat less likely (1 = off).
     pub repetition_penalty: f64,
+    /// How many of the latest tokens the repetition penalty looks at (0 = the whole context,
+    /// profile included).
+    pub repetition_window: usize,
     /// The most tokens a reply may have.
     pub max_tokens: usize,
     /// Fixes the random choices, so a reply can be reproduced; none means a new one each time.
@@ -51,6 +61,7 @@ pub static PRESETS: std::sync::LazyLock<Vec<(&'static str, Sampling)>> =
             top_k: 0,
             min_p: 0.05,
             repetition_penalty: 1.1,
+            repetition_window: DEFAULT_WINDOW,
             max_tokens: 200,
             seed: None,
             stop: vec![],
@@ -108,6 +119,7 @@ impl Sampling {
             top_k: 0,
             min_p: 0.0,
             repetition_penalty: 1.0,
+            repetition_window: DEFAULT_WINDOW,
             max_tokens,
             seed: None,
             stop: vec![],
@@ -145,14 +157,74 @@ impl Sampling {
             "must be between 1 and 2",
         )?;
         check(
+            self.repetition_window <= 32_768,
+            "repetitionWindow",
+            "must be at most 32768 tokens (0 = the whole context)",
+        )?;
+        check(
             (1..=4096).contains(&self.max_tokens),
             "maxTokens",
             "must be between 1 and 4096",
         )
     }
 
+    /// This Sampling with `FIELD=VALUE` changes (the JSON names: `temperature`, `topP`, `topK`,
+    /// `minP`, `repetitionPenalty`, `repetitionWindow`, `maxTokens`, `seed`; `seed=none`).
+    pub fn with_changes(&self, changes: &[String]) -> Result<Sampling, String> {
+        let mut value = serde_json::to_value(self).expect("Sampling serialises");
+        for kv in changes {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("'{kv}': write FIELD=VALUE"))?;
+            if value.get(k).is_none() {
+                return Err(format!(
+                    "'{kv}': no field '{k}' (temperature, topP, topK, minP, repetitionPenalty, \
+                     repetitionWindow, maxTokens, seed)"
+                ));
+            }
+            value[k] = if v == "none" {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(v).map_err(|_| format!("'{kv}': '{v}' is not a number"))?
+            };
+        }
+        let changed: Sampling =
+            serde_json::from_value(value.clone()).map_err(|e| format!("{value}: {e}"))?;
+        Ok(Sampling {
+            stop: self.stop.clone(),
+            ..changed
+        })
+    }
+
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 || self.top_k == 1
+    }
+}
+
+/// The repetition penalty's window when settings do not say (see docs/EVALUATION.md).
+pub const DEFAULT_WINDOW: usize = 512;
+
+/// Makes the tokens among the last `window` of `context` (all of it when 0) less likely, as
+/// llama.cpp and mistral.rs do: a positive logit is divided by `penalty`, a negative one
+/// multiplied, once per distinct token however often it occurs.
+pub fn penalize(logits: &mut [f32], context: &[u32], penalty: f32, window: usize) {
+    if penalty == 1.0 {
+        return;
+    }
+    let recent = match window {
+        0 => context,
+        n => &context[context.len().saturating_sub(n)..],
+    };
+    let mut seen = vec![false; logits.len()];
+    for &t in recent {
+        let Some(slot) = seen.get_mut(t as usize) else {
+            continue;
+        };
+        if std::mem::replace(slot, true) {
+            continue;
+        }
+        let l = &mut logits[t as usize];
+        *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
     }
 }
 
@@ -289,6 +361,29 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_penalty_looks_only_at_its_window() {
+        // Token 0 was in the profile long ago; token 1 and 2 are recent (2 twice).
+        let context = [0, 5, 5, 5, 1, 2, 2];
+        let mut whole = vec![2.0, 2.0, -2.0, 2.0];
+        penalize(&mut whole, &context, 2.0, 0);
+        assert_eq!(whole, vec![1.0, 1.0, -4.0, 2.0]);
+        let mut recent = vec![2.0, 2.0, -2.0, 2.0];
+        penalize(&mut recent, &context, 2.0, 3);
+        assert_eq!(
+            recent,
+            vec![2.0, 1.0, -4.0, 2.0],
+            "token 0 is outside the window"
+        );
+        let mut off = vec![2.0, 2.0];
+        penalize(&mut off, &[0, 1, 7], 1.0, 0);
+        assert_eq!(off, vec![2.0, 2.0]);
+        // A token id past the vocabulary (as some models' special tokens are) is skipped.
+        let mut small = vec![2.0];
+        penalize(&mut small, &[9], 2.0, 0);
+        assert_eq!(small, vec![2.0]);
+    }
 
     fn sampler(temperature: f64, top_k: usize, top_p: f64, min_p: f64, seed: u64) -> SeededSampler {
         SeededSampler::new(&Sampling {

@@ -113,15 +113,21 @@ impl Setup {
 
     /// A setup by name: `troupe` (the default sampling), `naive` (the paper's baseline, same
     /// sampling), `no-penalty` (the default sampling without a repetition penalty) or a
-    /// sampling preset's name (`precise`, `creative`, …). `None` for anything else.
+    /// sampling preset's name (`precise`, `creative`, …), then any sampling changes after
+    /// commas (`troupe,repetitionWindow=0,temperature=0.6`). `None` for an unknown name or a
+    /// bad change.
     pub fn named(name: &str, default: &Sampling) -> Option<Setup> {
+        let mut parts = name.split(',').map(str::trim);
         let mut setup = Setup::troupe(default.clone());
-        match name {
+        match parts.next()? {
             "troupe" | "default" => {}
             "naive" => setup.naive = true,
             "no-penalty" => setup.sampling.repetition_penalty = 1.0,
             preset => setup.sampling = crate::engine::sampling::preset(preset)?,
         }
+        let changes: Vec<String> = parts.map(String::from).collect();
+        setup.sampling = setup.sampling.with_changes(&changes).ok()?;
+        setup.sampling.validate().ok()?;
         setup.name = name.into();
         Some(setup)
     }
