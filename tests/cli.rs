@@ -15,7 +15,7 @@ fn troupe_env(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Ou
     Command::new(common::troupe_bin())
         .args(args)
         .env("TROUPE_DATA_DIR", data)
-        .env("TROUPE_MODEL", common::model())
+        .env("TROUPE_MODEL", common::small_model())
         .envs(env.iter().copied())
         .output()
         .expect("troupe runs")
@@ -270,7 +270,7 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let models_dir = dir.path().join("models");
     std::fs::create_dir_all(&models_dir).unwrap();
-    std::os::unix::fs::symlink(common::model(), models_dir.join("smol.gguf")).unwrap();
+    std::os::unix::fs::symlink(common::small_model(), models_dir.join("smol.gguf")).unwrap();
     let out = troupe(dir.path(), &["models"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let list = text(&out.stdout);
@@ -299,7 +299,7 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
 
     let out = troupe(
         dir.path(),
-        &["models", "add", common::model().to_str().unwrap()],
+        &["models", "add", common::small_model().to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -471,7 +471,7 @@ fn a_cpu_without_avx_runs_the_same_binary_and_says_so() {
         .args(["-cpu", "Westmere", common::troupe_bin()])
         .args(ask)
         .env("TROUPE_DATA_DIR", dir.path())
-        .env("TROUPE_MODEL", common::model())
+        .env("TROUPE_MODEL", common::small_model())
         .output()
         .expect("qemu runs");
     assert!(

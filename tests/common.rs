@@ -3,6 +3,23 @@
 
 use std::path::PathBuf;
 
+/// The small real model (SmolLM2-135M): `TROUPE_SMALL_MODEL`, else `TROUPE_MODEL`. For tests
+/// where the words do not matter, only that a real model answers.
+pub fn small_model() -> PathBuf {
+    match std::env::var_os("TROUPE_SMALL_MODEL") {
+        Some(p) => {
+            let path = PathBuf::from(p);
+            assert!(
+                path.is_file(),
+                "TROUPE_SMALL_MODEL: no file at {}",
+                path.display()
+            );
+            path
+        }
+        None => model(),
+    }
+}
+
 /// The real default model: `TROUPE_MODEL`, else the default location. These tests never skip:
 /// `.ci/test` fetches the model first; run it, or set TROUPE_MODEL.
 pub fn model() -> PathBuf {

@@ -86,7 +86,7 @@ fn chat_and_kill(data: &std::path::Path, wait_for: usize) -> (String, bool) {
             "Tell me, in great detail, the whole story of your first case.",
         ])
         .env("TROUPE_DATA_DIR", data)
-        .env("TROUPE_MODEL", common::model())
+        .env("TROUPE_MODEL", common::small_model())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -85,7 +85,7 @@ fn sha256(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_model_downloads_resumes_and_is_checked() {
-    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let bytes = Arc::new(std::fs::read(common::small_model()).unwrap());
     let sha = sha256(&bytes);
     let (stub, gets) = hub("smol.gguf", bytes.clone(), sha, 1, false).await;
     let dir = tempfile::tempdir().unwrap();
@@ -140,7 +140,7 @@ async fn the_real_model_downloads_resumes_and_is_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_download_is_refused_and_removed() {
-    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let bytes = Arc::new(std::fs::read(common::small_model()).unwrap());
     let sha = sha256(&bytes);
     let (stub, _) = hub("smol.gguf", bytes, sha, 0, true).await;
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +166,7 @@ async fn a_damaged_download_is_refused_and_removed() {
 async fn an_unsupported_architecture_is_refused_before_loading() {
     // The real model with its architecture renamed to one mistral.rs cannot run (same length,
     // so the header stays valid).
-    let mut bytes = std::fs::read(common::model()).unwrap();
+    let mut bytes = std::fs::read(common::small_model()).unwrap();
     let at = bytes.windows(5).position(|w| w == b"llama").unwrap();
     bytes[at..at + 5].copy_from_slice(b"gemma");
     let sha = sha256(&bytes);
@@ -238,7 +238,7 @@ fn checksum_headers(bytes: &[u8]) -> Vec<(&'static str, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_server_stops_the_download_and_cancel_works_while_it_hangs() {
-    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let bytes = Arc::new(std::fs::read(common::small_model()).unwrap());
     let b = bytes.clone();
     let stub = custom_hub(checksum_headers(&bytes), move |_, _| Reply {
         status: 200,
@@ -316,7 +316,7 @@ async fn a_file_without_a_checksum_is_not_downloaded() {
 async fn a_resume_answered_from_the_wrong_place_starts_over() {
     // The first GET breaks halfway; the resume is answered 206 but from byte 0 (a proxy that
     // ignores the range yet says "partial"): appended, the file would be damaged.
-    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let bytes = Arc::new(std::fs::read(common::small_model()).unwrap());
     let b = bytes.clone();
     let stub = custom_hub(checksum_headers(&bytes), move |req, n| {
         let len = b.len();
@@ -347,7 +347,7 @@ async fn a_resume_answered_from_the_wrong_place_starts_over() {
 async fn the_token_goes_to_the_hub_and_not_to_its_storage() {
     // The hub redirects the download to a storage host (here: another port); the user's
     // Hugging Face token must stay with the hub.
-    let bytes = Arc::new(std::fs::read(common::model()).unwrap());
+    let bytes = Arc::new(std::fs::read(common::small_model()).unwrap());
     let b = bytes.clone();
     let storage = serve(move |req| match req.method.as_str() {
         "HEAD" => Reply::new(200, ""),

@@ -27,7 +27,7 @@ fn chat(q: &str) -> Vec<ChatMessage> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_model_streams_stops_and_serves_again() {
     let engine = MistralEngine::load(
-        &common::model(),
+        &common::small_model(),
         Some(&troupe::settings::Paths::model_cache()),
     )
     .await
@@ -132,7 +132,7 @@ async fn bad_model_files_are_clear_errors() {
     assert!(matches!(err, engine::Error::ModelCorrupt { .. }), "{err}");
 
     // The real model, cut in half: the header check catches it before mistral.rs maps it.
-    let real = std::fs::read(common::model()).unwrap();
+    let real = std::fs::read(common::small_model()).unwrap();
     let truncated = dir.path().join("truncated.gguf");
     std::fs::write(&truncated, &real[..real.len() / 2]).unwrap();
     let err = slot.load(truncated).await.unwrap_err();
@@ -206,7 +206,7 @@ async fn transcoded_model_matches_the_original_and_answers() {
     use candle_core::Device;
     use troupe::engine::transcode;
 
-    let source = common::model();
+    let source = common::small_model();
     let before = transcode::slow_tensor_types(&source).unwrap();
     assert!(
         before.iter().any(|(t, n)| t == "Q4_1" && *n > 100),
@@ -301,7 +301,7 @@ async fn greedy_replies_and_perplexity_match_the_unpatched_engine() {
     let prompts = read("prompts.json");
     let reference = read("upstream-reference.json");
     let engine = MistralEngine::load(
-        &common::model(),
+        &common::small_model(),
         Some(&troupe::settings::Paths::model_cache()),
     )
     .await

@@ -31,7 +31,7 @@ async fn on_the_real_model_troupe_keeps_facts_the_baseline_loses() {
     let troupe = open(dir.path());
     let settings = troupe.settings();
     troupe
-        .start_engine(&settings, Some(&common::model()))
+        .start_engine(&settings, Some(&common::small_model()))
         .await
         .unwrap();
     let req = EvalRequest {

@@ -30,6 +30,7 @@ pub use chat::Rewrite;
 pub use editing::{AvatarChange, EditError};
 pub use eval::{differences, Difference, EvalError, EvalRequest, Evaluation, KeptRun};
 pub use library::{Error, Preview};
+pub use models::CatalogModel;
 pub use sampling::{
     sampling, sampling_at, sampling_for_session, set_sampling_at, SamplingLevel, SamplingScope,
     SamplingSource, SetSamplingError,
@@ -56,7 +57,7 @@ pub mod vocabulary {
         Progress as EvalProgress, Report, Setup, Suite,
     };
     pub use crate::settings::{
-        BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings,
+        BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings, Theme,
         OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{

@@ -6,11 +6,65 @@
 use std::path::{Path, PathBuf};
 
 use super::Troupe;
-use crate::engine::models::{self, Memory, ModelFile};
+use crate::engine::catalog::{self, Entry};
+use crate::engine::models::{self, Fit, Memory, ModelFile};
 use crate::engine::{self, check_model_file, download};
 use crate::settings::{EngineChoice, Settings};
 
+/// A catalog entry as this machine sees it.
+#[derive(Debug, Clone)]
+pub struct CatalogModel {
+    pub entry: &'static Entry,
+    pub fit: Fit,
+    pub fit_reason: String,
+    /// Where it is when it is already in the models folder (or is the model in use).
+    pub installed: Option<PathBuf>,
+    pub in_use: bool,
+}
+
 impl Troupe {
+    /// The model catalog, each entry with whether it suits this machine and whether it is
+    /// already here. `in_use` is the model file that would be loaded now.
+    pub fn catalog(&self, in_use: &Path) -> Vec<CatalogModel> {
+        let mem = models::machine_memory();
+        catalog::entries()
+            .iter()
+            .map(|entry| {
+                let (fit, fit_reason) = entry.fit(&mem);
+                let here = self.paths.models().join(&entry.file);
+                let named = in_use.file_name().is_some_and(|n| *n == *entry.file);
+                let installed = [named.then(|| in_use.to_path_buf()), Some(here)]
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p.is_file());
+                CatalogModel {
+                    entry,
+                    fit,
+                    fit_reason,
+                    in_use: named && installed.is_some(),
+                    installed,
+                }
+            })
+            .collect()
+    }
+
+    /// Downloads a catalog entry (as `download_model`) and makes it the model that runs.
+    /// Returns its path; `settings` is changed, for the front end to save.
+    pub async fn install_from_catalog(
+        &self,
+        settings: &mut Settings,
+        id: &str,
+        progress: impl FnMut(download::Progress),
+        cancelled: impl Fn() -> bool,
+    ) -> Result<PathBuf, download::Error> {
+        let entry = catalog::entry(id).ok_or_else(|| download::Error::NotInCatalog(id.into()))?;
+        let path = self
+            .download_model(&entry.repo, &entry.file, progress, cancelled)
+            .await?;
+        self.choose_model(settings, &path)?;
+        Ok(path)
+    }
+
     /// This machine's memory (and GPU memory, where there is one), for fit hints.
     pub fn machine_memory(&self) -> Memory {
         models::machine_memory()

@@ -57,6 +57,14 @@ pub enum ModelsAction {
     },
     /// Make a model file the one that runs (the window picks it up at its next start).
     Use { path: PathBuf },
+    /// The catalog of suggested companion models: what each is good at, its licence, size,
+    /// context, the memory it needs and whether it suits this machine.
+    Catalog,
+    /// Download a catalog model (as `download`) and make it the one that runs.
+    Get {
+        /// The id `troupe models catalog` shows.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,5 @@
 //! The model manager and sampling from the command line: `troupe models` (list with fit
-//! hints, `add`, `use`, `download`) and `troupe sampling` (show or change the settings' default,
+//! hints, `add`, `use`, `download`, the `catalog` and `get` from it) and `troupe sampling` (show or change the settings' default,
 //! a Character's or a Session's). Settings changes are written to settings.json, which the
 //! window reads at its next start.
 
@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use super::ModelsAction;
-use crate::app::vocabulary::{preset, Fit, Sampling, PRESETS};
+use crate::app::vocabulary::{preset, DownloadError, Fit, Sampling, PRESETS};
 use crate::app::{SamplingScope, Troupe};
 
 /// `troupe models [add|use|download]`.
@@ -38,6 +38,77 @@ pub async fn models(
             Ok(())
         }
         Some(ModelsAction::Download { repo, file }) => download(troupe, &repo, &file).await,
+        Some(ModelsAction::Catalog) => {
+            catalog(troupe, &settings, model);
+            Ok(())
+        }
+        Some(ModelsAction::Get { id }) => {
+            let mut last = Instant::now();
+            let path = troupe
+                .install_from_catalog(&mut settings, &id, |p| show(&mut last, p), || false)
+                .await
+                .map_err(|e| match e {
+                    DownloadError::NotInCatalog(_) => {
+                        anyhow::anyhow!("{e}: `troupe models catalog` lists them")
+                    }
+                    e => e.into(),
+                })?;
+            eprintln!();
+            settings.save(&troupe.paths.settings())?;
+            println!("using {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// `troupe models catalog`: one block per entry.
+fn catalog(troupe: &Troupe, settings: &crate::app::vocabulary::Settings, model: Option<PathBuf>) {
+    let in_use = troupe.model_file(settings, model.as_deref());
+    for m in troupe.catalog(&in_use) {
+        let e = m.entry;
+        let state = match (&m.installed, m.in_use) {
+            (_, true) => "in use",
+            (Some(_), false) => "downloaded",
+            (None, false) => "",
+        };
+        println!(
+            "{:<20} {} · {} · {:.1} GB · {}k context · {}  {state}",
+            e.id,
+            e.name,
+            e.licence,
+            e.size_bytes as f64 / 1e9,
+            e.context_length / 1024,
+            fit_word(m.fit),
+        );
+        println!("{:<20} {} ({})", "", e.good_at, m.fit_reason);
+    }
+}
+
+fn fit_word(fit: Fit) -> &'static str {
+    match fit {
+        Fit::Fits => "fits",
+        Fit::MaySlow => "may be slow",
+        Fit::WontFit => "won't fit",
+        Fit::Unusable => "unusable",
+    }
+}
+
+/// Download progress on stderr, twice a second.
+fn show(last: &mut Instant, p: crate::app::vocabulary::DownloadProgress) {
+    if p.resumed_from > 0 && p.done == p.resumed_from {
+        eprintln!("resuming after {:.1} MB", p.resumed_from as f64 / 1e6);
+    }
+    if last.elapsed().as_millis() >= 500 || p.total == Some(p.done) {
+        *last = Instant::now();
+        match p.total {
+            Some(t) if t > 0 => eprint!(
+                "\r{:.1} / {:.1} MB ({:.0}%)   ",
+                p.done as f64 / 1e6,
+                t as f64 / 1e6,
+                p.done as f64 * 100.0 / t as f64
+            ),
+            _ => eprint!("\r{:.1} MB   ", p.done as f64 / 1e6),
+        }
     }
 }
 
@@ -60,12 +131,7 @@ fn list(
     );
     for m in troupe.models(settings, model.as_deref(), &mem) {
         let mark = if m.path == in_use { "*" } else { " " };
-        let fit = match m.fit {
-            Fit::Fits => "fits",
-            Fit::MaySlow => "may be slow",
-            Fit::WontFit => "won't fit",
-            Fit::Unusable => "unusable",
-        };
+        let fit = fit_word(m.fit);
         match &m.header {
             Ok(h) => println!(
                 "{mark} {}\t{} · {:.0} M params · {} · {} ctx · {:.0} MB\t{fit}: {}",
@@ -87,28 +153,7 @@ fn list(
 async fn download(troupe: &Troupe, repo: &str, file: &str) -> anyhow::Result<()> {
     let mut last = Instant::now();
     let path = troupe
-        .download_model(
-            repo,
-            file,
-            |p| {
-                if p.resumed_from > 0 && p.done == p.resumed_from {
-                    eprintln!("resuming after {:.1} MB", p.resumed_from as f64 / 1e6);
-                }
-                if last.elapsed().as_millis() >= 500 || p.total == Some(p.done) {
-                    last = Instant::now();
-                    match p.total {
-                        Some(t) if t > 0 => eprint!(
-                            "\r{:.1} / {:.1} MB ({:.0}%)   ",
-                            p.done as f64 / 1e6,
-                            t as f64 / 1e6,
-                            p.done as f64 * 100.0 / t as f64
-                        ),
-                        _ => eprint!("\r{:.1} MB   ", p.done as f64 / 1e6),
-                    }
-                }
-            },
-            || false,
-        )
+        .download_model(repo, file, |p| show(&mut last, p), || false)
         .await?;
     eprintln!();
     let m = troupe.describe_model(&path);
@@ -179,25 +224,14 @@ pub fn sampling(
 
 /// `current`, or the preset, with the FIELD=VALUE changes applied.
 fn changed(current: Sampling, change: &SamplingChange) -> anyhow::Result<Sampling> {
-    let mut value = serde_json::to_value(match &change.preset {
+    let value = serde_json::to_value(match &change.preset {
         Some(name) => preset(name).with_context(|| {
             let names: Vec<_> = PRESETS.iter().map(|(n, _)| *n).collect();
             format!("no preset '{name}': use {}", names.join(", "))
         })?,
         None => current,
     })?;
-    for kv in &change.set {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--set {kv}: write FIELD=VALUE"))?;
-        if value.get(k).is_none() {
-            bail!("--set {kv}: no field '{k}' (temperature, topP, topK, minP, repetitionPenalty, maxTokens, seed)");
-        }
-        value[k] = if v == "none" {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(v).with_context(|| format!("--set {kv}: '{v}' is not a number"))?
-        };
-    }
-    serde_json::from_value(value.clone()).with_context(|| format!("invalid sampling: {value}"))
+    let base: Sampling = serde_json::from_value(value)?;
+    base.with_changes(&change.set)
+        .map_err(|e| anyhow::anyhow!("--set {e}"))
 }

@@ -76,6 +76,8 @@ pub enum Error {
     Cancelled,
     #[error("{url} does not say the file's SHA-256, so the download could not be checked; Troupe keeps only downloads it can check")]
     NoChecksum { url: String },
+    #[error("no model '{0}' in the catalog")]
+    NotInCatalog(String),
     #[error(transparent)]
     Model(#[from] EngineError),
 }

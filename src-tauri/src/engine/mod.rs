@@ -13,6 +13,7 @@
 //! says what is happening and, when the model is missing, damaged or unsupported, what to do.
 //! The loaded model lives until another is loaded in its place or the process ends.
 
+pub mod catalog;
 pub mod download;
 pub mod gguf;
 pub mod mistral;

@@ -93,12 +93,24 @@ pub fn fit(size: u64, header: &Result<Header, String>, mem: &Memory) -> (Fit, St
         Ok(h) => h,
         Err(e) => return (Fit::Unusable, e.clone()),
     };
-    let context = header.context_length.unwrap_or(2048).min(CONTEXT_FOR_FIT);
-    let kv = header
-        .kv_bytes_per_token()
-        .map(|b| b * context)
-        .unwrap_or(size / 8);
-    let need = size + kv + size / 10 + OVERHEAD;
+    fit_need(
+        size,
+        need(size, header.context_length, header.kv_bytes_per_token()),
+        mem,
+    )
+}
+
+/// Memory a model of `size` bytes needs with the context Troupe uses: its weights, the KV cache
+/// (`kv_bytes_per_token` of it per token; an eighth of the weights when unknown), working
+/// buffers and the app itself.
+pub fn need(size: u64, context_length: Option<u64>, kv_bytes_per_token: Option<u64>) -> u64 {
+    let context = context_length.unwrap_or(2048).min(CONTEXT_FOR_FIT);
+    let kv = kv_bytes_per_token.map(|b| b * context).unwrap_or(size / 8);
+    size + kv + size / 10 + OVERHEAD
+}
+
+/// Whether a model of `size` bytes that needs `need` bytes suits a machine with `mem`.
+pub fn fit_need(size: u64, need: u64, mem: &Memory) -> (Fit, String) {
     let gb = |b: u64| format!("{:.1} GB", b as f64 / 1e9);
     let budget = mem.gpu.unwrap_or(mem.total);
     let place = if mem.gpu.is_some() {
