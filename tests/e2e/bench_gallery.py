@@ -100,6 +100,12 @@ def main():
     data = tempfile.mkdtemp(prefix="troupe-bench-gallery-")
     try:
         total, last_name = seed(binary, data, n)
+        # A returning user's library: the first-run welcome is not in the way.
+        path = os.path.join(data, "settings.json")
+        settings = json.load(open(path)) if os.path.exists(path) else {}
+        settings["welcomed"] = True
+        with open(path, "w") as f:
+            json.dump(settings, f)
         env = dict(os.environ, TAURI_WEBVIEW_AUTOMATION="true", NO_AT_BRIDGE="1", TROUPE_DATA_DIR=data)
         for bad in ("WEBKIT_DISABLE_COMPOSITING_MODE", "WEBKIT_DISABLE_DMABUF_RENDERER"):
             env.pop(bad, None)

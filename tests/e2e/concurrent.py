@@ -49,7 +49,7 @@ def main():
     model = os.environ["TROUPE_MODEL"]
     data = tempfile.mkdtemp(prefix="troupe-concurrent-")
     with open(os.path.join(data, "settings.json"), "w") as f:
-        json.dump({"sampling": {"maxTokens": 24, "temperature": 0.7}}, f)
+        json.dump({"sampling": {"maxTokens": 24, "temperature": 0.7}, "welcomed": True}, f)
     env = dict(os.environ, TAURI_WEBVIEW_AUTOMATION="true", NO_AT_BRIDGE="1", TROUPE_DATA_DIR=data,
                TROUPE_MODEL=model)
     wd = WebDriver(binary, env)

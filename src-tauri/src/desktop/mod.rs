@@ -155,6 +155,9 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::engine::use_model,
             commands::engine::download_model,
             commands::engine::cancel_download,
+            commands::engine::model_catalog,
+            commands::engine::install_catalog_model,
+            commands::engine::open_link,
         ])
         .run(tauri::generate_context!())
         .expect("the Tauri runtime failed to start");

@@ -21,8 +21,12 @@ use crate::engine::Sampling;
 
 /// The identifier in tauri.conf.json; it names the data directory.
 pub const APP_ID: &str = "app.troupe";
-/// The default model's file name, fetched by `.ci/start` into `<data>/models/`.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The default model's file name (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M), fetched by `.ci/start`
+/// into `<data>/models/`.
+pub const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+/// The small, fast model, also fetched by `.ci/start`: the default before 0.2, so a library set
+/// up then still opens with it until the new default is there.
+pub const SMALL_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Paths {
@@ -66,7 +70,12 @@ impl Paths {
         self.data.join("settings.json")
     }
     pub fn default_model(&self) -> PathBuf {
-        self.models().join(DEFAULT_MODEL_FILE)
+        let default = self.models().join(DEFAULT_MODEL_FILE);
+        let small = self.models().join(SMALL_MODEL_FILE);
+        if !default.is_file() && small.is_file() {
+            return small;
+        }
+        default
     }
 
     /// Derived files that can be rebuilt at will (transcoded models): `TROUPE_CACHE_DIR`, else
@@ -106,6 +115,19 @@ pub struct Settings {
     pub remote: RemoteSettings,
     /// How many automatic snapshots to keep.
     pub backups: BackupSettings,
+    /// Light, dark, or as the system says.
+    pub theme: Theme,
+    /// Whether the welcome was shown (or skipped); Settings can show it again.
+    pub welcomed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
 }
 
 /// The automatic snapshots kept in `backups/`: the newest of each of the last `daily` days and
@@ -244,6 +266,8 @@ impl Settings {
             engine: serde_json::from_value(get("engine")).unwrap_or_default(),
             remote: serde_json::from_value(get("remote")).unwrap_or_default(),
             backups: serde_json::from_value(get("backups")).unwrap_or_default(),
+            theme: serde_json::from_value(get("theme")).unwrap_or_default(),
+            welcomed: get("welcomed").as_bool().unwrap_or(false),
         }
     }
 
@@ -312,6 +336,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_model_leads_the_catalog() {
+        assert_eq!(
+            crate::engine::catalog::entries()[0].file,
+            DEFAULT_MODEL_FILE
+        );
+        assert!(crate::engine::catalog::entries()
+            .iter()
+            .any(|e| e.file == SMALL_MODEL_FILE));
+    }
+
+    #[test]
     fn settings_tolerate_missing_and_wrong_keys() {
         let s = Settings::from_json(serde_json::json!({
             "sampling": {"temperature": 0.3, "topP": "high", "other": 1}
@@ -328,12 +363,12 @@ mod tests {
     fn save_keeps_unknown_keys_and_drops_old_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
-        std::fs::write(&path, r#"{"theme":"dark","temperature":0.2}"#).unwrap();
+        std::fs::write(&path, r#"{"fromLater":"x","temperature":0.2}"#).unwrap();
         let s = Settings::default();
         s.save(&path).unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(v["theme"], "dark");
+        assert_eq!(v["fromLater"], "x");
         assert!(v.get("temperature").is_none());
         assert_eq!(Settings::load(&path), s);
     }
@@ -374,6 +409,8 @@ mod tests {
                 model: "qwen".into(),
                 ..RemoteSettings::default()
             },
+            theme: Theme::Light,
+            welcomed: true,
         };
         assert_eq!(Settings::from_json(serde_json::to_value(&s).unwrap()), s);
     }

@@ -1,5 +1,5 @@
 import { call, on, stream } from './ipc';
-import type { DownloadEvent, EngineStatus, ModelFile, Preset, Sampling, SamplingLevel, Settings } from './types';
+import type { CatalogModel, DownloadEvent, EngineStatus, ModelFile, Preset, Sampling, SamplingLevel, Settings } from './types';
 
 export const engineStatus = () => call<EngineStatus>('engine_status');
 export const onEngineStatus = (handler: (s: EngineStatus) => void) => on<EngineStatus>('engine://status', handler);
@@ -25,3 +25,11 @@ export const useModel = (path: string) => call<void>('use_model', { path });
 export const downloadModel = (repo: string, file: string, onProgress: (e: DownloadEvent) => void) =>
   stream<DownloadEvent, ModelFile>('download_model', { repo, file }, onProgress);
 export const cancelDownload = () => call<void>('cancel_download');
+
+/** Suggested companion models, each with whether it suits this machine. */
+export const modelCatalog = () => call<CatalogModel[]>('model_catalog');
+/** Downloads a catalog model (progress, resume, checksum) and switches to it. */
+export const installCatalogModel = (id: string, onProgress: (e: DownloadEvent) => void) =>
+  stream<DownloadEvent, ModelFile>('install_catalog_model', { id }, onProgress);
+/** Opens a web or mail link in the system browser (after the person confirmed it). */
+export const openLink = (url: string) => call<void>('open_link', { url });

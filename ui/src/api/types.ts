@@ -56,7 +56,11 @@ quantization: string, parameters: number,
  */
 layers: string | null, } | { "state": "failed", error: ApiError, };
 
-export type Sampling = { temperature: number, topP: number, topK: number, minP: number, repetitionPenalty: number, maxTokens: number, seed: number | null, };
+export type Sampling = { temperature: number, topP: number, topK: number, minP: number, repetitionPenalty: number, 
+/**
+ * Tokens the penalty looks back over (0 = the whole context).
+ */
+repetitionWindow: number, maxTokens: number, seed: number | null, };
 
 export type Preset = { name: string, sampling: Sampling, };
 
@@ -89,7 +93,19 @@ engine: string, remote: RemoteSettings,
 /**
  * The file actually used (the choice above, or an override from the command line).
  */
-effectiveModelPath: string, };
+effectiveModelPath: string, 
+/**
+ * "system", "light" or "dark".
+ */
+theme: string, 
+/**
+ * Whether the welcome was shown.
+ */
+welcomed: boolean, 
+/**
+ * Where the library lives (read-only; shown in the welcome).
+ */
+dataDir: string, };
 
 export type ModelFile = { path: string, fileName: string, sizeBytes: number, architecture: string | null, parameters: number | null, quantization: string | null, contextLength: number | null, 
 /**
@@ -110,6 +126,24 @@ inUse: boolean,
 added: boolean, };
 
 export type DownloadEvent = { "kind": "progress", done: number, total: number | null, resumedFrom: number, };
+
+export type CatalogModel = { id: string, name: string, repo: string, file: string, parameters: number, sizeBytes: number, contextLength: number, 
+/**
+ * Memory it needs with the context Troupe uses, in bytes.
+ */
+needBytes: number, 
+/**
+ * An SPDX identifier: Apache-2.0 or MIT.
+ */
+licence: string, goodAt: string, languages: string, 
+/**
+ * "fits", "may_slow" or "wont_fit", for this machine.
+ */
+fit: string, fitReason: string, 
+/**
+ * Its path when it is already here.
+ */
+installed: string | null, inUse: boolean, };
 
 export type ImportResult = { 
 /**

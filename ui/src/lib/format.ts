@@ -1,21 +1,4 @@
-// Message text as safe segments: markdown **bold** and role-play *actions* (italics); everything
-// else stays plain text. Never HTML: card and model text is untrusted and is rendered as text
-// nodes.
-export type Segment = { text: string; action: boolean; strong?: boolean };
-
-export function segments(text: string): Segment[] {
-  const out: Segment[] = [];
-  const re = /\*\*([^*\n]+)\*\*|\*([^*\n]+)\*|(?<!\w)_([^_\n]+)_(?!\w)/g;
-  let last = 0;
-  for (const m of text.matchAll(re)) {
-    if (m.index! > last) out.push({ text: text.slice(last, m.index), action: false });
-    if (m[1] !== undefined) out.push({ text: m[1], action: false, strong: true });
-    else out.push({ text: m[2] ?? m[3], action: true });
-    last = m.index! + m[0].length;
-  }
-  if (last < text.length) out.push({ text: text.slice(last), action: false });
-  return out;
-}
+// Small formatting helpers for what the window shows: relative times, labels, parameter counts.
 
 const units: [number, string][] = [
   [60, 'second'],

@@ -1,25 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, params, segments } from '../lib/format';
-
-describe('segments', () => {
-  it('turns *actions* into italic segments and keeps the rest as text', () => {
-    expect(segments('*smiles* Hello <b>there</b>')).toEqual([
-      { text: 'smiles', action: true },
-      { text: ' Hello <b>there</b>', action: false },
-    ]);
-  });
-  it('makes **bold** strong and _underscores_ italic, but not inside snake_case words', () => {
-    expect(segments('**Never** _ever_ touch my_var_name')).toEqual([
-      { text: 'Never', action: false, strong: true },
-      { text: ' ', action: false },
-      { text: 'ever', action: true },
-      { text: ' touch my_var_name', action: false },
-    ]);
-  });
-  it('leaves a lone asterisk alone', () => {
-    expect(segments('2 * 3 = 6')).toEqual([{ text: '2 * 3 = 6', action: false }]);
-  });
-});
+import { ago, params } from '../lib/format';
 
 describe('ago', () => {
   it('speaks like a person', () => {

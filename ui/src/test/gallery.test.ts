@@ -43,9 +43,9 @@ describe('Gallery', () => {
   it('filters by category and searches names and taglines', async () => {
     const { container, getByRole, getByLabelText, getByText } = render(Gallery, { characters, onopen: () => {}, onimported: () => {} });
     expect(names(container)).toEqual(['Ada Lovelace', 'Sherlock Holmes', 'Walt Okafor']);
-    await fireEvent.click(getByRole('tab', { name: 'Fictional' }));
+    await fireEvent.click(getByRole('button', { name: 'Fictional' }));
     expect(names(container)).toEqual(['Sherlock Holmes']);
-    await fireEvent.click(getByRole('tab', { name: 'All' }));
+    await fireEvent.click(getByRole('button', { name: 'All' }));
     await fireEvent.input(getByLabelText('Search characters'), { target: { value: 'TAXI' } });
     expect(names(container)).toEqual(['Walt Okafor']);
     await fireEvent.input(getByLabelText('Search characters'), { target: { value: 'nobody' } });

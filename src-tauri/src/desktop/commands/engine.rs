@@ -1,5 +1,6 @@
 //! The engine area's commands (`ui/src/api/engine.ts`): the model's status, the settings,
-//! sampling at its three levels, and the model manager (list, add, forget, use, download).
+//! sampling at its three levels, and the model manager (list, add, forget, use, download, the
+//! catalog).
 //! Settings are read and written through the settings store (`desktop::load_settings`); the
 //! rules for each change are `app`'s.
 
@@ -12,8 +13,8 @@ use tauri::{AppHandle, State};
 use crate::app::vocabulary::{EngineChoice, Sampling, PRESETS};
 use crate::app::SamplingScope;
 use crate::desktop::json::{
-    ApiError, ApiResult, DownloadEvent, EngineStatus, ErrorCode, ModelFileJson, PresetJson,
-    SamplingJson, SamplingLevelJson, SettingsJson,
+    ApiError, ApiResult, CatalogModelJson, DownloadEvent, EngineStatus, ErrorCode, ModelFileJson,
+    PresetJson, SamplingJson, SamplingLevelJson, SettingsJson,
 };
 use crate::desktop::{load_settings, start_engine, AppState};
 
@@ -35,7 +36,11 @@ pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> ApiResult<Set
     let troupe = state.troupe()?;
     let settings = load_settings(&app);
     let effective = troupe.model_file(&settings, state.model_override.as_deref());
-    Ok(SettingsJson::from_settings(&settings, &effective))
+    Ok(SettingsJson::from_settings(
+        &settings,
+        &effective,
+        &troupe.paths.data,
+    ))
 }
 
 /// Saves the settings; a different model file starts loading it in the background.
@@ -58,7 +63,46 @@ pub fn save_settings(
     if engine_changed {
         start_engine(troupe, new.clone(), state.model_override.clone());
     }
-    Ok(SettingsJson::from_settings(&new, &after))
+    Ok(SettingsJson::from_settings(
+        &new,
+        &after,
+        &troupe.paths.data,
+    ))
+}
+
+/// Opens a web or mail link from a message or a card in the system browser, after the person
+/// confirmed it in the window. Never in the webview; anything but http(s) and mailto is refused.
+#[tauri::command]
+pub fn open_link(url: String) -> ApiResult<()> {
+    let ok =
+        (url.starts_with("https://") || url.starts_with("http://") || url.starts_with("mailto:"))
+            && url.len() <= 2048
+            && !url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"');
+    if !ok {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSetting,
+            "only web and mail links open",
+        ));
+    }
+    #[cfg(target_os = "macos")]
+    let mut command = std::process::Command::new("open");
+    #[cfg(target_os = "windows")]
+    let mut command = {
+        // Not `cmd /c start`, which would read the URL as shell syntax.
+        let mut c = std::process::Command::new("rundll32");
+        c.arg("url.dll,FileProtocolHandler");
+        c
+    };
+    #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+    let mut command = std::process::Command::new("xdg-open");
+    command
+        .arg(&url)
+        .spawn()
+        // Reaped off the window's thread, so no zombie is left behind.
+        .map(|mut child| drop(std::thread::spawn(move || child.wait())))
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot open a browser: {e}")))
 }
 
 /// The named sampling presets.
@@ -200,13 +244,7 @@ pub async fn download_model(
         .download_model(
             &repo,
             &file,
-            |p| {
-                let _ = on_event.send(DownloadEvent::Progress {
-                    done: p.done,
-                    total: p.total,
-                    resumed_from: p.resumed_from,
-                });
-            },
+            |p| send_progress(&on_event, p),
             || cancel.load(Ordering::SeqCst),
         )
         .await?;
@@ -215,6 +253,64 @@ pub async fn download_model(
         false,
         false,
     ))
+}
+
+/// The model catalog, each entry with whether it suits this machine and is already here.
+#[tauri::command]
+pub fn model_catalog(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> ApiResult<Vec<CatalogModelJson>> {
+    let troupe = state.troupe()?;
+    let in_use = troupe.model_file(&load_settings(&app), state.model_override.as_deref());
+    Ok(troupe
+        .catalog(&in_use)
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Downloads a catalog model (streaming progress, resuming, checked) and switches to it.
+#[tauri::command]
+pub async fn install_catalog_model(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: String,
+    on_event: Channel<DownloadEvent>,
+) -> ApiResult<ModelFileJson> {
+    let troupe = state.troupe()?;
+    let Ok(_one_at_a_time) = state.downloading.clone().try_lock_owned() else {
+        return Err(ApiError::new(
+            ErrorCode::Busy,
+            "a download is already running",
+        ));
+    };
+    state.cancel_download.store(false, Ordering::SeqCst);
+    let cancel = state.cancel_download.clone();
+    let mut settings = load_settings(&app);
+    let path = troupe
+        .install_from_catalog(
+            &mut settings,
+            &id,
+            |p| send_progress(&on_event, p),
+            || cancel.load(Ordering::SeqCst),
+        )
+        .await?;
+    save(&app, &settings)?;
+    start_engine(troupe, settings, state.model_override.clone());
+    Ok(ModelFileJson::new(
+        troupe.describe_model(&path),
+        true,
+        false,
+    ))
+}
+
+fn send_progress(on_event: &Channel<DownloadEvent>, p: crate::app::vocabulary::DownloadProgress) {
+    let _ = on_event.send(DownloadEvent::Progress {
+        done: p.done,
+        total: p.total,
+        resumed_from: p.resumed_from,
+    });
 }
 
 /// Stops the running download; what arrived is kept for a resume.

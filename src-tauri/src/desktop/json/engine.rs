@@ -67,8 +67,15 @@ pub struct SamplingJson {
     pub top_k: usize,
     pub min_p: f64,
     pub repetition_penalty: f64,
+    /// Tokens the penalty looks back over (0 = the whole context).
+    #[serde(default = "default_window")]
+    pub repetition_window: usize,
     pub max_tokens: usize,
     pub seed: Option<u64>,
+}
+
+fn default_window() -> usize {
+    Sampling::default().repetition_window
 }
 
 impl From<Sampling> for SamplingJson {
@@ -79,6 +86,7 @@ impl From<Sampling> for SamplingJson {
             top_k: s.top_k,
             min_p: s.min_p,
             repetition_penalty: s.repetition_penalty,
+            repetition_window: s.repetition_window,
             max_tokens: s.max_tokens,
             seed: s.seed,
         }
@@ -93,6 +101,7 @@ impl From<SamplingJson> for Sampling {
             top_k: s.top_k,
             min_p: s.min_p,
             repetition_penalty: s.repetition_penalty,
+            repetition_window: s.repetition_window,
             max_tokens: s.max_tokens,
             seed: s.seed,
             stop: vec![],
@@ -164,11 +173,25 @@ pub struct SettingsJson {
     /// The file actually used (the choice above, or an override from the command line).
     #[serde(default)]
     pub effective_model_path: String,
+    /// "system", "light" or "dark".
+    #[serde(default)]
+    pub theme: String,
+    /// Whether the welcome was shown.
+    #[serde(default)]
+    pub welcomed: bool,
+    /// Where the library lives (read-only; shown in the welcome).
+    #[serde(default)]
+    pub data_dir: String,
 }
 
 impl SettingsJson {
-    pub fn from_settings(s: &domain::Settings, effective: &std::path::Path) -> SettingsJson {
+    pub fn from_settings(
+        s: &domain::Settings,
+        effective: &std::path::Path,
+        data_dir: &std::path::Path,
+    ) -> SettingsJson {
         SettingsJson {
+            data_dir: data_dir.display().to_string(),
             model_path: s.model_path.as_ref().map(|p| p.display().to_string()),
             sampling: s.sampling.clone().into(),
             engine: match s.engine {
@@ -184,6 +207,13 @@ impl SettingsJson {
                 context_length: s.remote.context_length,
             },
             effective_model_path: effective.display().to_string(),
+            theme: match s.theme {
+                domain::Theme::System => "system",
+                domain::Theme::Light => "light",
+                domain::Theme::Dark => "dark",
+            }
+            .into(),
+            welcomed: s.welcomed,
         }
     }
 
@@ -214,6 +244,12 @@ impl SettingsJson {
                 model: self.remote.model.trim().to_string(),
                 context_length: self.remote.context_length,
             },
+            theme: match self.theme.as_str() {
+                "light" => domain::Theme::Light,
+                "dark" => domain::Theme::Dark,
+                _ => domain::Theme::System,
+            },
+            welcomed: self.welcomed,
         }
     }
 }
@@ -240,9 +276,19 @@ pub struct ModelFileJson {
     pub added: bool,
 }
 
+/// A Fit as the window names it.
+fn fit_name(fit: crate::app::vocabulary::Fit) -> &'static str {
+    use crate::app::vocabulary::Fit;
+    match fit {
+        Fit::Fits => "fits",
+        Fit::MaySlow => "may_slow",
+        Fit::WontFit => "wont_fit",
+        Fit::Unusable => "unusable",
+    }
+}
+
 impl ModelFileJson {
     pub fn new(m: domain::ModelFile, in_use: bool, added: bool) -> ModelFileJson {
-        use crate::app::vocabulary::Fit;
         let h = m.header.as_ref().ok();
         ModelFileJson {
             path: m.path.display().to_string(),
@@ -256,13 +302,7 @@ impl ModelFileJson {
             parameters: h.map(|h| h.n_params),
             quantization: h.map(|h| h.quantization.clone()),
             context_length: h.and_then(|h| h.context_length),
-            fit: match m.fit {
-                Fit::Fits => "fits",
-                Fit::MaySlow => "may_slow",
-                Fit::WontFit => "wont_fit",
-                Fit::Unusable => "unusable",
-            }
-            .into(),
+            fit: fit_name(m.fit).into(),
             fit_reason: m.fit_reason,
             in_use,
             added,
@@ -280,4 +320,53 @@ pub enum DownloadEvent {
         total: Option<u64>,
         resumed_from: u64,
     },
+}
+
+/// A catalog model as this machine sees it (app::CatalogModel).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "CatalogModel")]
+pub struct CatalogModelJson {
+    pub id: String,
+    pub name: String,
+    pub repo: String,
+    pub file: String,
+    pub parameters: u64,
+    pub size_bytes: u64,
+    pub context_length: u64,
+    /// Memory it needs with the context Troupe uses, in bytes.
+    pub need_bytes: u64,
+    /// An SPDX identifier: Apache-2.0 or MIT.
+    pub licence: String,
+    pub good_at: String,
+    pub languages: String,
+    /// "fits", "may_slow" or "wont_fit", for this machine.
+    pub fit: String,
+    pub fit_reason: String,
+    /// Its path when it is already here.
+    pub installed: Option<String>,
+    pub in_use: bool,
+}
+
+impl From<crate::app::CatalogModel> for CatalogModelJson {
+    fn from(m: crate::app::CatalogModel) -> Self {
+        let e = m.entry;
+        CatalogModelJson {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            repo: e.repo.clone(),
+            file: e.file.clone(),
+            parameters: e.parameters,
+            size_bytes: e.size_bytes,
+            context_length: e.context_length,
+            need_bytes: e.need(),
+            licence: e.licence.clone(),
+            good_at: e.good_at.clone(),
+            languages: e.languages.clone(),
+            fit: fit_name(m.fit).into(),
+            fit_reason: m.fit_reason,
+            installed: m.installed.map(|p| p.display().to_string()),
+            in_use: m.in_use,
+        }
+    }
 }

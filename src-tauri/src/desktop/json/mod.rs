@@ -224,6 +224,7 @@ pub fn typescript() -> String {
         SettingsJson::decl(&cfg),
         ModelFileJson::decl(&cfg),
         DownloadEvent::decl(&cfg),
+        CatalogModelJson::decl(&cfg),
         ImportResult::decl(&cfg),
         AttributesJson::decl(&cfg),
         BehavioursJson::decl(&cfg),
@@ -319,7 +320,11 @@ mod tests {
     fn the_api_key_never_goes_to_the_window() {
         let mut s = domain::Settings::default();
         s.remote.api_key = Some("sk-secret".into());
-        let form = SettingsJson::from_settings(&s, std::path::Path::new("/m.gguf"));
+        let form = SettingsJson::from_settings(
+            &s,
+            std::path::Path::new("/m.gguf"),
+            std::path::Path::new("/data"),
+        );
         assert!(!serde_json::to_string(&form).unwrap().contains("sk-secret"));
         assert!(form.remote.api_key_set);
         // Saved back untouched the key stays; "" removes it; new text replaces it.
