@@ -15,11 +15,11 @@ SMALL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 say() { printf '\n== %s\n' "$*" >&2; }
 
 # System packages for building and running the window (WebKitGTK), for driving it under Xvfb
-# (WebKitWebDriver) and for screenshots (ImageMagick's import), plus any named as arguments.
-# Installed only when missing.
+# (WebKitWebDriver) and for screenshots (ImageMagick's import), Chinese fonts for the window's
+# Chinese, plus any named as arguments. Installed only when missing.
 install_system_packages() {
   local pkgs=(build-essential pkg-config curl file libwebkit2gtk-4.1-dev libxdo-dev librsvg2-dev libssl-dev libdbus-1-dev
-              webkit2gtk-driver xvfb xauth dbus dbus-x11 imagemagick unzip python3 "$@")
+              webkit2gtk-driver xvfb xauth dbus dbus-x11 imagemagick unzip python3 fonts-noto-cjk "$@")
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -867,42 +867,65 @@ def main():
         check("markdown renders (lists, quotes, code, emphasis), HTML stays text, a link asks before it opens",
               markdown_renders_and_links_ask_first)
 
+        def keyboard_reaches_the_chat():
+            wd.type("[data-testid=composer]", "\ue013")  # ↑ in the empty box
+            wd.wait("the last message open for editing, focused", lambda: wd.js(
+                "const e = document.activeElement; return e && e.dataset.testid === 'edit-text' && e.value"))
+            wd.type("[data-testid=edit-text]", "\ue00c")  # Escape
+            wd.wait("the edit to close", lambda: not wd.find("[data-testid=edit-text]"), timeout=5)
+            wd.click("[data-testid=back]")
+            wd.wait("the gallery", lambda: wd.find("[data-testid=character-card]"))
+            # The key goes to the window itself (no element has focus in a fresh gallery).
+            wd.js("window.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true}))")
+            assert wd.js("return document.activeElement.classList.contains('search')"), "/ focuses the search"
+            wd.click("[data-testid=character-card][data-id=walt-okafor]")
+            wd.wait("the chat", lambda: wd.find("[data-testid=composer]"))
+        check("keyboard: ↑ edits the last message, Escape closes it, / focuses the gallery search",
+              keyboard_reaches_the_chat)
+
         def both_themes_every_main_view():
-            def set_theme(theme):
+            def appearance(theme, language):
                 wd.click("[data-testid=open-settings]")
                 wd.click("[data-testid=tab-appearance]")
                 wd.click(f"[data-testid=theme-{theme}]")
+                wd.click(f"[data-testid=language-{language}]")
                 wd.click("[data-testid=settings-save]")
                 wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
                 wd.wait("the theme", lambda: wd.js("return document.documentElement.dataset.theme") == theme, timeout=5)
-            for theme in ("light", "dark"):
-                set_theme(theme)
-                state["a11y"] += axe_violations(wd, f"{theme}: chat")
-                wd.screenshot(f"{theme}-chat.png")
+                wd.wait("the language", lambda: wd.js("return document.documentElement.lang") == language, timeout=5)
+            for theme, language in (("light", "en"), ("dark", "en"), ("dark", "zh-CN")):
+                look = theme if language == "en" else "chinese"
+                appearance(theme, language)
+                state["a11y"] += axe_violations(wd, f"{look}: chat")
+                wd.screenshot(f"{look}-chat.png")
                 wd.click("[data-testid=edit-character]")
                 wd.wait("the editor", lambda: wd.find("[data-testid=editor]"))
                 time.sleep(0.5)
-                state["a11y"] += axe_violations(wd, f"{theme}: editor")
-                wd.screenshot(f"{theme}-editor.png")
+                state["a11y"] += axe_violations(wd, f"{look}: editor")
+                wd.screenshot(f"{look}-editor.png")
                 wd.click("[data-testid=editor-cancel]")
                 wd.wait("the character", lambda: wd.find("[data-testid=back]"))
                 wd.click("[data-testid=back]")
                 wd.wait("the gallery", lambda: wd.find("[data-testid=character-card]"))
-                state["a11y"] += axe_violations(wd, f"{theme}: gallery")
-                wd.screenshot(f"{theme}-gallery.png")
+                sub = wd.js("return document.querySelector('.gallery .sub').textContent")
+                assert ("一切都只留在这台电脑上" in sub) == (language == "zh-CN"), sub
+                state["a11y"] += axe_violations(wd, f"{look}: gallery")
+                wd.screenshot(f"{look}-gallery.png")
                 wd.click("[data-testid=open-settings]")
                 wd.wait("the catalog", lambda: wd.find("[data-testid=catalog-model]"))
-                wd.screenshot(f"{theme}-catalog.png")
+                wd.screenshot(f"{look}-catalog.png")
                 wd.click("[data-testid=tab-appearance]")
                 wd.click("[data-testid=show-welcome]")
                 wd.wait("the welcome", lambda: wd.find("[data-testid=welcome]"))
-                state["a11y"] += axe_violations(wd, f"{theme}: welcome")
-                wd.screenshot(f"{theme}-welcome.png")
+                state["a11y"] += axe_violations(wd, f"{look}: welcome")
+                wd.screenshot(f"{look}-welcome.png")
                 wd.click("[data-testid=welcome-start]")
                 wd.wait("the welcome to close", lambda: not wd.find("[data-testid=welcome]"), timeout=5)
                 wd.click("[data-testid=character-card][data-id=walt-okafor]")
                 wd.wait("the chat", lambda: wd.find("[data-testid=composer]"))
-        check("light and dark: the gallery, a chat with markdown, the editor, the catalog and the welcome",
+            # The checks after this one read English.
+            appearance("dark", "en")
+        check("light, dark and Chinese: the gallery, a chat with markdown, the editor, the catalog and the welcome",
               both_themes_every_main_view)
 
         def no_serious_accessibility_violations():

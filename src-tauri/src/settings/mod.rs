@@ -119,6 +119,9 @@ pub struct Settings {
     pub theme: Theme,
     /// Whether the welcome was shown (or skipped); Settings can show it again.
     pub welcomed: bool,
+    /// The window's language: "en" or "zh-CN", or empty for the system's (Characters speak
+    /// their own).
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -268,6 +271,10 @@ impl Settings {
             backups: serde_json::from_value(get("backups")).unwrap_or_default(),
             theme: serde_json::from_value(get("theme")).unwrap_or_default(),
             welcomed: get("welcomed").as_bool().unwrap_or(false),
+            language: match get("language").as_str() {
+                Some(l @ ("en" | "zh-CN")) => l.to_string(),
+                _ => String::new(),
+            },
         }
     }
 
@@ -411,6 +418,7 @@ mod tests {
             },
             theme: Theme::Light,
             welcomed: true,
+            language: "zh-CN".into(),
         };
         assert_eq!(Settings::from_json(serde_json::to_value(&s).unwrap()), s);
     }

@@ -103,6 +103,10 @@ theme: string,
  */
 welcomed: boolean, 
 /**
+ * "system", "en" or "zh-CN".
+ */
+language: string, 
+/**
  * Where the library lives (read-only; shown in the welcome).
  */
 dataDir: string, };

@@ -3,6 +3,7 @@
 import * as api from '../api/conversation';
 import { BackendError } from '../api/ipc';
 import type { Message, ReplyStats, StreamEvent } from '../api/types';
+import { t } from './i18n.svelte';
 
 export class ChatState {
   readonly sessionId: number;
@@ -185,7 +186,7 @@ export class ChatState {
       case 'started':
         this.#messages.push(e.data.user, e.data.reply);
         if (e.data.dropped > 0) {
-          this.#notice = `${e.data.dropped} older messages no longer fit the model's memory and were left out of this reply.`;
+          this.#notice = t('chat.dropped', { n: e.data.dropped });
         }
         break;
       case 'rewriting': {

@@ -1,46 +1,39 @@
 // Small formatting helpers for what the window shows: relative times, labels, parameter counts.
+import { t } from './i18n.svelte';
+import type { Key } from './messages';
 
-const units: [number, string][] = [
-  [60, 'second'],
-  [60, 'minute'],
-  [24, 'hour'],
-  [7, 'day'],
-  [4.35, 'week'],
-  [12, 'month'],
-  [Number.POSITIVE_INFINITY, 'year'],
+const units: [number, Key, Key][] = [
+  [60, 'ago.second', 'ago.seconds'],
+  [60, 'ago.minute', 'ago.minutes'],
+  [24, 'ago.hour', 'ago.hours'],
+  [7, 'ago.day', 'ago.days'],
+  [4.35, 'ago.week', 'ago.weeks'],
+  [12, 'ago.month', 'ago.months'],
+  [Number.POSITIVE_INFINITY, 'ago.year', 'ago.years'],
 ];
 
-/** "just now", "5 minutes ago", "3 days ago". */
+/** "just now", "5 minutes ago", "3 days ago" (in the window's language). */
 export function ago(ms: number, now = Date.now()): string {
   let v = Math.max(0, (now - ms) / 1000);
-  if (v < 45) return 'just now';
-  for (const [size, unit] of units) {
+  if (v < 45) return t('ago.now');
+  for (const [size, one, many] of units) {
     if (v < size) {
       const n = Math.round(v);
-      return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+      return t(n === 1 ? one : many, { n });
     }
     v /= size;
   }
   return '';
 }
 
-export const categoryLabel: Record<string, string> = {
-  celebrity: 'Celebrity',
-  daily_life: 'Daily life',
-  fictional: 'Fictional',
-};
+export const categoryLabel = (c: string) =>
+  ({ celebrity: t('category.celebrity'), daily_life: t('category.daily_life'), fictional: t('category.fictional') })[c] ?? c;
 
-export const scenarioLabel: Record<string, string> = {
-  chit_chat: 'Chit-chat',
-  interview: 'Interview',
-  companionship: 'Companionship',
-};
+export const scenarioLabel = (s: string) =>
+  ({ chit_chat: t('scenario.chit_chat'), interview: t('scenario.interview'), companionship: t('scenario.companionship') })[s] ?? s;
 
-export const scenarioBlurb: Record<string, string> = {
-  chit_chat: 'A relaxed conversation about anything.',
-  interview: 'Ask about their life, work and views.',
-  companionship: 'A caring friend who listens.',
-};
+export const scenarioBlurb = (s: string) =>
+  ({ chit_chat: t('scenario.chit_chat.blurb'), interview: t('scenario.interview.blurb'), companionship: t('scenario.companionship.blurb') })[s] ?? '';
 
 /** A parameter count for people: "135 M", "7.2 B". */
 export function params(n: number): string {

@@ -5,6 +5,29 @@ import Composer from '../components/Composer.svelte';
 afterEach(cleanup);
 
 describe('Composer', () => {
+  it('keys: Escape stops a reply, ↑ in an empty box edits the last message, Alt+←/→ switch versions', async () => {
+    const onstop = vi.fn();
+    const oneditlast = vi.fn();
+    const onswipe = vi.fn();
+    const { getByLabelText, rerender } = render(Composer, { streaming: true, onsend: vi.fn(), onstop, oneditlast, onswipe });
+    const box = getByLabelText('Message') as HTMLTextAreaElement;
+    await fireEvent.keyDown(box, { key: 'Escape' });
+    expect(onstop).toHaveBeenCalledTimes(1);
+    await fireEvent.keyDown(box, { key: 'ArrowUp' });
+    expect(oneditlast).not.toHaveBeenCalled();
+    await rerender({ streaming: false });
+    await fireEvent.keyDown(box, { key: 'ArrowUp' });
+    expect(oneditlast).toHaveBeenCalledTimes(1);
+    await fireEvent.input(box, { target: { value: 'half a thought' } });
+    await fireEvent.keyDown(box, { key: 'ArrowUp' });
+    expect(oneditlast).toHaveBeenCalledTimes(1);
+    await fireEvent.keyDown(box, { key: 'ArrowLeft', altKey: true });
+    await fireEvent.keyDown(box, { key: 'ArrowRight', altKey: true });
+    expect(onswipe.mock.calls).toEqual([[-1], [1]]);
+    await fireEvent.keyDown(box, { key: 'Escape' });
+    expect(onstop).toHaveBeenCalledTimes(1);
+  });
+
   it('sends on Enter, inserts a newline on Shift+Enter, and ignores blank input', async () => {
     const onsend = vi.fn().mockResolvedValue(true);
     const { getByLabelText } = render(Composer, { streaming: false, onsend, onstop: () => {} });

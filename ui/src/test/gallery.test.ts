@@ -40,6 +40,23 @@ async function choose(select: HTMLElement, value: string) {
 }
 
 describe('Gallery', () => {
+  it('keys: / focuses the search, arrows move between cards, Ctrl+N and Ctrl+K open the editor and chat search', async () => {
+    const onnew = vi.fn();
+    const onsearch = vi.fn();
+    const { container, getByLabelText } = render(Gallery, { characters, onopen: () => {}, onimported: () => {}, onnew, onsearch });
+    await fireEvent.keyDown(document.body, { key: '/' });
+    expect(document.activeElement).toBe(getByLabelText('Search characters'));
+    const cards = Array.from(container.querySelectorAll<HTMLElement>('[data-testid=character-card]'));
+    cards[0].focus();
+    await fireEvent.keyDown(cards[0], { key: 'ArrowRight' });
+    expect(document.activeElement).toBe(cards[1]);
+    await fireEvent.keyDown(cards[1], { key: 'ArrowLeft' });
+    expect(document.activeElement).toBe(cards[0]);
+    await fireEvent.keyDown(document.body, { key: 'n', ctrlKey: true });
+    await fireEvent.keyDown(document.body, { key: 'k', ctrlKey: true });
+    expect([onnew.mock.calls.length, onsearch.mock.calls.length]).toEqual([1, 1]);
+  });
+
   it('filters by category and searches names and taglines', async () => {
     const { container, getByRole, getByLabelText, getByText } = render(Gallery, { characters, onopen: () => {}, onimported: () => {} });
     expect(names(container)).toEqual(['Ada Lovelace', 'Sherlock Holmes', 'Walt Okafor']);
@@ -109,17 +126,25 @@ describe('Gallery', () => {
     expect(onopen).toHaveBeenCalledWith('holmes');
   });
 
-  it('imports dropped cards and reports each file, failures by name', async () => {
-    vi.mocked(importCards).mockResolvedValue([
-      { file: 'seraphina.png', characterId: 'seraphina', loreEntries: null, error: null },
-      { file: 'broken.png', characterId: null, loreEntries: null, error: 'broken.png: the PNG is damaged: chunk IEND fails its checksum (CRC)' },
-    ]);
+  it('imports dropped cards one by one, with progress, and reports each file, failures by name', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    vi.mocked(importCards)
+      .mockImplementationOnce(async () => {
+        await held;
+        return [{ file: 'seraphina.png', characterId: 'seraphina', loreEntries: null, error: null }];
+      })
+      .mockResolvedValueOnce([
+        { file: 'broken.png', characterId: null, loreEntries: null, error: 'broken.png: the PNG is damaged: chunk IEND fails its checksum (CRC)' },
+      ]);
     const onimported = vi.fn();
     const { container, findByTestId } = render(Gallery, { characters, onopen: () => {}, onimported });
     const files = [new File(['a'], 'seraphina.png'), new File(['b'], 'broken.png')];
     await fireEvent.drop(container.querySelector('.gallery') as HTMLElement, { dataTransfer: { files } });
+    expect((await findByTestId('import-progress')).textContent).toContain('Importing 0 of 2');
+    release();
     const report = await findByTestId('import-report');
-    expect(importCards).toHaveBeenCalledWith(files);
+    expect(vi.mocked(importCards).mock.calls).toEqual([[[files[0]]], [[files[1]]]]);
     expect(report.textContent).toContain('Imported seraphina.png.');
     expect(report.textContent).toContain('broken.png: the PNG is damaged');
     expect(onimported).toHaveBeenCalled();

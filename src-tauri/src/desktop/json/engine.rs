@@ -179,6 +179,9 @@ pub struct SettingsJson {
     /// Whether the welcome was shown.
     #[serde(default)]
     pub welcomed: bool,
+    /// "system", "en" or "zh-CN".
+    #[serde(default)]
+    pub language: String,
     /// Where the library lives (read-only; shown in the welcome).
     #[serde(default)]
     pub data_dir: String,
@@ -214,6 +217,11 @@ impl SettingsJson {
             }
             .into(),
             welcomed: s.welcomed,
+            language: if s.language.is_empty() {
+                "system".into()
+            } else {
+                s.language.clone()
+            },
         }
     }
 
@@ -250,6 +258,10 @@ impl SettingsJson {
                 _ => domain::Theme::System,
             },
             welcomed: self.welcomed,
+            language: match self.language.as_str() {
+                l @ ("en" | "zh-CN") => l.to_string(),
+                _ => String::new(),
+            },
         }
     }
 }
