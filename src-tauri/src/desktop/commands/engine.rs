@@ -232,14 +232,7 @@ pub async fn download_model(
     on_event: Channel<DownloadEvent>,
 ) -> ApiResult<ModelFileJson> {
     let troupe = state.troupe()?;
-    let Ok(_one_at_a_time) = state.downloading.clone().try_lock_owned() else {
-        return Err(ApiError::new(
-            ErrorCode::Busy,
-            "a download is already running",
-        ));
-    };
-    state.cancel_download.store(false, Ordering::SeqCst);
-    let cancel = state.cancel_download.clone();
+    let (_one_at_a_time, cancel) = begin_download(&state)?;
     let path = troupe
         .download_model(
             &repo,
@@ -279,14 +272,7 @@ pub async fn install_catalog_model(
     on_event: Channel<DownloadEvent>,
 ) -> ApiResult<ModelFileJson> {
     let troupe = state.troupe()?;
-    let Ok(_one_at_a_time) = state.downloading.clone().try_lock_owned() else {
-        return Err(ApiError::new(
-            ErrorCode::Busy,
-            "a download is already running",
-        ));
-    };
-    state.cancel_download.store(false, Ordering::SeqCst);
-    let cancel = state.cancel_download.clone();
+    let (_one_at_a_time, cancel) = begin_download(&state)?;
     let mut settings = load_settings(&app);
     let path = troupe
         .install_from_catalog(
@@ -303,6 +289,23 @@ pub async fn install_catalog_model(
         true,
         false,
     ))
+}
+
+/// One download at a time: the lock (held until the download ends) and its fresh cancel flag.
+fn begin_download(
+    state: &AppState,
+) -> ApiResult<(
+    tokio::sync::OwnedMutexGuard<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+)> {
+    let Ok(lock) = state.downloading.clone().try_lock_owned() else {
+        return Err(ApiError::new(
+            ErrorCode::Busy,
+            "a download is already running",
+        ));
+    };
+    state.cancel_download.store(false, Ordering::SeqCst);
+    Ok((lock, state.cancel_download.clone()))
 }
 
 fn send_progress(on_event: &Channel<DownloadEvent>, p: crate::app::vocabulary::DownloadProgress) {
