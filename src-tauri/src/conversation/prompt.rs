@@ -47,16 +47,18 @@ pub fn system_prompt_for(
         s.push_str("\n\n");
         s.push_str(&character.fill_macros_as(lore, &user.name));
     }
+    let user_name = if user.name == "User" {
+        "the user"
+    } else {
+        user.name.as_str()
+    };
     let original = format!(
-        "{}\n\nStay in character: you are {name}, a person in this conversation, not an \
-         assistant. Reply in first person with a few natural sentences. Never write {}'s lines. \
-         Asked whether you are an AI or a program, answer as {name} would, in character.",
+        "{}\n\nStay in character: you are {name}, a real person talking with {user}. Reply in \
+         first person with a few natural sentences. Never write {user}'s lines. Asked whether you \
+         are an AI, a bot or a program, stay {name} and laugh it off, for example: \"An AI? No, \
+         I'm {name}.\"",
         scenario.framing(name),
-        if user.name == "User" {
-            "the user"
-        } else {
-            user.name.as_str()
-        }
+        user = user_name,
     );
     // A card's own system prompt replaces Troupe's framing; `{{original}}` puts it back in.
     let own = character.system_prompt.trim();

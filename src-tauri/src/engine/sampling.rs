@@ -9,11 +9,11 @@
 //! token is possible, which mistral.rs's greedy step then takes. Same seed, same prompt, same
 //! settings: same reply.
 //!
-//! Why our own penalty: mistral.rs penalises every token of the whole context, the system
-//! prompt included, so the longer the profile, the less likely the Character's own name and
-//! facts become. The window keeps the penalty on the recent conversation. llama.cpp's
-//! `repeat_last_n` looks at the last 64 tokens, too few to stop a reply repeating the one
-//! before; 512 was chosen with `troupe eval` (docs/EVALUATION.md).
+//! Why our own penalty: mistral.rs always penalises every token of the whole context, the
+//! system prompt included; Troupe's can look at only the last `repetition_window` tokens, as
+//! llama.cpp's `repeat_last_n` does. The default stays the whole context (0): measured with
+//! `troupe eval` on Qwen2.5-0.5B, a 64-token window doubled the replies that loop and a
+//! 512-token one cost the Character its own name late in a long chat (docs/EVALUATION.md).
 
 use std::sync::Mutex;
 
@@ -202,7 +202,7 @@ impl Sampling {
 }
 
 /// The repetition penalty's window when settings do not say (see docs/EVALUATION.md).
-pub const DEFAULT_WINDOW: usize = 512;
+pub const DEFAULT_WINDOW: usize = 0;
 
 /// Makes the tokens among the last `window` of `context` (all of it when 0) less likely, as
 /// llama.cpp and mistral.rs do: a positive logit is divided by `penalty`, a negative one
