@@ -310,6 +310,53 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
 }
 
 #[test]
+fn the_catalog_lists_models_with_licence_and_fit_and_names_an_unknown_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = troupe(dir.path(), &["models", "catalog"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    let first = list.lines().next().expect("a catalog");
+    assert!(
+        first.starts_with("qwen2.5-coder-0.5b"),
+        "the default first: {list}"
+    );
+    // TROUPE_MODEL's entry is the one in use (the small model, unless only the default is set).
+    let file = common::small_model();
+    let used = if file.to_string_lossy().contains("SmolLM2") {
+        "smollm2-135m"
+    } else {
+        "qwen2.5-coder-0.5b"
+    };
+    let line = list.lines().find(|l| l.starts_with(used)).expect(&list);
+    assert!(
+        line.contains("Apache-2.0") && line.contains("in use"),
+        "{line}"
+    );
+    assert_eq!(list.matches("in use").count(), 1, "{list}");
+    assert!(list.contains("Mistral Nemo 12B"), "{list}");
+    for line in list.lines().filter(|l| !l.starts_with(' ')) {
+        assert!(
+            ["fits", "may be slow", "won't fit"]
+                .iter()
+                .any(|f| line.contains(f)),
+            "{line}"
+        );
+    }
+
+    let out = troupe(dir.path(), &["models", "get", "gpt-5"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no model 'gpt-5' in the catalog"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("settings.json").exists(),
+        "nothing changed"
+    );
+}
+
+#[test]
 fn personas_memories_prompt_and_search_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

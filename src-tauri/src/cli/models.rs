@@ -1,7 +1,7 @@
 //! The model manager and sampling from the command line: `troupe models` (list with fit
-//! hints, `add`, `use`, `download`, the `catalog` and `get` from it) and `troupe sampling` (show or change the settings' default,
-//! a Character's or a Session's). Settings changes are written to settings.json, which the
-//! window reads at its next start.
+//! hints, `add`, `use`, `download`, the `catalog` and `get` from it) and `troupe sampling`
+//! (show or change the settings' default, a Character's or a Session's). Settings changes are
+//! written to settings.json, which the window reads at its next start.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use super::ModelsAction;
 use crate::app::vocabulary::{preset, DownloadError, Fit, Sampling, PRESETS};
 use crate::app::{SamplingScope, Troupe};
 
-/// `troupe models [add|use|download]`.
+/// `troupe models [add|use|download|catalog|get]`.
 pub async fn models(
     troupe: &Troupe,
     model: Option<PathBuf>,
