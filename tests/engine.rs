@@ -114,6 +114,70 @@ async fn collect(mut gen: engine::Generation) -> String {
     text
 }
 
+/// DRY on the real model: a prompt that makes the greedy model loop loops without DRY and
+/// does not with it; the breakers come from the model's own vocabulary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_ends_a_loop_the_greedy_model_falls_into() {
+    let model = common::small_model();
+    let vocab = engine::gguf::read_vocabulary(&model).expect("the vocabulary reads");
+    assert!(vocab.tokens.len() > 10_000, "{}", vocab.tokens.len());
+    assert_eq!(vocab.tokens.len(), vocab.types.len());
+    let control = vocab.tokens.iter().position(|t| t == "<|im_start|>");
+    assert_eq!(control.map(|i| vocab.types[i]), Some(3), "a control token");
+
+    let engine = MistralEngine::load(&model, Some(&troupe::settings::Paths::model_cache()))
+        .await
+        .expect("the model loads");
+    // SmolLM2 answers this by telling what it is designed for, again and again.
+    let ask = vec![ChatMessage::new(
+        ChatRole::User,
+        "Say hello and goodbye over and over again, forever.",
+    )];
+    let reply = |dry: f64| {
+        engine.generate(
+            ask.clone(),
+            Sampling {
+                dry_multiplier: dry,
+                ..sampling(96)
+            },
+        )
+    };
+    let without = collect(reply(0.0)).await;
+    assert!(
+        troupe::eval::metrics::loops(&without, &[]),
+        "the greedy model should loop here: {without}"
+    );
+    let with = collect(reply(0.8)).await;
+    assert!(
+        !troupe::eval::metrics::loops(&with, &[]),
+        "DRY should end the loop: {with}"
+    );
+}
+
+/// Stop while a model loads: the status says so at once, the finished load is dropped, and the
+/// next load works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_can_be_stopped_and_started_again() {
+    let slot = Slot::new();
+    assert!(!slot.stop_loading(), "nothing is loading yet");
+    let loading = tokio::spawn({
+        let slot = slot.clone();
+        async move { slot.load(common::small_model()).await }
+    });
+    while !matches!(slot.status(), EngineStatus::Loading { .. }) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(slot.stop_loading());
+    assert_eq!(slot.status(), EngineStatus::Failed(engine::Error::Stopped));
+    assert_eq!(loading.await.unwrap(), Err(engine::Error::Stopped));
+    assert!(slot.engine().is_err(), "the stopped load is not used");
+
+    slot.load(common::small_model()).await.expect("loads again");
+    assert!(matches!(slot.status(), EngineStatus::Ready(_)));
+    assert!(!slot.stop_loading(), "a loaded model is not stopped");
+    assert!(matches!(slot.status(), EngineStatus::Ready(_)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_model_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

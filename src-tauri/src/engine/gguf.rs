@@ -164,6 +164,56 @@ pub fn read_header_from(inner: impl Read + Seek, file_len: u64) -> Result<Header
     })
 }
 
+/// The tokenizer's vocabulary as the GGUF stores it: each token's text (byte-level BPE spells a
+/// newline `Ċ`, SentencePiece `<0x0A>`) and type (3 = control, e.g. `<|im_start|>`). Empty
+/// when the file has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vocabulary {
+    pub tokens: Vec<String>,
+    pub types: Vec<i32>,
+}
+
+/// The vocabulary of the GGUF at `path`, read from its metadata (the tensors are not touched).
+pub fn read_vocabulary(path: &Path) -> Result<Vocabulary, String> {
+    let file = File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut r = Reader {
+        inner: BufReader::with_capacity(1 << 16, file),
+    };
+    if &r.bytes::<4>()? != MAGIC {
+        return Err("it does not start with the GGUF signature".into());
+    }
+    let _version = r.u32()?;
+    let (_n_tensors, n_kv) = (r.u64()?, r.u64()?);
+    let mut vocab = Vocabulary::default();
+    for _ in 0..n_kv.min(MAX_LEN) {
+        let key = r.string()?;
+        let ty = r.u32()?;
+        match (key.as_str(), ty) {
+            ("tokenizer.ggml.tokens", 9) => {
+                let (item, n) = (r.u32()?, r.len()?);
+                if item != 8 {
+                    return Err("tokenizer.ggml.tokens is not a list of strings".into());
+                }
+                vocab.tokens = (0..n).map(|_| r.raw_string()).collect::<Result<_, _>>()?;
+            }
+            ("tokenizer.ggml.token_type", 9) => {
+                let (item, n) = (r.u32()?, r.len()?);
+                if item != 5 {
+                    return Err("tokenizer.ggml.token_type is not a list of i32".into());
+                }
+                vocab.types = (0..n)
+                    .map(|_| r.bytes::<4>().map(i32::from_le_bytes))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => r.skip_value(ty)?,
+        }
+        if !vocab.tokens.is_empty() && !vocab.types.is_empty() {
+            break;
+        }
+    }
+    Ok(vocab)
+}
+
 /// The file's quantisation: the type that holds the most elements, float tensors (the norms)
 /// aside; `counts` is (type, elements) per type.
 fn main_quantization(counts: &[(u32, u64)]) -> String {
@@ -260,6 +310,15 @@ impl<R: Read + Seek> Reader<R> {
             .read_exact(&mut b)
             .map_err(|_| "the header ends early (truncated file)".to_string())?;
         String::from_utf8(b).map_err(|_| "the header has a string that is not UTF-8".to_string())
+    }
+    /// A string that need not be UTF-8 (a byte token of a vocabulary), lossily decoded.
+    pub(super) fn raw_string(&mut self) -> Result<String, String> {
+        let n = self.len()? as usize;
+        let mut b = vec![0u8; n];
+        self.inner
+            .read_exact(&mut b)
+            .map_err(|_| "the header ends early (truncated file)".to_string())?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
     }
     pub(super) fn skip(&mut self, n: u64) -> Result<(), String> {
         self.inner

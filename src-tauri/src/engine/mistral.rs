@@ -28,6 +28,8 @@ use mistralrs::{
 };
 use tokio::sync::mpsc;
 
+use super::dry::Breakers;
+use super::gguf;
 use super::sampling::SeededSampler;
 use super::{
     check_model_file, models, transcode, ChatMessage, ChatRole, Engine, EngineEvent, Error,
@@ -56,6 +58,8 @@ const PREFIX_CACHE_N: usize = 4;
 pub struct MistralEngine {
     model: Arc<Model>,
     info: ModelInfo,
+    /// The vocabulary's sequence breakers, for DRY.
+    breakers: Arc<Breakers>,
 }
 
 impl MistralEngine {
@@ -89,6 +93,11 @@ impl MistralEngine {
                 reason: format!("it is too large for this machine: it {why}; choose a smaller model or a remote server"),
             });
         }
+        // Without a vocabulary in the file DRY has no breakers: runs are then never cut, which
+        // is stricter but still correct.
+        let breakers = Arc::new(Breakers::from_vocabulary(
+            &gguf::read_vocabulary(path).unwrap_or_default(),
+        ));
         let (path, quantization) = runnable_copy(&source, cache_dir, &header.quantization).await;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let file = path
@@ -175,6 +184,7 @@ impl MistralEngine {
         Ok(MistralEngine {
             model: Arc::new(model),
             info,
+            breakers,
         })
     }
 }
@@ -461,6 +471,7 @@ impl Engine for MistralEngine {
     fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation {
         let (tx, rx) = mpsc::channel(256);
         let model = self.model.clone();
+        let breakers = self.breakers.clone();
         tokio::spawn(async move {
             // Our processor applies the repetition penalty over its window and picks the token
             // (sampling.rs); mistral.rs's own step, an argmax, takes it.
@@ -478,8 +489,11 @@ impl Engine for MistralEngine {
                     r.add_message(role(m.role), &m.content)
                 })
                 .set_sampling(params);
-            if !sampling.is_greedy() || sampling.repetition_penalty > 1.0 {
-                request = request.add_logits_processor(Arc::new(Pick::new(&sampling)));
+            if !sampling.is_greedy()
+                || sampling.repetition_penalty > 1.0
+                || sampling.dry_multiplier > 0.0
+            {
+                request = request.add_logits_processor(Arc::new(Pick::new(&sampling, breakers)));
             }
 
             let started = Instant::now();
@@ -560,19 +574,23 @@ impl Engine for MistralEngine {
 }
 
 /// Our sampler as a mistral.rs logits processor: every token but the chosen one is ruled out.
-/// The repetition penalty over its window, then our sampler's choice (none when greedy: then
-/// mistral.rs's argmax picks from the penalised logits).
+/// The repetition penalty over its window, DRY, then our sampler's choice (none when greedy:
+/// then mistral.rs's argmax picks from the penalised logits).
 struct Pick {
     penalty: f32,
     window: usize,
+    dry: f32,
+    breakers: Arc<Breakers>,
     sampler: Option<SeededSampler>,
 }
 
 impl Pick {
-    fn new(s: &Sampling) -> Pick {
+    fn new(s: &Sampling, breakers: Arc<Breakers>) -> Pick {
         Pick {
             penalty: s.repetition_penalty.max(1.0) as f32,
             window: s.repetition_window,
+            dry: s.dry_multiplier as f32,
+            breakers,
             sampler: (!s.is_greedy()).then(|| SeededSampler::new(s)),
         }
     }
@@ -582,6 +600,7 @@ impl CustomLogitsProcessor for Pick {
     fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
         let mut v: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         super::sampling::penalize(&mut v, context, self.penalty, self.window);
+        super::dry::penalize(&mut v, context, self.dry, &self.breakers);
         let out = match &self.sampler {
             Some(sampler) => {
                 let chosen = sampler.choose(&v);

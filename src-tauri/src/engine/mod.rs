@@ -3,18 +3,21 @@
 //! `Engine` is the one trait every backend implements: `MistralEngine` (mistral.rs, a local
 //! GGUF, in process), `RemoteEngine` (an OpenAI-compatible server elsewhere), and
 //! `ScriptedEngine`, a fake for tests of logic where the words do not matter. Around them:
-//! `sampling` (settings, presets, the seeded sampler), `gguf` (header reader), `transcode`
-//! (SIMD-friendly copies of slow quantisations), `models` (the user's model files and whether
-//! they fit) and `download` (from a Hugging Face repository). The engine knows nothing of Characters, SQLite or
-//! Tauri: it takes `ChatMessage`s and `Sampling` and yields `EngineEvent`s.
+//! `sampling` (settings, presets, the seeded sampler), `dry` (the loop breaker), `gguf`
+//! (header and vocabulary reader), `transcode` (SIMD-friendly copies of slow quantisations),
+//! `models` (the user's model files and whether they fit), `catalog` (suggested models) and
+//! `download` (from a Hugging Face repository). The engine knows nothing of Characters, SQLite
+//! or Tauri: it takes `ChatMessage`s and `Sampling` and yields `EngineEvent`s.
 //!
 //! `Slot` holds the process's one loaded Engine and its `EngineStatus`. Loading runs in the
-//! background (a model can take seconds to load), so the app is usable meanwhile; the status
-//! says what is happening and, when the model is missing, damaged or unsupported, what to do.
-//! The loaded model lives until another is loaded in its place or the process ends.
+//! background (a model can take seconds to load), so the app is usable meanwhile, and can be
+//! stopped; the status says what is happening and, when the model is missing, damaged or
+//! unsupported, what to do. The loaded model lives until another is loaded in its place or the
+//! process ends.
 
 pub mod catalog;
 pub mod download;
+pub mod dry;
 pub mod gguf;
 pub mod mistral;
 pub mod models;
@@ -24,6 +27,7 @@ pub mod scripted;
 pub mod transcode;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -198,6 +202,9 @@ pub enum Error {
     /// The backend failed while answering.
     #[error("the engine failed: {0}")]
     Backend(String),
+    /// The person stopped the loading; no model is loaded.
+    #[error("loading the model was stopped; choose a model in Settings, or load it again")]
+    Stopped,
 }
 
 /// The state of the model, for the status bar.
@@ -213,6 +220,9 @@ pub enum EngineStatus {
 pub struct Slot {
     engine: Arc<Mutex<Option<Arc<dyn Engine>>>>,
     status: Arc<watch::Sender<EngineStatus>>,
+    /// Counts loads, connects and stops: a load that ends after a newer one began, or after
+    /// Stop, is dropped instead of put in the slot.
+    attempts: Arc<AtomicU64>,
     /// Where transcoded model copies go (`MistralEngine::load`).
     cache_dir: Option<PathBuf>,
 }
@@ -225,6 +235,7 @@ impl Slot {
         Slot {
             engine: Arc::new(Mutex::new(None)),
             status: Arc::new(tx),
+            attempts: Arc::new(AtomicU64::new(0)),
             cache_dir: None,
         }
     }
@@ -275,24 +286,56 @@ impl Slot {
 
     /// Connects to a remote OpenAI-compatible server and puts it in the slot, like `load`.
     pub async fn connect(&self, config: RemoteConfig) -> Result<(), Error> {
-        self.status.send_replace(EngineStatus::Loading {
-            path: config.base_url.clone().into(),
-        });
-        self.settle(RemoteEngine::connect(config).await)
+        let attempt = self.begin(config.base_url.clone().into());
+        self.settle(attempt, RemoteEngine::connect(config).await)
     }
 
     /// Loads the GGUF at `path` with mistral.rs and puts it in the slot; the previous engine
     /// serves until the new one is ready. Returns once loading has finished (spawn it to load
     /// in the background).
     pub async fn load(&self, path: PathBuf) -> Result<(), Error> {
-        self.status
-            .send_replace(EngineStatus::Loading { path: path.clone() });
-        self.settle(MistralEngine::load(&path, self.cache_dir.as_deref()).await)
+        let attempt = self.begin(path.clone());
+        self.settle(
+            attempt,
+            MistralEngine::load(&path, self.cache_dir.as_deref()).await,
+        )
     }
 
-    /// The end of a load or connect: the engine and `Ready`, or no engine and `Failed`.
-    fn settle(&self, result: Result<impl Engine + 'static, Error>) -> Result<(), Error> {
+    /// Stops the load or connect under way: the previous engine, if any, serves again, else
+    /// the status says loading was stopped. mistral.rs cannot be interrupted inside a load, so
+    /// the load runs on in the background and what it made is dropped when it ends. False when
+    /// nothing was loading.
+    pub fn stop_loading(&self) -> bool {
+        let slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(self.status(), EngineStatus::Loading { .. }) {
+            return false;
+        }
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        self.status.send_replace(match slot.as_ref() {
+            Some(engine) => EngineStatus::Ready(engine.info().clone()),
+            None => EngineStatus::Failed(Error::Stopped),
+        });
+        true
+    }
+
+    /// The start of a load or connect: its number, and `Loading`.
+    fn begin(&self, path: PathBuf) -> u64 {
+        let _slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        self.status.send_replace(EngineStatus::Loading { path });
+        self.attempts.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The end of load or connect number `attempt`: the engine and `Ready`, or no engine and
+    /// `Failed`; nothing changes when it was stopped or overtaken by a newer one.
+    fn settle(
+        &self,
+        attempt: u64,
+        result: Result<impl Engine + 'static, Error>,
+    ) -> Result<(), Error> {
         let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        if self.attempts.load(Ordering::SeqCst) != attempt {
+            return Err(Error::Stopped);
+        }
         match result {
             Ok(engine) => {
                 let info = engine.info().clone();

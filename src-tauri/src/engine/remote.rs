@@ -419,8 +419,9 @@ impl Reply {
 }
 
 /// The chat completion request. Fields beyond OpenAI's (`top_k`, `min_p`,
-/// `repetition_penalty`) are sent only when set, since strict servers reject unknown ones;
-/// vLLM, llama.cpp and mistral.rs servers honour them.
+/// `repetition_penalty`, `dry_multiplier`) are sent only when set, since strict servers reject
+/// unknown ones; vLLM, llama.cpp and mistral.rs servers honour the first three, llama.cpp and
+/// KoboldCpp the last.
 fn request_body(model: &str, messages: &[ChatMessage], s: &Sampling) -> Value {
     let role = |r: ChatRole| match r {
         ChatRole::System => "system",
@@ -454,6 +455,9 @@ fn request_body(model: &str, messages: &[ChatMessage], s: &Sampling) -> Value {
     }
     if s.repetition_penalty > 1.0 {
         body["repetition_penalty"] = json!(s.repetition_penalty);
+    }
+    if s.dry_multiplier > 0.0 {
+        body["dry_multiplier"] = json!(s.dry_multiplier);
     }
     body
 }

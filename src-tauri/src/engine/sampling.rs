@@ -37,6 +37,9 @@ pub struct Sampling {
     /// How many of the latest tokens the repetition penalty looks at (0 = the whole context,
     /// profile included).
     pub repetition_window: usize,
+    /// DRY: how strongly a token that would copy an earlier phrase again is held back
+    /// (0 = off; `dry.rs`).
+    pub dry_multiplier: f64,
     /// The most tokens a reply may have.
     pub max_tokens: usize,
     /// Fixes the random choices, so a reply can be reproduced; none means a new one each time.
@@ -62,6 +65,7 @@ pub static PRESETS: std::sync::LazyLock<Vec<(&'static str, Sampling)>> =
             min_p: 0.05,
             repetition_penalty: 1.1,
             repetition_window: DEFAULT_WINDOW,
+            dry_multiplier: DEFAULT_DRY,
             max_tokens: 200,
             seed: None,
             stop: vec![],
@@ -120,6 +124,7 @@ impl Sampling {
             min_p: 0.0,
             repetition_penalty: 1.0,
             repetition_window: DEFAULT_WINDOW,
+            dry_multiplier: 0.0,
             max_tokens,
             seed: None,
             stop: vec![],
@@ -162,6 +167,11 @@ impl Sampling {
             "must be at most 32768 tokens (0 = the whole context)",
         )?;
         check(
+            (0.0..=5.0).contains(&self.dry_multiplier),
+            "dryMultiplier",
+            "must be between 0 and 5 (0 = off)",
+        )?;
+        check(
             (1..=4096).contains(&self.max_tokens),
             "maxTokens",
             "must be between 1 and 4096",
@@ -169,7 +179,8 @@ impl Sampling {
     }
 
     /// This Sampling with `FIELD=VALUE` changes (the JSON names: `temperature`, `topP`, `topK`,
-    /// `minP`, `repetitionPenalty`, `repetitionWindow`, `maxTokens`, `seed`; `seed=none`).
+    /// `minP`, `repetitionPenalty`, `repetitionWindow`, `dryMultiplier`, `maxTokens`, `seed`;
+    /// `seed=none`).
     pub fn with_changes(&self, changes: &[String]) -> Result<Sampling, String> {
         let mut value = serde_json::to_value(self).expect("Sampling serialises");
         for kv in changes {
@@ -179,7 +190,7 @@ impl Sampling {
             if value.get(k).is_none() {
                 return Err(format!(
                     "'{kv}': no field '{k}' (temperature, topP, topK, minP, repetitionPenalty, \
-                     repetitionWindow, maxTokens, seed)"
+                     repetitionWindow, dryMultiplier, maxTokens, seed)"
                 ));
             }
             value[k] = if v == "none" {
@@ -203,6 +214,8 @@ impl Sampling {
 
 /// The repetition penalty's window when settings do not say (see docs/EVALUATION.md).
 pub const DEFAULT_WINDOW: usize = 0;
+/// DRY's strength when settings do not say (see docs/EVALUATION.md).
+pub const DEFAULT_DRY: f64 = 0.8;
 
 /// Makes the tokens among the last `window` of `context` (all of it when 0) less likely, as
 /// llama.cpp and mistral.rs do: a positive logit is divided by `penalty`, a negative one

@@ -112,7 +112,7 @@ impl Setup {
     }
 
     /// A setup by name: `troupe` (the default sampling), `naive` (the paper's baseline, same
-    /// sampling), `no-penalty` (the default sampling without a repetition penalty) or a
+    /// sampling), `no-penalty` (the default sampling without a repetition penalty or DRY) or a
     /// sampling preset's name (`precise`, `creative`, …), then any sampling changes after
     /// commas (`troupe,repetitionWindow=0,temperature=0.6`). `None` for an unknown name or a
     /// bad change.
@@ -122,7 +122,10 @@ impl Setup {
         match parts.next()? {
             "troupe" | "default" => {}
             "naive" => setup.naive = true,
-            "no-penalty" => setup.sampling.repetition_penalty = 1.0,
+            "no-penalty" => {
+                setup.sampling.repetition_penalty = 1.0;
+                setup.sampling.dry_multiplier = 0.0;
+            }
             preset => setup.sampling = crate::engine::sampling::preset(preset)?,
         }
         let changes: Vec<String> = parts.map(String::from).collect();

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -60,7 +60,11 @@ export type Sampling = { temperature: number, topP: number, topK: number, minP: 
 /**
  * Tokens the penalty looks back over (0 = the whole context).
  */
-repetitionWindow: number, maxTokens: number, seed: number | null, };
+repetitionWindow: number, 
+/**
+ * DRY's strength against copied phrases (0 = off).
+ */
+dryMultiplier: number, maxTokens: number, seed: number | null, };
 
 export type Preset = { name: string, sampling: Sampling, };
 

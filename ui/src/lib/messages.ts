@@ -8,6 +8,7 @@ export const messages = {
   'common.undo': ['Undo', '撤销'],
   'common.dismiss': ['Dismiss', '关闭'],
   'common.cancel': ['Cancel', '取消'],
+  'common.stop': ['Stop', '停止'],
   'common.close': ['Close', '关闭'],
   'common.save': ['Save', '保存'],
   'common.saved': ['Saved', '已保存'],
@@ -464,6 +465,8 @@ export const messages = {
   'fields.penalty.hint': ['Above 1 discourages repeating what was already said (1 = off)', '大于 1 时避免重复已经说过的话（1 = 关闭）'],
   'fields.window': ['Penalty window', '惩罚窗口'],
   'fields.window.hint': ['How many of the latest tokens the penalty looks at (0 = the whole chat, the profile too)', '惩罚检查最近多少个词元（0 = 整段对话，包括设定）'],
+  'fields.dry': ['DRY', 'DRY 防复读'],
+  'fields.dry.hint': ['Don\'t repeat yourself: holds back a word that would copy a phrase from earlier in the chat, the more the longer the phrase (0 = off)', '防复读：若某个词会重复对话中已出现的短语，就降低它的概率，短语越长降得越多（0 = 关闭）'],
   'fields.maxTokens': ['Max reply tokens', '回复最多词元数'],
   'fields.maxTokens.hint': ['The longest a reply may be, in tokens', '一条回复最长的词元数'],
   'fields.seed': ['Seed', '种子'],
@@ -477,6 +480,24 @@ export const messages = {
   'sampling.setHere': ['Set here.', '在这里设置。'],
   'sampling.notHere': ['Not set here: uses {from}. Saving sets it here.', '这里没有设置：使用{from}。保存后会在这里设置。'],
   'sampling.use': ['Use {what}', '使用{what}'],
+
+  // What went wrong, by ApiError code: the Chinese window shows this before the backend's own detail.
+  'error.not_found': ['It is no longer there.', '它已经不在了。'],
+  'error.empty_message': ['The message is empty; nothing was sent.', '消息是空的，没有发送。'],
+  'error.message_too_long': ['The message is too long for the model\'s context; it stays in the box.', '消息太长，超出了模型的上下文；它还留在输入框里。'],
+  'error.busy': ['A reply is already being written here.', '这里已经在写一条回复。'],
+  'error.model_loading': ['The model is still loading.', '模型还在加载。'],
+  'error.model_unavailable': ['No model can be used.', '没有可用的模型。'],
+  'error.reply_failed': ['The reply stopped early; what was written is kept.', '回复中途停止；已写出的部分已保存。'],
+  'error.not_last_reply': ['Only the last reply can be regenerated or continued.', '只有最后一条回复可以重新生成或继续。'],
+  'error.invalid_setting': ['A setting is out of range.', '有一项设置超出了范围。'],
+  'error.download_failed': ['The download failed; what arrived is kept for a resume.', '下载失败；已下载的部分会保留，以便续传。'],
+  'error.bad_card': ['The card could not be read; nothing in the library changed.', '无法读取角色卡；资料库没有任何改动。'],
+  'error.invalid_character': ['The Character could not be saved; nothing changed.', '无法保存角色；没有任何改动。'],
+  'error.disk_full': ['The disk is full; nothing saved was lost.', '磁盘已满；已保存的内容没有丢失。'],
+  'error.bad_backup': ['The backup could not be used; the library is as it was.', '无法使用该备份；资料库保持原样。'],
+  'error.internal': ['Something went wrong.', '出了点问题。'],
+  'error.stopped': ['Stopped.', '已停止。'],
 } satisfies Record<string, readonly [string, string]>;
 
 export type Key = keyof typeof messages;

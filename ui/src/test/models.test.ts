@@ -100,7 +100,7 @@ describe('ModelsPanel', () => {
   });
 });
 
-const balanced: Sampling = { temperature: 0.8, topP: 0.95, topK: 0, minP: 0.05, repetitionPenalty: 1.1, repetitionWindow: 0, maxTokens: 200, seed: null };
+const balanced: Sampling = { temperature: 0.8, topP: 0.95, topK: 0, minP: 0.05, repetitionPenalty: 1.1, repetitionWindow: 0, dryMultiplier: 0.8, maxTokens: 200, seed: null };
 const presets: Preset[] = [
   { name: 'balanced', sampling: balanced },
   { name: 'deterministic', sampling: { ...balanced, temperature: 0, topP: 1, minP: 0, seed: 0 } },

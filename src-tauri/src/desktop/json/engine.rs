@@ -70,12 +70,19 @@ pub struct SamplingJson {
     /// Tokens the penalty looks back over (0 = the whole context).
     #[serde(default = "default_window")]
     pub repetition_window: usize,
+    /// DRY's strength against copied phrases (0 = off).
+    #[serde(default = "default_dry")]
+    pub dry_multiplier: f64,
     pub max_tokens: usize,
     pub seed: Option<u64>,
 }
 
 fn default_window() -> usize {
     Sampling::default().repetition_window
+}
+
+fn default_dry() -> f64 {
+    Sampling::default().dry_multiplier
 }
 
 impl From<Sampling> for SamplingJson {
@@ -87,6 +94,7 @@ impl From<Sampling> for SamplingJson {
             min_p: s.min_p,
             repetition_penalty: s.repetition_penalty,
             repetition_window: s.repetition_window,
+            dry_multiplier: s.dry_multiplier,
             max_tokens: s.max_tokens,
             seed: s.seed,
         }
@@ -102,6 +110,7 @@ impl From<SamplingJson> for Sampling {
             min_p: s.min_p,
             repetition_penalty: s.repetition_penalty,
             repetition_window: s.repetition_window,
+            dry_multiplier: s.dry_multiplier,
             max_tokens: s.max_tokens,
             seed: s.seed,
             stop: vec![],
