@@ -254,7 +254,9 @@ async fn the_model_renders_the_opening_and_writes_profile_forms() {
         ProfileForm::Paraphrase,
         ProfileForm::SelfIntro,
     ] {
-        let text = forms::write(&engine, &c, form).await.unwrap();
+        let text = forms::write(&engine, &c, form, &Default::default())
+            .await
+            .unwrap();
         println!("{form:?}: {text}");
         assert!(text.len() > 20, "{form:?}: {text:?}");
         assert!(!text.contains("<|im_"), "{text:?}");
@@ -264,6 +266,13 @@ async fn the_model_renders_the_opening_and_writes_profile_forms() {
         );
         c.profile.forms.set(form, text);
     }
+    // Stop: nothing is written and the engine is free for the next request.
+    let stop = troupe::app::Cancel::new();
+    stop.cancel();
+    assert!(matches!(
+        forms::write(&engine, &c, ProfileForm::Summary, &stop).await,
+        Err(forms::FormError::Stopped)
+    ));
     // Chosen, the self-introduction stands for the profile in the prompt.
     c.profile.uses = ProfileForm::SelfIntro;
     let system = prompt::system_prompt(&c, Scenario::ChitChat);

@@ -405,6 +405,17 @@ def main():
         check("the model catalog: licences and fit, one click downloads from the (stand-in) hub and switches",
               catalog_downloads_and_switches)
 
+        def loading_can_be_stopped():
+            wd.click("[data-testid=open-settings]")
+            wd.click("[data-testid=reload-model]")
+            # The status bar's Stop, pressed as soon as it shows (the dialog covers the bar).
+            wd.wait("Stop in the status bar", lambda: wd.js(
+                "const b = document.querySelector('[data-testid=stop-loading]'); if (b) b.click(); return !!b"), timeout=10)
+            wd.wait("the model in use again", lambda: engine_state(wd) == "ready", timeout=5)
+            wd.click("[data-testid=settings-cancel]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=settings]"), timeout=5)
+        check("loading a model can be stopped: the model in use serves again", loading_can_be_stopped)
+
         set_js = ("const i = document.querySelector(arguments[0]); i.value = arguments[1];"
                   "i.dispatchEvent(new Event('input', {bubbles: true}));")
 
@@ -438,6 +449,12 @@ def main():
             assert prompt.startswith("<|im_start|>system\nYou are Marta Sousa."), repr(prompt[:120])
             assert "Bom dia! The first loaves are out.<|im_end|>" in prompt, prompt[-300:]
             assert 100 < tokens < 1000, tokens
+            # Stopped while it writes, the model leaves the box as it was and no error.
+            wd.click("[data-testid=write-paraphrase]")
+            wd.click("[data-testid=stop-paraphrase]")
+            wd.wait("Write again", lambda: wd.find("[data-testid=write-paraphrase]"), timeout=5)
+            assert text_of("[data-testid=field-forms\\.paraphrase]") == "", text_of("[data-testid=field-forms\\.paraphrase]")
+            assert not wd.find("[data-testid=editor-error]"), text_of("[data-testid=editor-error]")
             # The model writes a summary; chosen, it is the profile the prompt uses.
             wd.click("[data-testid=write-summary]")
             summary = wd.wait("the model's summary", lambda: text_of("[data-testid=field-forms\\.summary]"), timeout=90)

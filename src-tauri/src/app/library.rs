@@ -150,9 +150,10 @@ impl Troupe {
         &self,
         c: &Character,
         form: crate::characters::ProfileForm,
+        cancel: &crate::conversation::Cancel,
     ) -> Result<String, forms::FormError> {
         let engine = self.engine.engine()?;
-        forms::write(engine.as_ref(), c, form).await
+        forms::write(engine.as_ref(), c, form, cancel).await
     }
 
     // ---- Sessions ------------------------------------------------------------------------

@@ -122,6 +122,12 @@ impl Troupe {
         self.engine.status()
     }
 
+    /// The Stop button of a model that is loading: the previous model, if any, serves again.
+    /// False when nothing was loading.
+    pub fn stop_loading(&self) -> bool {
+        self.engine.stop_loading()
+    }
+
     /// Every change of `engine_status`, for a front end that shows it live.
     pub fn watch_engine(&self) -> tokio::sync::watch::Receiver<EngineStatus> {
         self.engine.subscribe()

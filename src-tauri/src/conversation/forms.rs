@@ -10,6 +10,7 @@ use crate::characters::{Character, ProfileForm};
 use crate::engine::{ChatMessage, ChatRole, Engine, EngineEvent, Sampling};
 
 use super::prompt;
+use super::Cancel;
 
 /// Longest form, in tokens, the model may write.
 pub const MAX_TOKENS: usize = 200;
@@ -28,6 +29,9 @@ pub enum FormError {
     Empty,
     #[error("the model failed: {0}")]
     Failed(String),
+    /// The person pressed Stop; nothing was written.
+    #[error("stopped")]
+    Stopped,
 }
 
 /// The request for `form`: the character as the prompt knows it, then the instruction.
@@ -79,11 +83,13 @@ pub fn request(character: &Character, form: ProfileForm) -> Option<Vec<ChatMessa
 }
 
 /// Asks the engine for `form` of `character`'s profile and returns the text, trimmed to whole
-/// sentences. Uses moderate sampling (a retelling, not a creative reply).
+/// sentences. Uses moderate sampling (a retelling, not a creative reply). `cancel` stops it at
+/// once: the generation is dropped, which ends it in the engine.
 pub async fn write(
     engine: &dyn Engine,
     character: &Character,
     form: ProfileForm,
+    cancel: &Cancel,
 ) -> Result<String, FormError> {
     let messages = request(character, form).ok_or(FormError::NotWritten)?;
     let sampling = Sampling {
@@ -99,7 +105,13 @@ pub async fn write(
     for _ in 0..ATTEMPTS {
         let mut generation = engine.generate(messages.clone(), sampling.clone());
         let mut text = String::new();
-        while let Some(event) = generation.recv().await {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(FormError::Stopped),
+                event = generation.recv() => event,
+            };
+            let Some(event) = event else { break };
             match event {
                 EngineEvent::Text(piece) => text.push_str(&piece),
                 EngineEvent::Finished { .. } => break,
@@ -197,10 +209,29 @@ mod tests {
             std::time::Duration::ZERO,
         );
         let c = crate::characters::builtin::all().remove(0);
-        let err = write(&engine, &c, ProfileForm::Paraphrase)
+        let err = write(&engine, &c, ProfileForm::Paraphrase, &Cancel::new())
             .await
             .unwrap_err();
         assert!(matches!(err, FormError::Empty), "{err}");
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_writing() {
+        let engine = crate::engine::scripted::ScriptedEngine::new(
+            &["Marie ", "Curie ", "was ", "a ", "physicist."],
+            std::time::Duration::from_secs(5),
+        );
+        let c = crate::characters::builtin::all().remove(0);
+        let cancel = Cancel::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            stop.cancel();
+        });
+        let err = write(&engine, &c, ProfileForm::Paraphrase, &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FormError::Stopped), "{err}");
     }
 
     #[test]

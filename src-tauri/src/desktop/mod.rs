@@ -39,6 +39,8 @@ pub struct AppState {
     /// Held by the running evaluation (one at a time), and its Stop button.
     evaluating: std::sync::Arc<tokio::sync::Mutex<()>>,
     cancel_eval: std::sync::Mutex<Option<crate::app::Cancel>>,
+    /// The Stop button of the form the model is writing in the editor.
+    cancel_form: std::sync::Mutex<Option<crate::app::Cancel>>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ pub fn run(model_override: Option<PathBuf>) {
             cancel_download: Default::default(),
             evaluating: Default::default(),
             cancel_eval: Default::default(),
+            cancel_form: Default::default(),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
@@ -126,6 +129,7 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::characters::preview_character,
             commands::characters::save_character,
             commands::characters::write_profile_form,
+            commands::characters::stop_profile_form,
             commands::characters::duplicate_character,
             commands::characters::set_favourite,
             commands::characters::trash_character,
@@ -146,6 +150,7 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::engine::get_settings,
             commands::engine::save_settings,
             commands::engine::reload_model,
+            commands::engine::stop_loading,
             commands::engine::sampling_presets,
             commands::engine::get_sampling,
             commands::engine::set_sampling,

@@ -72,6 +72,9 @@ export async function saveCharacter(
 export const writeProfileForm = (edit: CharacterEdit, form: ProfileForm) =>
   call<string>('write_profile_form', { edit, form });
 
+/** Stops the model writing a form; the pending `writeProfileForm` fails with code `stopped`. */
+export const stopProfileForm = () => call<void>('stop_profile_form');
+
 // ---- the gallery ---------------------------------------------------------------------------
 
 export const duplicateCharacter = (id: string) => call<CharacterSummary>('duplicate_character', { id });

@@ -4,6 +4,8 @@ import type { CatalogModel, DownloadEvent, EngineStatus, ModelFile, Preset, Samp
 export const engineStatus = () => call<EngineStatus>('engine_status');
 export const onEngineStatus = (handler: (s: EngineStatus) => void) => on<EngineStatus>('engine://status', handler);
 export const reloadModel = () => call<void>('reload_model');
+/** Stops loading the model; false when nothing was loading. */
+export const stopLoading = () => call<boolean>('stop_loading');
 export const getSettings = () => call<Settings>('get_settings');
 export const saveSettings = (settings: Settings) => call<Settings>('save_settings', { settings });
 export const samplingPresets = () => call<Preset[]>('sampling_presets');

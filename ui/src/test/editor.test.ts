@@ -10,6 +10,7 @@ const api = vi.hoisted(() => ({
   previewCharacter: vi.fn(),
   saveCharacter: vi.fn(),
   writeProfileForm: vi.fn(),
+  stopProfileForm: vi.fn(),
 }));
 vi.mock('../api/characters', async (orig) => ({ ...(await orig<typeof import('../api/characters')>()), ...api }));
 vi.mock('../api/engine', () => ({ onEngineStatus: vi.fn(), engineStatus: vi.fn() }));
@@ -100,5 +101,22 @@ describe('CharacterEditor', () => {
     await waitFor(() => expect((getByTestId('field-forms.self_intro') as HTMLTextAreaElement).value).toBe('I am Ada, and I count.'));
     expect(api.writeProfileForm.mock.calls[0][1]).toBe('self_intro');
     expect(getByTestId('dirty').textContent).toBe('Unsaved changes');
+  });
+
+  it('stops the model writing a form, with no error and the box as it was', async () => {
+    const stored = { ...(await import('../api/characters')).blankCharacter(), id: 'ada', name: 'Ada' };
+    api.getCharacterEdit.mockResolvedValue(stored);
+    let reject: (e: unknown) => void = () => {};
+    api.writeProfileForm.mockReturnValue(new Promise((_, r) => (reject = r)));
+    api.stopProfileForm.mockImplementation(async () => reject({ code: 'stopped', message: 'stopped' }));
+    const { getByTestId, findByTestId, queryByTestId, container } = render(CharacterEditor, { characterId: 'ada', onsaved: () => {}, oncancel: () => {} });
+    await settle();
+    await fireEvent.click(await findByTestId('write-summary'));
+    expect(queryByTestId('write-summary')).toBeNull();
+    await fireEvent.click(getByTestId('stop-summary'));
+    expect(api.stopProfileForm).toHaveBeenCalledTimes(1);
+    await findByTestId('write-summary');
+    expect((getByTestId('field-forms.summary') as HTMLTextAreaElement).value).toBe('');
+    expect(container.querySelector('[role="alert"], .error')).toBeNull();
   });
 });

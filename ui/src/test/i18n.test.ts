@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render } from '@testing-library/svelte';
 import { messages } from '../lib/messages';
-import { fromTag, i18n, setLanguage, t } from '../lib/i18n.svelte';
+import { errorText, fromTag, i18n, setLanguage, t } from '../lib/i18n.svelte';
 import { ago, categoryLabel, scenarioLabel } from '../lib/format';
 import { headline, headlineShort, metricLabel } from '../lib/eval';
 import Welcome from '../components/Welcome.svelte';
@@ -57,6 +57,18 @@ describe('the message catalog', () => {
     expect(scenarioLabel('interview')).toBe('访谈');
     expect(ago(Date.now() - 3 * 86_400_000)).toBe('3 天前');
     expect(metricLabel({ suite: 'repetition', name: 'loops' })).toBe('陷入循环的回复');
+  });
+
+  it('says every backend error in the chosen language, keeping its detail', () => {
+    const codes = ['not_found', 'empty_message', 'message_too_long', 'busy', 'model_loading', 'model_unavailable',
+      'reply_failed', 'not_last_reply', 'invalid_setting', 'download_failed', 'bad_card', 'invalid_character',
+      'disk_full', 'bad_backup', 'stopped', 'internal'];
+    expect(codes.filter((c) => !(`error.${c}` in messages))).toEqual([]);
+    const e = { code: 'bad_card', message: 'card.png has no character data' };
+    expect(errorText(e)).toBe('card.png has no character data');
+    setLanguage('zh-CN');
+    expect(errorText(e)).toBe('无法读取角色卡；资料库没有任何改动。（card.png has no character data）');
+    expect(errorText(new Error('plain'))).toBe('plain');
   });
 
   it('takes the system language when Settings says "system"', () => {

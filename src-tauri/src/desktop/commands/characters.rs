@@ -7,7 +7,7 @@
 use tauri::{AppHandle, State};
 
 use crate::app::vocabulary::{Character, Crop, Scenario};
-use crate::app::{AvatarChange, CardFormat, Imported, Troupe};
+use crate::app::{AvatarChange, Cancel, CardFormat, Imported, Troupe};
 use crate::desktop::json::{
     ApiError, ApiResult, AvatarUpload, CharacterDetail, CharacterEdit, CharacterPreview,
     CharacterSummary, ErrorCode, ImportResult, Problem, ProfileFormJson, ScenarioJson,
@@ -108,7 +108,8 @@ pub async fn save_character(
 }
 
 /// Has the model write a form of the profile (summary, paraphrase, self-introduction) from the
-/// editor's current fields. Nothing is saved: the editor shows the text.
+/// editor's current fields. Nothing is saved: the editor shows the text. `stop_profile_form`
+/// stops it.
 #[tauri::command]
 pub async fn write_profile_form(
     state: State<'_, AppState>,
@@ -117,7 +118,22 @@ pub async fn write_profile_form(
 ) -> ApiResult<String> {
     let troupe = state.troupe()?;
     let c = edited(troupe, edit)?;
-    Ok(troupe.write_profile_form(&c, form.into()).await?)
+    let cancel = Cancel::new();
+    *state.cancel_form.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
+    Ok(troupe.write_profile_form(&c, form.into(), &cancel).await?)
+}
+
+/// The editor's Stop while the model writes a form.
+#[tauri::command]
+pub fn stop_profile_form(state: State<'_, AppState>) {
+    if let Some(c) = state
+        .cancel_form
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        c.cancel();
+    }
 }
 
 #[tauri::command]

@@ -31,6 +31,12 @@ pub fn reload_model(app: AppHandle, state: State<'_, AppState>) -> ApiResult<()>
     Ok(())
 }
 
+/// Stops loading the model (the status bar's Stop); false when nothing was loading.
+#[tauri::command]
+pub fn stop_loading(state: State<'_, AppState>) -> ApiResult<bool> {
+    Ok(state.troupe()?.stop_loading())
+}
+
 #[tauri::command]
 pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> ApiResult<SettingsJson> {
     let troupe = state.troupe()?;

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     /// A backup file is damaged, foreign or from a newer Troupe, or a restore was refused;
     /// the message names the file and the problem, and the library is as it was.
     BadBackup,
+    /// The person pressed Stop; nothing was written or changed.
+    Stopped,
     /// Anything else.
     Internal,
 }
@@ -91,6 +93,7 @@ impl From<domain::FormError> for ApiError {
         use domain::FormError;
         match e {
             FormError::Engine(e) => e.into(),
+            FormError::Stopped => ApiError::new(ErrorCode::Stopped, e.to_string()),
             e => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
         }
     }
