@@ -4,7 +4,8 @@
 //! mistral.rs samples with one random generator per engine, seeded once, so a reply cannot be
 //! reproduced from a seed, and its request defaults are greedy whatever the temperature. Troupe
 //! therefore samples itself: `penalize` applies the repetition penalty to the last
-//! `repetition_window` tokens, then `SeededSampler` picks a token with temperature, top-k, top-p
+//! `repetition_window` tokens, `dry::penalize` holds back phrases copied from earlier in the
+//! chat, then `SeededSampler` picks a token with temperature, top-k, top-p
 //! and min-p from its own generator (seeded per reply), and hands back logits where only that
 //! token is possible, which mistral.rs's greedy step then takes. Same seed, same prompt, same
 //! settings: same reply.
