@@ -80,6 +80,26 @@ fn add_character(t: &Troupe, card: &str, sessions: usize, at: i64) -> String {
         t.store
             .save_prompt_record(a.id, &format!("{{\"n\":{n}}}"))
             .unwrap();
+        // The person's judgement travels with the Session.
+        t.store.set_thumb(a.id, 1, "m.gguf", at + 2).unwrap();
+        t.store
+            .save_rating(&troupe::store::Rating {
+                session_id: s.id,
+                model: "m.gguf".into(),
+                setup: "{}".into(),
+                scores: troupe::store::Scores {
+                    consistency: 4,
+                    human_likeness: 3,
+                    engagement: 5,
+                    quality: 4,
+                    safety: 5,
+                    correctness: 2,
+                    overall: n as u8 % 5 + 1,
+                },
+                comment: format!("rated {n}"),
+                created_at: at + 4,
+            })
+            .unwrap();
         t.store
             .add_memory(
                 &c.id,
@@ -117,6 +137,8 @@ fn dump_exact(dir: &Path) -> Vec<String> {
         "prompts",
         "removed_builtins",
         "deleted",
+        "ratings",
+        "thumbs",
     ] {
         rows(
             &conn,
@@ -176,6 +198,22 @@ fn dump_by_meaning(dir: &Path) -> Vec<String> {
         "personas",
         &mut out,
     );
+    rows(
+        &conn,
+        "SELECT s.character_id, s.created_at, r.model, r.setup, r.consistency, r.overall,
+                r.comment, r.created_at
+         FROM ratings r JOIN sessions s ON s.id = r.session_id ORDER BY 1, 2",
+        "ratings",
+        &mut out,
+    );
+    rows(
+        &conn,
+        "SELECT s.character_id, s.created_at, m.content, t.value, t.model
+         FROM thumbs t JOIN messages m ON m.id = t.message_id
+         JOIN sessions s ON s.id = m.session_id ORDER BY 1, 2, 3",
+        "thumbs",
+        &mut out,
+    );
     out
 }
 
@@ -190,8 +228,14 @@ fn same(have: &[String], want: &[String], what: &str) {
     );
 }
 
+/// The rows `sql` selects, as text; none when its table is newer than the database (a library
+/// from an older release, before it is migrated).
 fn rows(conn: &rusqlite::Connection, sql: &str, table: &str, out: &mut Vec<String>) {
-    let mut stmt = conn.prepare(sql).unwrap();
+    let mut stmt = match conn.prepare(sql) {
+        Ok(stmt) => stmt,
+        Err(e) if e.to_string().contains("no such table") => return,
+        Err(e) => panic!("{sql}: {e}"),
+    };
     let n = stmt.column_count();
     let mut rows = stmt.query([]).unwrap();
     while let Some(r) = rows.next().unwrap() {
@@ -475,8 +519,11 @@ fn a_migration_is_preceded_by_a_snapshot_of_the_old_database() {
     drop(t);
     // Make it look like a database from the release before the undo table (and evaluations).
     let conn = rusqlite::Connection::open(dir.path().join("troupe.db")).unwrap();
-    conn.execute_batch("DROP TABLE eval_runs; DROP TABLE deleted; PRAGMA user_version = 5;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE eval_runs; DROP TABLE deleted; DROP TABLE ratings; DROP TABLE thumbs;
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
     drop(conn);
     let old = dump_by_meaning(dir.path());
     let t = open(dir.path());

@@ -835,6 +835,34 @@ def main():
               "rename and undoable delete",
               persona_companionship_memory_and_interview)
 
+        def the_person_rates_a_conversation():
+            session = open_session_id()
+            # A thumb up on the latest reply.
+            wd.js("const r = Array.from(document.querySelectorAll('[data-testid=message][data-role=character]'));"
+                  "r[r.length - 1].querySelector('[data-action=thumb-up]').click();")
+            wd.click("[data-testid=open-rate]")
+            wd.wait("the rating form", lambda: wd.find("[data-testid=rate-dialog]"))
+            for metric, score in [("consistency", 4), ("humanLikeness", 3), ("engagement", 5), ("quality", 4),
+                                  ("safety", 5), ("correctness", 2), ("overall", 4)]:
+                wd.click(f"[data-testid=metric-{metric}] [data-score='{score}']")
+            wd.type("[data-testid=rate-comment]", "Kind, but forgot the dog.")
+            state["a11y"] += axe_violations(wd, "rate dialog")
+            wd.screenshot("rate.png")
+            wd.click("[data-testid=rate-save]")
+            wd.wait("the dialog to close", lambda: not wd.find("[data-testid=rate-dialog]"), timeout=5)
+            shown = cli("rate", "--session", str(session))
+            assert "consistency\t4\nhuman_likeness\t3\n" in shown and "overall\t4\n" in shown, shown
+            assert f"model {os.path.basename(model)}" in shown and "Kind, but forgot the dog." in shown, shown
+            # The Character's page adds it up per model.
+            wd.click("[data-testid=open-evaluate]")
+            row = wd.wait("the ratings table", lambda: wd.js(
+                "const r = document.querySelector('[data-testid=rating-row]'); return r && r.textContent"))
+            assert os.path.basename(model) in row and "▲1" in row and "4.0" in row, row
+            wd.screenshot("ratings.png")
+            wd.click("[data-testid=evaluate-close]")
+        check("the person rates a conversation on seven metrics and thumbs a reply; the page averages per model",
+              the_person_rates_a_conversation)
+
         def evaluate_tab_runs_and_keeps_history():
             sessions_before = cli("sessions", "--character", "walt-okafor")
             wd.click("[data-testid=open-evaluate]")

@@ -20,6 +20,7 @@ mod editing;
 mod eval;
 mod library;
 mod models;
+mod ratings;
 mod sampling;
 mod sessions;
 
@@ -31,6 +32,7 @@ pub use editing::{AvatarChange, EditError};
 pub use eval::{differences, Difference, EvalError, EvalRequest, Evaluation, KeptRun};
 pub use library::{Error, Preview};
 pub use models::CatalogModel;
+pub use ratings::{scores, RateError, METRICS};
 pub use sampling::{
     sampling, sampling_at, sampling_for_session, set_sampling_at, SamplingLevel, SamplingScope,
     SamplingSource, SetSamplingError,
@@ -61,8 +63,9 @@ pub mod vocabulary {
         OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{
-        CharacterSummary, Counts, Error as StoreError, Memory, MemoryKind, MergeReport, Message,
-        MessageStatus, Persona, Role, SearchHit, Session, Undone,
+        Averages as RatingAverages, CharacterSummary, Counts, Error as StoreError, Memory,
+        MemoryKind, MergeReport, Message, MessageStatus, Persona, Rating, Role, Scores, SearchHit,
+        Session, Undone,
     };
 }
 

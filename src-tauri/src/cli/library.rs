@@ -33,8 +33,9 @@ pub fn sessions(troupe: &Troupe, character: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `troupe history --session ID`: who said what.
-pub fn history(troupe: &Troupe, session: i64) -> anyhow::Result<()> {
+/// `troupe history --session ID`: who said what; with `ids`, each line starts with the
+/// message's id (for `troupe thumb`).
+pub fn history(troupe: &Troupe, session: i64, ids: bool) -> anyhow::Result<()> {
     let s = troupe.session(session)?;
     let c = troupe.character(&s.character_id)?;
     let mut out = std::io::stdout().lock();
@@ -44,6 +45,9 @@ pub fn history(troupe: &Troupe, session: i64) -> anyhow::Result<()> {
         } else {
             c.name.as_str()
         };
+        if ids {
+            write!(out, "{}\t", m.id)?;
+        }
         writeln!(out, "{who}: {}", m.content)?;
     }
     Ok(())

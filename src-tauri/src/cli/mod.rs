@@ -20,6 +20,7 @@ mod eval;
 pub use eval::EvalArgs;
 mod library;
 mod models;
+mod ratings;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,9 @@ pub enum Command {
     History {
         #[arg(long)]
         session: i64,
+        /// Start each line with the message's id.
+        #[arg(long)]
+        ids: bool,
     },
     /// Send a message and stream the reply. With --character, continues that character's most
     /// recent session (or starts one); --session picks a session; --new starts a fresh one.
@@ -197,6 +201,21 @@ pub enum Command {
     /// Merge an export (or a snapshot) into the library: what exists stays, what is new is
     /// added, what differs is kept side by side and reported.
     ImportAll { file: PathBuf },
+    /// Rate a session on the paper's seven metrics, 1 to 5 (all seven, and --comment), or
+    /// print its rating when no score is given.
+    Rate(ratings::RateArgs),
+    /// A thumb up, down or none on one of the Character's replies (a message id from
+    /// `troupe history --ids`).
+    Thumb {
+        message: i64,
+        #[arg(value_parser = ["up", "down", "none"])]
+        value: String,
+    },
+    /// A Character's ratings averaged per model: rated sessions, the seven means, thumbs.
+    Ratings {
+        #[arg(long)]
+        character: String,
+    },
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench(bench::BenchArgs),
     /// Measure Characters: memory, consistency, repetition, RoleBench, BFI and speed suites
@@ -215,7 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Characters => library::characters(&troupe),
         Command::Sessions { character } => library::sessions(&troupe, &character),
-        Command::History { session } => library::history(&troupe, session),
+        Command::History { session, ids } => library::history(&troupe, session, ids),
         Command::Chat {
             character,
             session,
@@ -248,6 +267,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             lorebook_for,
         } => cards::import(&troupe, &files, lorebook_for.as_deref()),
         Command::Export { id, format, out } => cards::export(&troupe, &id, &format, out),
+        Command::Rate(args) => ratings::rate(&troupe, args),
+        Command::Thumb { message, value } => ratings::thumb(&troupe, message, &value),
+        Command::Ratings { character } => ratings::averages(&troupe, &character),
         Command::Models { action } => models::models(&troupe, model, action).await,
         Command::Sampling {
             character,

@@ -274,6 +274,17 @@ pub struct PromptRecord {
     /// The exact size of the whole prompt, and the most it may be.
     pub tokens: usize,
     pub budget: usize,
+    /// What wrote the reply: the model file's name, how the prompt was made ("troupe" or
+    /// "naive") and the sampling. Empty in records kept before ratings existed.
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub prompting: String,
+    #[serde(default)]
+    pub sampling: Option<crate::engine::Sampling>,
+    /// The chat messages exactly as the engine got them, for exported training data.
+    #[serde(default)]
+    pub messages: Vec<ChatMessage>,
 }
 
 /// A Session's stored messages as chat messages (interrupted replies included: what was shown

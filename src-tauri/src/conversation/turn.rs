@@ -52,6 +52,29 @@ pub async fn send(
     .await
 }
 
+/// The prompt record kept with a reply (JSON): what the inspector shows, plus what wrote the
+/// reply and the messages exactly as the engine got them, for ratings and training data.
+fn kept_record(
+    mut record: prompt::PromptRecord,
+    messages: &[ChatMessage],
+    engine: &dyn Engine,
+    prompting: Prompting,
+    sampling: &Sampling,
+) -> String {
+    record.model = engine.info().name.clone();
+    record.prompting = match prompting {
+        Prompting::Troupe => "troupe",
+        Prompting::Naive => "naive",
+    }
+    .into();
+    record.sampling = Some(Sampling {
+        stop: vec![],
+        ..sampling.clone()
+    });
+    record.messages = messages.to_vec();
+    serde_json::to_string(&record).expect("a record serialises")
+}
+
 /// `send`, with the prompt made the way `prompting` says.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_with(
@@ -91,7 +114,7 @@ pub async fn send_with(
     )?;
     store.save_prompt_record(
         reply.id,
-        &serde_json::to_string(&assembled.record).expect("a record serialises"),
+        &kept_record(assembled.record, &messages, engine, prompting, sampling),
     )?;
     // A new conversation is named after its first message.
     if ctx.session.title == ctx.session.scenario.label()
@@ -161,7 +184,13 @@ pub async fn regenerate(
     let reply = store.begin_rewrite(reply_id)?;
     store.save_prompt_record(
         reply.id,
-        &serde_json::to_string(&assembled.record).expect("a record serialises"),
+        &kept_record(
+            assembled.record,
+            &assembled.messages,
+            engine,
+            Prompting::Troupe,
+            &sampling,
+        ),
     )?;
     on_event(TurnEvent::Rewriting {
         reply: reply.clone(),

@@ -16,6 +16,7 @@ pub mod commands {
     pub mod conversation;
     pub mod engine;
     pub mod eval;
+    pub mod ratings;
 }
 pub mod json;
 
@@ -151,6 +152,11 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::engine::save_settings,
             commands::engine::reload_model,
             commands::engine::stop_loading,
+            commands::ratings::rate_session,
+            commands::ratings::session_rating,
+            commands::ratings::set_thumb,
+            commands::ratings::session_thumbs,
+            commands::ratings::rating_averages,
             commands::engine::sampling_presets,
             commands::engine::get_sampling,
             commands::engine::set_sampling,

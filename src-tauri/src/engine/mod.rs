@@ -39,8 +39,10 @@ pub use remote::{RemoteConfig, RemoteEngine};
 pub use sampling::Sampling;
 pub use scripted::ScriptedEngine;
 
-/// Who wrote a chat message, in the model's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who wrote a chat message, in the model's terms (serialised as OpenAI's chat format names
+/// them: "system", "user", "assistant").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ChatRole {
     System,
     User,
@@ -58,7 +60,7 @@ impl ChatRole {
 }
 
 /// One message of a chat prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,

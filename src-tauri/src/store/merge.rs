@@ -3,7 +3,7 @@
 //! Merging never overwrites. Stable ids say what is the same thing: a Character by its id, a
 //! Session by its Character and the moment it began, a Persona by its name and description.
 //! What exists stays as it is; what is new is added (a new Session with all its Messages,
-//! prompt records and Memories); where both sides hold a different thing under one id, both are
+//! prompt records, Memories, rating and thumbs); where both sides hold a different thing under one id, both are
 //! kept side by side (the incoming one under a new id, or a Session titled "(imported)") and
 //! the report names it. Built-in Characters are the same Character on both sides whatever
 //! their text, so their Sessions join the ones here.
@@ -302,6 +302,14 @@ fn add_session(
     )?;
     let session = tx.last_insert_rowid();
     report.sessions_added += 1;
+    tx.execute(
+        "INSERT INTO ratings (session_id, model, setup, consistency, human_likeness, engagement,
+                              quality, safety, correctness, overall, comment, created_at)
+         SELECT ?2, model, setup, consistency, human_likeness, engagement, quality, safety,
+                correctness, overall, comment, created_at
+         FROM src.ratings WHERE session_id = ?1",
+        params![src_id, session],
+    )?;
     // Messages in order, each with its prompt record; their new ids, for the Memories.
     let mut ids = HashMap::new();
     let messages: Vec<i64> = {
@@ -323,6 +331,11 @@ fn add_session(
         tx.execute(
             "INSERT INTO prompts (message_id, record)
              SELECT ?2, record FROM src.prompts WHERE message_id = ?1",
+            params![old, new],
+        )?;
+        tx.execute(
+            "INSERT INTO thumbs (message_id, value, model, created_at)
+             SELECT ?2, value, model, created_at FROM src.thumbs WHERE message_id = ?1",
             params![old, new],
         )?;
         ids.insert(old, new);

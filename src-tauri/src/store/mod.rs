@@ -24,6 +24,7 @@ mod messages;
 mod owner;
 mod personas;
 mod prompts;
+mod ratings;
 mod search;
 mod sessions;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use memories::{Memory, MemoryKind};
 pub use merge::MergeReport;
 pub use messages::{Message, MessageStatus, Role};
 pub use personas::Persona;
+pub use ratings::{Averages, Rating, Scores};
 pub use search::SearchHit;
 pub use sessions::Session;
 pub use undo::Undone;
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_owner.sql"),
     include_str!("migrations/0006_undo.sql"),
     include_str!("migrations/0007_eval.sql"),
+    include_str!("migrations/0008_ratings.sql"),
 ];
 
 /// What went wrong in the store.

@@ -325,3 +325,52 @@ fn gallery_lists_recently_chatted_first() {
     assert_eq!(list[0].id, last.id);
     assert_eq!(list[0].last_chat_at, Some(500));
 }
+
+#[test]
+fn ratings_replace_refuse_out_of_range_and_go_with_their_session() {
+    let store = store_with_builtins();
+    let c = builtin::all().remove(0);
+    let s = store
+        .create_session(&c.id, Scenario::ChitChat, "t", Some("Hi"), 10)
+        .unwrap();
+    let reply = store
+        .insert_message(s.id, Role::Character, "Hello", MessageStatus::Complete, 11)
+        .unwrap();
+    let rating = |overall: u8| Rating {
+        session_id: s.id,
+        model: "a.gguf".into(),
+        setup: "{}".into(),
+        scores: Scores {
+            consistency: 4,
+            human_likeness: 4,
+            engagement: 4,
+            quality: 4,
+            safety: 5,
+            correctness: 3,
+            overall,
+        },
+        comment: String::new(),
+        created_at: 12,
+    };
+    store.save_rating(&rating(3)).unwrap();
+    store.save_rating(&rating(5)).unwrap();
+    assert_eq!(store.rating(s.id).unwrap(), Some(rating(5)), "replaced");
+    assert!(store.save_rating(&rating(6)).is_err(), "SQL refuses 6");
+    assert_eq!(store.rating(s.id).unwrap(), Some(rating(5)));
+
+    store.set_thumb(reply.id, 1, "a.gguf", 13).unwrap();
+    store.set_thumb(reply.id, -1, "a.gguf", 14).unwrap();
+    assert_eq!(store.thumbs(s.id).unwrap(), vec![(reply.id, -1)]);
+    let avg = store.rating_averages(&c.id).unwrap();
+    assert_eq!(avg.len(), 1);
+    assert_eq!((avg[0].sessions, avg[0].thumbs_down), (1, 1));
+    assert_eq!(avg[0].means[6], 5.0);
+
+    // Deleting the Session for good takes its rating and thumbs with it.
+    store
+        .conn()
+        .execute("DELETE FROM sessions WHERE id = ?1", [s.id])
+        .unwrap();
+    assert_eq!(store.rating(s.id).unwrap(), None);
+    assert!(store.rating_averages(&c.id).unwrap().is_empty());
+}

@@ -19,12 +19,14 @@ pub enum Undone {
     Persona { id: i64 },
 }
 
-/// A message row with its prompt record, as JSON (`json_object` keeps SQLite's own types).
+/// A message row with its prompt record and thumb, as JSON (`json_object` keeps SQLite's own
+/// types).
 const MESSAGE_ROW: &str =
     "SELECT json_object('id', m.id, 'session_id', m.session_id, 'role', m.role,
         'content', m.content, 'status', m.status, 'created_at', m.created_at, 'swipes', m.swipes,
-        'prompt', p.record)
+        'prompt', p.record, 'thumb', t.value, 'thumb_model', t.model, 'thumb_at', t.created_at)
     FROM messages m LEFT JOIN prompts p ON p.message_id = m.id
+    LEFT JOIN thumbs t ON t.message_id = m.id
     WHERE m.id = ?1 AND m.status != 'streaming'";
 
 const MEMORY_ROW: &str = "SELECT json_object('id', id, 'character_id', character_id,
@@ -168,6 +170,11 @@ fn restore_message(tx: &Transaction<'_>, row: &str) -> Result<Undone> {
     let id = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO prompts (message_id, record) SELECT ?2, ?1->>'prompt' WHERE ?1->>'prompt' IS NOT NULL",
+        params![row, id],
+    )?;
+    tx.execute(
+        "INSERT INTO thumbs (message_id, value, model, created_at)
+         SELECT ?2, ?1->>'thumb', ?1->>'thumb_model', ?1->>'thumb_at' WHERE ?1->>'thumb' IS NOT NULL",
         params![row, id],
     )?;
     Ok(Undone::Message { id, session_id })

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "invalid_rating" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -331,3 +331,23 @@ export type EvalEvent = { "kind": "progress", done: number, total: number,
  * What runs now: "walt-okafor: memory".
  */
 item: string, };
+
+export type Scores = { consistency: number, humanLikeness: number, engagement: number, quality: number, safety: number, correctness: number, overall: number, };
+
+export type Rating = { sessionId: number, model: string, scores: Scores, comment: string, 
+/**
+ * Unix ms.
+ */
+createdAt: number, };
+
+export type Thumb = { messageId: number, value: number, };
+
+export type RatingAverages = { model: string, 
+/**
+ * Rated Sessions (0: only thumbs).
+ */
+sessions: number, 
+/**
+ * The seven means, in the order of `Scores`.
+ */
+means: Array<number>, thumbsUp: number, thumbsDown: number, };

@@ -481,6 +481,38 @@ export const messages = {
   'sampling.notHere': ['Not set here: uses {from}. Saving sets it here.', '这里没有设置：使用{from}。保存后会在这里设置。'],
   'sampling.use': ['Use {what}', '使用{what}'],
 
+
+  // Rating a conversation: the paper's seven metrics, each with its one-line meaning.
+  'rate.open': ['Rate', '评分'],
+  'rate.openHint': ['Rate this conversation on seven measures, as the CharacterGLM study did', '像 CharacterGLM 研究那样，从七个方面为这段对话评分'],
+  'rate.title': ['Rate this conversation', '为这段对话评分'],
+  'rate.intro': ['1 is poor, 5 is excellent. Your ratings stay in your library on this computer; they leave it only if you export them.', '1 为差，5 为极好。评分保存在这台电脑上的资料库中，除非你导出，否则不会离开这台电脑。'],
+  'rate.consistency': ['Consistency', '一致性'],
+  'rate.consistency.hint': ['Stays the same person: identity, facts, personality and way of speaking', '始终是同一个人：身份、事实、性格和说话方式不变'],
+  'rate.humanLikeness': ['Human-likeness', '拟人性'],
+  'rate.humanLikeness.hint': ['Talks like a person, not a machine', '说话像人，而不像机器'],
+  'rate.engagement': ['Engagement', '吸引力'],
+  'rate.engagement.hint': ['Makes you want to keep talking', '让你想继续聊下去'],
+  'rate.quality': ['Quality', '回复质量'],
+  'rate.quality.hint': ['Fluent, and follows what was said', '通顺，并且接得上前面的话'],
+  'rate.safety': ['Safety', '安全性'],
+  'rate.safety.hint': ['Nothing harmful or against ethical norms', '没有有害或违背伦理的内容'],
+  'rate.correctness': ['Correctness', '正确性'],
+  'rate.correctness.hint': ['No made-up facts, no contradicting what you said', '没有编造事实，也不与你说过的话矛盾'],
+  'rate.overall': ['Overall', '总体'],
+  'rate.overall.hint': ['How good a conversation partner it was, all told', '综合来看，它作为聊天对象有多好'],
+  'rate.comment': ['Comment (optional)', '备注（可选）'],
+  'rate.saved': ['Rated. Replies by {model}.', '已评分。回复来自 {model}。'],
+  'rate.ratedWith': ['Rated {when}; replies by {model}', '{when}评分；回复来自 {model}'],
+  'rate.score': ['{metric}: {n}', '{metric}：{n}'],
+  'rate.up': ['Good reply', '好回复'],
+  'rate.down': ['Bad reply', '差回复'],
+  'rate.averages': ['Your ratings', '你的评分'],
+  'rate.averagesHint': ['Averages of the conversations you rated, per model', '按模型汇总你评过分的对话的平均分'],
+  'rate.none': ['No ratings yet: rate a conversation with the Rate button in the chat, or give a reply a thumb.', '还没有评分：在对话中点“评分”，或给某条回复点赞/点踩。'],
+  'rate.model': ['Model', '模型'],
+  'rate.sessions': ['Rated', '已评分'],
+  'rate.thumbs': ['Thumbs', '赞/踩'],
   // What went wrong, by ApiError code: the Chinese window shows this before the backend's own detail.
   'error.not_found': ['It is no longer there.', '它已经不在了。'],
   'error.empty_message': ['The message is empty; nothing was sent.', '消息是空的，没有发送。'],
@@ -498,6 +530,7 @@ export const messages = {
   'error.bad_backup': ['The backup could not be used; the library is as it was.', '无法使用该备份；资料库保持原样。'],
   'error.internal': ['Something went wrong.', '出了点问题。'],
   'error.stopped': ['Stopped.', '已停止。'],
+  'error.invalid_rating': ['The rating was not saved.', '评分没有保存。'],
 } satisfies Record<string, readonly [string, string]>;
 
 export type Key = keyof typeof messages;

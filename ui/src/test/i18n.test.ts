@@ -6,6 +6,7 @@ import { messages } from '../lib/messages';
 import { errorText, fromTag, i18n, setLanguage, t } from '../lib/i18n.svelte';
 import { ago, categoryLabel, scenarioLabel } from '../lib/format';
 import { headline, headlineShort, metricLabel } from '../lib/eval';
+import { METRICS } from '../lib/ratings';
 import Welcome from '../components/Welcome.svelte';
 import type { Settings } from '../api/types';
 
@@ -42,6 +43,7 @@ describe('the message catalog', () => {
       ...['balanced', 'precise', 'creative', 'deterministic', 'custom'].map((p) => `fields.preset.${p}`),
       ...['memory', 'consistency', 'repetition', 'speed'].map((s) => `eval.suite.${s}`),
       ...headline.map((k) => `short.${k}`),
+      ...METRICS.flatMap((m) => [`rate.${m}`, `rate.${m}.hint`]),
     ];
     expect(built.filter((k) => !(k in messages))).toEqual([]);
     expect(headline.map(headlineShort).every((s) => s && !s.startsWith('short.'))).toBe(true);
@@ -62,7 +64,7 @@ describe('the message catalog', () => {
   it('says every backend error in the chosen language, keeping its detail', () => {
     const codes = ['not_found', 'empty_message', 'message_too_long', 'busy', 'model_loading', 'model_unavailable',
       'reply_failed', 'not_last_reply', 'invalid_setting', 'download_failed', 'bad_card', 'invalid_character',
-      'disk_full', 'bad_backup', 'stopped', 'internal'];
+      'disk_full', 'bad_backup', 'stopped', 'invalid_rating', 'internal'];
     expect(codes.filter((c) => !(`error.${c}` in messages))).toEqual([]);
     const e = { code: 'bad_card', message: 'card.png has no character data' };
     expect(errorText(e)).toBe('card.png has no character data');

@@ -12,12 +12,14 @@ mod characters;
 mod conversation;
 mod engine;
 mod eval;
+mod ratings;
 
 pub use backups::*;
 pub use characters::*;
 pub use conversation::*;
 pub use engine::*;
 pub use eval::*;
+pub use ratings::*;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -60,6 +62,8 @@ pub enum ErrorCode {
     BadBackup,
     /// The person pressed Stop; nothing was written or changed.
     Stopped,
+    /// A rating is incomplete or out of range, or rates what cannot be rated; nothing changed.
+    InvalidRating,
     /// Anything else.
     Internal,
 }
@@ -95,6 +99,15 @@ impl From<domain::FormError> for ApiError {
             FormError::Engine(e) => e.into(),
             FormError::Stopped => ApiError::new(ErrorCode::Stopped, e.to_string()),
             e => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::app::RateError> for ApiError {
+    fn from(e: crate::app::RateError) -> Self {
+        match e {
+            crate::app::RateError::Store(e) => e.into(),
+            e => ApiError::new(ErrorCode::InvalidRating, e.to_string()),
         }
     }
 }
@@ -253,6 +266,10 @@ pub fn typescript() -> String {
         EvalProblem::decl(&cfg),
         EvalRun::decl(&cfg),
         EvalEvent::decl(&cfg),
+        Scores::decl(&cfg),
+        Rating::decl(&cfg),
+        Thumb::decl(&cfg),
+        RatingAverages::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
