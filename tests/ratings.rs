@@ -180,3 +180,155 @@ fn a_session_is_rated_with_its_model_and_replies_take_thumbs() {
     ok(data, &["thumb", &reply, "none"]);
     assert!(ok(data, &["ratings", "--character", "walt-okafor"]).ends_with("\t0\t0\n"));
 }
+
+/// `troupe export-data` on a library seeded through the app with the real model: rated and
+/// unrated Sessions, a thumb down, a reply written again and settled on, one still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_data_is_what_the_person_judged_and_nothing_else() {
+    use troupe::app::vocabulary::{Scenario, Settings, TurnEvent};
+    use troupe::app::{Rewrite, Troupe};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let t = Troupe::open(troupe::settings::Paths::at(data)).unwrap();
+    let mut settings = Settings::default();
+    settings.sampling.max_tokens = 16;
+    t.start_engine(&settings, Some(&common::small_model()))
+        .await
+        .unwrap();
+    let mut quiet = |_: TurnEvent| {};
+
+    // Rated: two replies, the second thumbed down.
+    let rated = t
+        .start_session("walt-okafor", Scenario::ChitChat, None)
+        .unwrap();
+    let (first, _) = t
+        .send(&settings, rated.id, "Evening, Walt.", &mut quiet)
+        .await
+        .unwrap();
+    let (second, _) = t
+        .send(&settings, rated.id, "Busy night?", &mut quiet)
+        .await
+        .unwrap();
+    t.rate_session(
+        rated.id,
+        troupe::app::scores([4, 4, 4, 4, 5, 4, 4]).unwrap(),
+        "",
+    )
+    .unwrap();
+    t.set_thumb(second.id, -1).unwrap();
+
+    // Unrated, but a reply written again, its first version chosen, and the talk gone on.
+    let swiped = t
+        .start_session("marisol-vega", Scenario::ChitChat, None)
+        .unwrap();
+    let (reply, _) = t
+        .send(&settings, swiped.id, "What's fresh today?", &mut quiet)
+        .await
+        .unwrap();
+    let regenerated = settings.clone();
+    let (again, _) = t
+        .rewrite(&regenerated, reply.id, Rewrite::Regenerate, &mut quiet)
+        .await
+        .unwrap();
+    assert_eq!(again.swipes.len(), 2);
+    let kept = t.select_swipe(reply.id, 0).unwrap();
+    t.send(&settings, swiped.id, "I'll take two.", &mut quiet)
+        .await
+        .unwrap();
+    // Written again but not settled: the last message, the person may still be choosing.
+    let (open, _) = t
+        .send(&settings, swiped.id, "Anything else?", &mut quiet)
+        .await
+        .unwrap();
+    t.rewrite(&settings, open.id, Rewrite::Regenerate, &mut quiet)
+        .await
+        .unwrap();
+
+    let sft = data.join("sft.jsonl");
+    let dpo = data.join("dpo.jsonl");
+    let said = ok(
+        data,
+        &[
+            "export-data",
+            "--sft",
+            sft.to_str().unwrap(),
+            "--dpo",
+            dpo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        said,
+        format!(
+            "1 SFT rows -> {}\n1 DPO rows -> {}\n",
+            sft.display(),
+            dpo.display()
+        )
+    );
+    let rows = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every row parses"))
+            .collect()
+    };
+
+    // SFT: the first reply of the rated Session only, as the model saw it plus the reply.
+    let sft_rows = rows(&sft);
+    let record = t.prompt_record(first.id).unwrap().unwrap();
+    let mut want = serde_json::to_value(&record.messages).unwrap();
+    want.as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"role": "assistant", "content": first.content.trim()}));
+    assert_eq!(sft_rows, vec![serde_json::json!({ "messages": want })]);
+
+    // DPO: the settled reply, chosen as picked and rejected the other version.
+    let dpo_rows = rows(&dpo);
+    assert_eq!(dpo_rows.len(), 1);
+    let row = &dpo_rows[0];
+    assert_eq!(row["chosen"][0]["content"], kept.swipes[0].trim());
+    assert_eq!(row["rejected"][0]["content"], kept.swipes[1].trim());
+    assert_eq!(
+        row["prompt"],
+        serde_json::to_value(t.prompt_record(reply.id).unwrap().unwrap().messages).unwrap()
+    );
+    assert_eq!(
+        row["prompt"].as_array().unwrap().last().unwrap()["content"],
+        "What's fresh today?"
+    );
+
+    // Filters: a bar above the rating (SFT's), another Character, a day to come: empty files,
+    // said so, not an error.
+    let said = ok(
+        data,
+        &[
+            "export-data",
+            "--sft",
+            sft.to_str().unwrap(),
+            "--min-rating",
+            "5",
+        ],
+    );
+    assert!(said.contains("nothing matched"), "{said}");
+    assert!(rows(&sft).is_empty());
+    for filter in [
+        &["--character", "ada-lovelace"][..],
+        &["--since", "2999-01-01"],
+    ] {
+        let mut args = vec![
+            "export-data",
+            "--sft",
+            sft.to_str().unwrap(),
+            "--dpo",
+            dpo.to_str().unwrap(),
+        ];
+        args.extend(filter);
+        let said = ok(data, &args);
+        assert!(said.contains("nothing matched"), "{filter:?}: {said}");
+        assert!(rows(&sft).is_empty() && rows(&dpo).is_empty(), "{filter:?}");
+    }
+    assert!(refused(data, &["export-data", "--sft", "x", "--min-rating", "9"]).contains("1 to 5"));
+    assert!(
+        refused(data, &["export-data", "--sft", "x", "--since", "soon"]).contains("YYYY-MM-DD")
+    );
+}

@@ -16,6 +16,7 @@ Stdlib only.
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -137,7 +138,6 @@ def messages(wd):
 
 def re_int(text):
     """The first whole number in `text` (commas allowed), or None."""
-    import re
     m = re.search(r"\d[\d,]*", text)
     return int(m.group().replace(",", "")) if m else None
 
@@ -855,9 +855,23 @@ def main():
             assert f"model {os.path.basename(model)}" in shown and "Kind, but forgot the dog." in shown, shown
             # The Character's page adds it up per model.
             wd.click("[data-testid=open-evaluate]")
-            row = wd.wait("the ratings table", lambda: wd.js(
-                "const r = document.querySelector('[data-testid=rating-row]'); return r && r.textContent"))
-            assert os.path.basename(model) in row and "▲1" in row and "4.0" in row, row
+            table = wd.wait("the ratings table", lambda: wd.js(
+                "const r = document.querySelector('[data-testid=rating-averages] table'); return r && r.textContent"))
+            models = wd.js("return Array.from(document.querySelectorAll('[data-testid=rating-model]')).map(e => e.title)")
+            assert models == [os.path.basename(model)], models
+            row = lambda metric: wd.js(f"return document.querySelector('[data-testid=rating-row][data-metric={metric}]').textContent")
+            assert row("consistency").endswith("4.0") and row("correctness").endswith("2.0"), table
+            assert "▲1" in wd.js("return document.querySelector('[data-testid=rating-thumbs]').textContent"), table
+            # What was judged, as training data in Downloads: every line parses, the rated
+            # conversation's replies end the SFT rows.
+            wd.click("[data-testid=export-training-data]")
+            said = wd.wait("the export", lambda: wd.js(
+                "const e = document.querySelector('[data-testid=training-data-exported]'); return e && e.textContent"))
+            sft_path = re.search(r"→ (\S+troupe-sft-\S+\.jsonl)", said).group(1)
+            with open(sft_path) as f:
+                sft = [json.loads(line) for line in f]
+            assert sft and all(r["messages"][-1]["role"] == "assistant" for r in sft), sft[:1]
+            assert all(r["messages"][0]["role"] == "system" for r in sft), sft[:1]
             wd.screenshot("ratings.png")
             wd.click("[data-testid=evaluate-close]")
         check("the person rates a conversation on seven metrics and thumbs a reply; the page averages per model",

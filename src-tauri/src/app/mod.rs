@@ -23,6 +23,7 @@ mod models;
 mod ratings;
 mod sampling;
 mod sessions;
+mod training_data;
 
 pub use crate::conversation::Cancel;
 pub use backups::{BackupError, Restored, Upkeep};
@@ -37,6 +38,7 @@ pub use sampling::{
     sampling, sampling_at, sampling_for_session, set_sampling_at, SamplingLevel, SamplingScope,
     SamplingSource, SetSamplingError,
 };
+pub use training_data::{parse_day, DataError, DataFilter, DataReport};
 
 /// The vocabulary of the front ends: the core's types they take and give.
 pub mod vocabulary {

@@ -216,6 +216,10 @@ pub enum Command {
         #[arg(long)]
         character: String,
     },
+    /// Write what you judged as training data: --sft FILE (every kept reply of rated
+    /// conversations, with the messages the model saw) and/or --dpo FILE (chosen and rejected
+    /// versions of replies written again). Nothing leaves this computer otherwise.
+    ExportData(ratings::ExportDataArgs),
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench(bench::BenchArgs),
     /// Measure Characters: memory, consistency, repetition, RoleBench, BFI and speed suites
@@ -270,6 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rate(args) => ratings::rate(&troupe, args),
         Command::Thumb { message, value } => ratings::thumb(&troupe, message, &value),
         Command::Ratings { character } => ratings::averages(&troupe, &character),
+        Command::ExportData(args) => ratings::export_data(&troupe, args),
         Command::Models { action } => models::models(&troupe, model, action).await,
         Command::Sampling {
             character,

@@ -1,6 +1,7 @@
 //! The person as the judge from the command line: `troupe rate` (a Session's seven scores, or
-//! what it was given), `troupe thumb` (one reply) and `troupe ratings` (a Character's averages
-//! per model). The rules are `app::ratings`'.
+//! what it was given), `troupe thumb` (one reply), `troupe ratings` (a Character's averages
+//! per model) and `troupe export-data` (what was judged, as training files). The rules are
+//! `app::ratings`' and `app::training_data`'.
 
 use std::io::Write;
 
@@ -129,6 +130,66 @@ pub fn averages(troupe: &Troupe, character: &str) -> anyhow::Result<()> {
             means.join("\t"),
             a.thumbs_up,
             a.thumbs_down
+        )?;
+    }
+    Ok(())
+}
+
+/// `troupe export-data`: what the person judged, as training files (docs/DATA.md).
+#[derive(Debug, Args)]
+pub struct ExportDataArgs {
+    /// Write the SFT rows (every kept reply of rated conversations) here, as JSONL.
+    #[arg(long, value_name = "FILE", required_unless_present = "dpo")]
+    pub sft: Option<std::path::PathBuf>,
+    /// Write the DPO rows (chosen and rejected versions of replies written again) here.
+    #[arg(long, value_name = "FILE")]
+    pub dpo: Option<std::path::PathBuf>,
+    /// SFT: only conversations rated at least this overall (1–5).
+    #[arg(long, value_name = "N")]
+    pub min_rating: Option<u8>,
+    #[arg(long, value_name = "ID")]
+    pub character: Option<String>,
+    /// Only replies written on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "DAY")]
+    pub since: Option<String>,
+}
+
+pub fn export_data(troupe: &Troupe, a: ExportDataArgs) -> anyhow::Result<()> {
+    if let Some(c) = &a.character {
+        troupe.character(c)?;
+    }
+    let since = match &a.since {
+        Some(day) => Some(
+            crate::app::parse_day(day)
+                .ok_or_else(|| anyhow::anyhow!("--since '{day}': write a day as YYYY-MM-DD"))?,
+        ),
+        None => None,
+    };
+    let filter = crate::app::DataFilter {
+        min_rating: a.min_rating,
+        character: a.character.clone(),
+        since,
+    };
+    let report = troupe.export_training_data(&filter, a.sft.as_deref(), a.dpo.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    if let Some(p) = &a.sft {
+        writeln!(out, "{} SFT rows -> {}", report.sft_rows, p.display())?;
+    }
+    if let Some(p) = &a.dpo {
+        writeln!(out, "{} DPO rows -> {}", report.dpo_rows, p.display())?;
+    }
+    if report.sft_rows + report.dpo_rows == 0 {
+        writeln!(
+            out,
+            "nothing matched: rate a conversation (troupe rate) or write a reply again and go on \
+             with the version you like; the files are empty"
+        )?;
+    }
+    if report.without_prompt > 0 {
+        writeln!(
+            out,
+            "{} replies left out: written before Troupe kept the messages the model saw",
+            report.without_prompt
         )?;
     }
     Ok(())

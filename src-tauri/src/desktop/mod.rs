@@ -157,6 +157,7 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::ratings::set_thumb,
             commands::ratings::session_thumbs,
             commands::ratings::rating_averages,
+            commands::ratings::export_training_data,
             commands::engine::sampling_presets,
             commands::engine::get_sampling,
             commands::engine::set_sampling,

@@ -138,6 +138,34 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Rated Sessions for exported training data: (session id, Character id, overall score),
+    /// of one Character or all, oldest first. Sessions in the trash are left out.
+    pub fn rated_sessions(&self, character_id: Option<&str>) -> Result<Vec<(i64, String, u8)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.id, s.character_id, r.overall FROM ratings r
+             JOIN sessions s ON s.id = r.session_id
+             WHERE s.deleted_at IS NULL AND (?1 IS NULL OR s.character_id = ?1)
+             ORDER BY s.id",
+        )?;
+        let rows = stmt.query_map([character_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sessions with a reply written more than once (swipes), of one Character or all, oldest
+    /// first; trash left out.
+    pub fn sessions_with_swipes(&self, character_id: Option<&str>) -> Result<Vec<i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT s.id FROM messages m JOIN sessions s ON s.id = m.session_id
+             WHERE m.swipes IS NOT NULL AND s.deleted_at IS NULL
+               AND (?1 IS NULL OR s.character_id = ?1)
+             ORDER BY s.id",
+        )?;
+        let rows = stmt.query_map([character_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// A Character's ratings and thumbs averaged per model, the most rated model first.
     /// Sessions in the trash count too: the person rated them.
     pub fn rating_averages(&self, character_id: &str) -> Result<Vec<Averages>> {

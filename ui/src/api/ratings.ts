@@ -1,7 +1,7 @@
 // Ratings: the person as the judge. A Session's seven scores, thumbs on replies, and a
 // Character's averages per model. Everything stays in the library on this computer.
 import { call } from './ipc';
-import type { Rating, RatingAverages, Scores, Thumb } from './types';
+import type { Rating, RatingAverages, Scores, Thumb, TrainingData } from './types';
 
 /** Rates a Session (again: replaces the rating). */
 export const rateSession = (sessionId: number, scores: Scores, comment: string) =>
@@ -12,3 +12,6 @@ export const setThumb = (messageId: number, value: number) => call<void>('set_th
 export const sessionThumbs = (sessionId: number) => call<Thumb[]>('session_thumbs', { sessionId });
 /** A Character's ratings and thumbs averaged per model, the most rated first. */
 export const ratingAverages = (characterId: string) => call<RatingAverages[]>('rating_averages', { characterId });
+/** Writes the rated conversations (SFT) and the settled swipes (DPO) of a Character as JSONL in Downloads. */
+export const exportTrainingData = (characterId: string | null) =>
+  call<TrainingData>('export_training_data', { characterId });

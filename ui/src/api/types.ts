@@ -351,3 +351,9 @@ sessions: number,
  * The seven means, in the order of `Scores`.
  */
 means: Array<number>, thumbsUp: number, thumbsDown: number, };
+
+export type TrainingData = { sftPath: string, sftRows: number, dpoPath: string, dpoRows: number, 
+/**
+ * Replies left out: kept before the messages the model saw were.
+ */
+withoutPrompt: number, };

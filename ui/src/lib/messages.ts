@@ -513,6 +513,10 @@ export const messages = {
   'rate.model': ['Model', '模型'],
   'rate.sessions': ['Rated', '已评分'],
   'rate.thumbs': ['Thumbs', '赞/踩'],
+  'rate.export': ['Export training data', '导出训练数据'],
+  'rate.exportHint': ['Your rated conversations (for fine-tuning) and the replies you wrote again and chose between (for preference tuning), as JSONL files in Downloads. This data never leaves this computer unless you export it.', '把你评过分的对话（用于微调）和你重写后选定的回复（用于偏好训练）导出为“下载”文件夹中的 JSONL 文件。除非你导出，这些数据不会离开这台电脑。'],
+  'rate.exported': ['{sft} conversation replies → {sftPath}; {dpo} preference pairs → {dpoPath}', '{sft} 条对话回复 → {sftPath}；{dpo} 组偏好对 → {dpoPath}'],
+  'rate.exportedNone': ['Nothing to export yet: rate a conversation, or write a reply again and go on with the version you like. The files are empty.', '还没有可导出的内容：先为对话评分，或重写一条回复并选定你喜欢的版本继续聊。导出的文件是空的。'],
   // What went wrong, by ApiError code: the Chinese window shows this before the backend's own detail.
   'error.not_found': ['It is no longer there.', '它已经不在了。'],
   'error.empty_message': ['The message is empty; nothing was sent.', '消息是空的，没有发送。'],

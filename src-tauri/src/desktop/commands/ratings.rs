@@ -1,10 +1,10 @@
 //! Ratings (`ui/src/api/ratings.ts`): rate a Session, thumb a reply, a Character's averages.
 //! The rules are `app::ratings`'.
 
-use tauri::State;
+use tauri::{AppHandle, State};
 
-use crate::app::scores;
-use crate::desktop::json::{ApiResult, Rating, RatingAverages, Scores, Thumb};
+use crate::app::{scores, DataFilter};
+use crate::desktop::json::{ApiResult, Rating, RatingAverages, Scores, Thumb, TrainingData};
 use crate::desktop::AppState;
 
 /// Rates a Session on the seven metrics (again: replaces the rating).
@@ -42,6 +42,33 @@ pub fn session_thumbs(state: State<'_, AppState>, session_id: i64) -> ApiResult<
             value: value.into(),
         })
         .collect())
+}
+
+/// Writes what the person judged (all Characters, or one) as SFT and DPO JSONL files in the
+/// Downloads folder (docs/DATA.md).
+#[tauri::command]
+pub async fn export_training_data(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    character_id: Option<String>,
+) -> ApiResult<TrainingData> {
+    let day = &crate::app::utc_time(crate::app::now_ms())[..10];
+    let sft = crate::desktop::downloads_file(&app, &format!("troupe-sft-{day}"), "jsonl")?;
+    let dpo = crate::desktop::downloads_file(&app, &format!("troupe-dpo-{day}"), "jsonl")?;
+    let filter = DataFilter {
+        character: character_id,
+        ..Default::default()
+    };
+    let report = state
+        .troupe()?
+        .export_training_data(&filter, Some(&sft), Some(&dpo))?;
+    Ok(TrainingData {
+        sft_path: sft.display().to_string(),
+        sft_rows: report.sft_rows,
+        dpo_path: dpo.display().to_string(),
+        dpo_rows: report.dpo_rows,
+        without_prompt: report.without_prompt,
+    })
 }
 
 #[tauri::command]

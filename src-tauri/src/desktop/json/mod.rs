@@ -112,6 +112,15 @@ impl From<crate::app::RateError> for ApiError {
     }
 }
 
+impl From<crate::app::DataError> for ApiError {
+    fn from(e: crate::app::DataError) -> Self {
+        match e {
+            crate::app::DataError::Store(e) => e.into(),
+            e => ApiError::new(ErrorCode::Internal, e.to_string()),
+        }
+    }
+}
+
 impl From<crate::app::CardError> for ApiError {
     fn from(e: crate::app::CardError) -> Self {
         ApiError {
@@ -270,6 +279,7 @@ pub fn typescript() -> String {
         Rating::decl(&cfg),
         Thumb::decl(&cfg),
         RatingAverages::decl(&cfg),
+        TrainingData::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\

@@ -80,6 +80,18 @@ pub struct Thumb {
     pub value: i64,
 }
 
+/// What "Export training data" wrote.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingData {
+    pub sft_path: String,
+    pub sft_rows: usize,
+    pub dpo_path: String,
+    pub dpo_rows: usize,
+    /// Replies left out: kept before the messages the model saw were.
+    pub without_prompt: usize,
+}
+
 /// A Character's ratings and thumbs for one model.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
