@@ -82,6 +82,23 @@ fn add_character(t: &Troupe, card: &str, sessions: usize, at: i64) -> String {
             .unwrap();
         // The person's judgement travels with the Session.
         t.store.set_thumb(a.id, 1, "m.gguf", at + 2).unwrap();
+        let turn = t
+            .store
+            .insert_arena_turn(&troupe::store::ArenaTurn {
+                id: 0,
+                session_id: s.id,
+                message_id: a.id,
+                a: "m.gguf".into(),
+                b: "m.gguf · precise".into(),
+                a_record: Some("{}".into()),
+                b_record: None,
+                a_failed: None,
+                b_failed: Some("stopped early".into()),
+                choice: None,
+                created_at: at + 2,
+            })
+            .unwrap();
+        t.store.pick_arena_turn(turn, "tie", at + 5).unwrap();
         t.store
             .save_rating(&troupe::store::Rating {
                 session_id: s.id,
@@ -139,6 +156,7 @@ fn dump_exact(dir: &Path) -> Vec<String> {
         "deleted",
         "ratings",
         "thumbs",
+        "arena_turns",
     ] {
         rows(
             &conn,
@@ -212,6 +230,15 @@ fn dump_by_meaning(dir: &Path) -> Vec<String> {
          FROM thumbs t JOIN messages m ON m.id = t.message_id
          JOIN sessions s ON s.id = m.session_id ORDER BY 1, 2, 3",
         "thumbs",
+        &mut out,
+    );
+    rows(
+        &conn,
+        "SELECT s.character_id, s.created_at, m.content, t.a, t.b, t.a_record, t.b_record,
+                t.a_failed, t.b_failed, t.choice, t.created_at, t.picked_at
+         FROM arena_turns t JOIN messages m ON m.id = t.message_id
+         JOIN sessions s ON s.id = t.session_id ORDER BY 1, 2, 3",
+        "arena_turns",
         &mut out,
     );
     out
@@ -521,6 +548,7 @@ fn a_migration_is_preceded_by_a_snapshot_of_the_old_database() {
     let conn = rusqlite::Connection::open(dir.path().join("troupe.db")).unwrap();
     conn.execute_batch(
         "DROP TABLE eval_runs; DROP TABLE deleted; DROP TABLE ratings; DROP TABLE thumbs;
+         DROP TABLE arena_turns;
          PRAGMA user_version = 5;",
     )
     .unwrap();

@@ -877,6 +877,59 @@ def main():
         check("the person rates a conversation on seven metrics and thumbs a reply; the page averages per model",
               the_person_rates_a_conversation)
 
+        def the_arena_compares_replies_and_adds_up_the_picks():
+            session = open_session_id()
+            wd.wait("Compare to be ready", lambda: wd.js(
+                "const b = document.querySelector('[data-testid=open-compare]'); return b && !b.disabled"), timeout=60)
+            wd.click("[data-testid=open-compare]")
+            specs = wd.wait("the contenders", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=compare-vs] option')).map(o => o.value)"))
+            smol = next(s for s in specs if s.endswith("SmolLM2-135M-Instruct.Q4_1.gguf"))
+            assert "prompt:naive" in specs and "preset:precise" in specs, specs
+            wd.js("const s = document.querySelector('[data-testid=compare-vs]'); s.value = arguments[0];"
+                  "s.dispatchEvent(new Event('change', {bubbles: true}));", smol)
+            for i, (msg, choice) in enumerate([("Tell me about your cab.", "a"), ("Any regulars tonight?", "b"),
+                                               ("Good night, Walt.", "tie")]):
+                wd.type("[data-testid=compare-text]", msg)
+                wd.click("[data-testid=compare-send]")
+                wd.wait("both replies", lambda: wd.find("[data-testid=pick-a]"), timeout=180)
+                a = wd.js("return document.querySelector('[data-testid=compare-a] .text').textContent")
+                b = wd.js("return document.querySelector('[data-testid=compare-b] .text').textContent")
+                assert a.strip() and b.strip(), (a, b)
+                if i == 0:
+                    wd.screenshot("compare.png")
+                    state["a11y"] += axe_violations(wd, "compare")
+                wd.click(f"[data-testid=pick-{choice}]")
+                reveal = wd.wait("who wrote which", lambda: wd.js(
+                    "const r = document.querySelector('[data-testid=compare-reveal]'); return r && r.textContent"))
+                assert "SmolLM2" in reveal and "qwen2.5" in reveal, reveal
+                # The conversation goes on with the picked version.
+                # (Markdown shows *actions* without their asterisks: compare the words.)
+                words = lambda t: " ".join(re.sub(r"[*_`#>]", "", t or "").split())
+                want = words(b if choice == "b" else a)[:20]
+                last = wd.wait("the picked reply in the chat", lambda: (lambda m: m if m and m[-1]["role"] == "character"
+                                and words(m[-1]["text"]).startswith(want) else None)(messages(wd)), timeout=10)
+                assert last[-2]["text"] == msg, last[-2:]
+            report = json.loads(cli("arena", "report", "--json"))
+            assert len(report) == 1 and report[0]["overall"]["win"] + report[0]["overall"]["lose"] == 2, report
+            assert report[0]["overall"]["tie"] == 1 and report[0]["cells"]["daily_life/companionship"]["tie"] == 1, report
+            wd.click("[data-testid=compare-close]")
+            # The Arena page adds them up.
+            wd.click("[data-testid=back]")
+            wd.click("[data-testid=open-arena]")
+            overall = wd.wait("the arena table", lambda: wd.js(
+                "const o = document.querySelector('[data-testid=arena-overall]'); return o && o.textContent"))
+            assert overall.startswith("3 picks"), overall
+            cell = wd.js("return document.querySelector('[data-cell=\"daily_life/companionship\"]').textContent")
+            assert "n=3" in cell, cell
+            wd.screenshot("arena.png")
+            state["a11y"] += axe_violations(wd, "arena page")
+            wd.click("[data-testid=arena-back]")
+            wd.click("[data-testid=character-card][data-id=walt-okafor]")
+            wd.wait("Walt's page", lambda: wd.find("[data-testid=open-evaluate]"))
+        check("Compare writes the next reply twice (two models, one after the other), the pick continues the chat, "
+              "the Arena page and `troupe arena report` add up the picks", the_arena_compares_replies_and_adds_up_the_picks)
+
         def evaluate_tab_runs_and_keeps_history():
             sessions_before = cli("sessions", "--character", "walt-okafor")
             wd.click("[data-testid=open-evaluate]")

@@ -215,7 +215,7 @@ impl Troupe {
 /// A reply running in a Session. Dropping it frees the Session, however the reply ended:
 /// done, failed, cancelled with its future, or a panic inside it (which would otherwise have
 /// left the Session "busy" until the app restarted).
-struct Running<'a> {
+pub(super) struct Running<'a> {
     activity: &'a Activity,
     session_id: i64,
 }
@@ -227,7 +227,7 @@ impl Drop for Running<'_> {
 }
 
 impl Activity {
-    fn start_reply(&self, session_id: i64) -> Result<(Cancel, Running<'_>), TurnError> {
+    pub(super) fn start_reply(&self, session_id: i64) -> Result<(Cancel, Running<'_>), TurnError> {
         let mut running = lock(&self.running);
         if running.contains_key(&session_id) {
             return Err(TurnError::Busy);
@@ -249,6 +249,11 @@ impl Activity {
             }
             None => false,
         }
+    }
+
+    /// Whether a reply is being written in this Session.
+    pub(super) fn is_replying(&self, session_id: i64) -> bool {
+        lock(&self.running).contains_key(&session_id)
     }
 
     /// Whether a reply is being written in any Session (a restore waits for none).
@@ -282,7 +287,7 @@ impl Activity {
     }
 
     /// A summary being written for `session_id` goes second: a reply is what the user waits for.
-    fn cancel_summary(&self, session_id: i64) {
+    pub(super) fn cancel_summary(&self, session_id: i64) {
         if let Some(c) = lock(&self.summarising).get(&session_id) {
             c.cancel();
         }

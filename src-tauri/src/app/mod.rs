@@ -13,6 +13,7 @@
 //! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
 //! end names no other module of the crate (tests/architecture.rs checks it).
 
+mod arena;
 mod backups;
 mod cards;
 mod chat;
@@ -26,6 +27,7 @@ mod sessions;
 mod training_data;
 
 pub use crate::conversation::Cancel;
+pub use arena::{wilson, ArenaError, Compared, Contender, PairResult, Tally};
 pub use backups::{BackupError, Restored, Upkeep};
 pub use cards::{CardError, CardFormat, Imported};
 pub use chat::Rewrite;
@@ -86,6 +88,8 @@ pub struct Troupe {
     /// The core's own parts, for the core and its tests; front ends call `Troupe`'s operations.
     pub store: Arc<Store>,
     pub engine: Slot,
+    /// The arena's second engine (another model, or the server), kept loaded between turns.
+    contender_slot: Slot,
     activity: Arc<chat::Activity>,
 }
 
@@ -118,6 +122,7 @@ impl Troupe {
             paths,
             store: Arc::new(store),
             engine: Slot::new().with_cache_dir(Paths::model_cache()),
+            contender_slot: Slot::new().with_cache_dir(Paths::model_cache()),
             activity: Default::default(),
         })
     }

@@ -1,13 +1,14 @@
 //! The data flywheel: what the person judged, as files a trainer reads (docs/DATA.md).
 //!
-//! SFT: every kept reply of a rated Session, as `{"messages": [...]}` — the messages exactly
-//! as the model saw them (from the reply's prompt record) and then the reply — the chat format
-//! TRL's `SFTTrainer`, Axolotl and LLaMA-Factory read. A reply the person gave a thumb down is
-//! left out; so is everything of an unrated Session.
+//! SFT: every kept reply of a rated Session or one where the person picked in the arena, as
+//! `{"messages": [...]}` — the messages exactly as the model saw them (from the reply's prompt
+//! record) and then the reply — TRL's conversational format. A reply the person gave a thumb
+//! down is left out; so is everything of a Session neither rated nor picked in.
 //!
 //! DPO: `{"prompt": [...], "chosen": [...], "rejected": [...]}` rows, TRL's conversational
-//! preference format, from the replies the person wrote again and settled on: the version shown
-//! when the conversation went on is chosen, each other version rejected.
+//! preference format: from arena picks (A or B; a tie or "both bad" says no preference), and
+//! from the replies the person wrote again and settled on (the version shown when the
+//! conversation went on is chosen, each other version rejected).
 //!
 //! Nothing leaves the machine unless the person writes these files.
 
@@ -62,10 +63,33 @@ impl Troupe {
         }
         let mut rows = Vec::new();
         let mut without = 0;
-        for (session, _, overall) in self.store.rated_sessions(filter.character.as_deref())? {
-            if filter.min_rating.is_some_and(|min| overall < min) {
-                continue;
-            }
+        let character = filter.character.as_deref();
+        let mut sessions: Vec<i64> = self
+            .store
+            .rated_sessions(character)?
+            .into_iter()
+            .filter(|(_, _, overall)| filter.min_rating.is_none_or(|min| *overall >= min))
+            .map(|(id, _, _)| id)
+            .collect();
+        // Picked in the arena: chosen, unless a bar on the rating asks for a rating. A reply
+        // the person called "both bad" is never taken.
+        let picked = self.store.picked_arena_turns(character)?;
+        let bad: Vec<i64> = picked
+            .iter()
+            .filter(|t| t.choice.as_deref() == Some("bad"))
+            .map(|t| t.message_id)
+            .collect();
+        if filter.min_rating.is_none() {
+            sessions.extend(
+                picked
+                    .iter()
+                    .filter(|t| t.choice.as_deref() != Some("bad"))
+                    .map(|t| t.session_id),
+            );
+        }
+        sessions.sort_unstable();
+        sessions.dedup();
+        for session in sessions {
             let down: Vec<i64> = self
                 .store
                 .thumbs(session)?
@@ -74,7 +98,7 @@ impl Troupe {
                 .map(|(id, _)| id)
                 .collect();
             for m in self.store.list_messages(session)? {
-                if !is_kept_reply(&m, filter) || down.contains(&m.id) {
+                if !is_kept_reply(&m, filter) || down.contains(&m.id) || bad.contains(&m.id) {
                     continue;
                 }
                 match self.reply_record(m.id) {
@@ -96,6 +120,15 @@ impl Troupe {
     pub fn dpo_rows(&self, filter: &DataFilter) -> Result<(Vec<Value>, usize), DataError> {
         let mut rows = Vec::new();
         let mut without = 0;
+        let turns = self.store.picked_arena_turns(filter.character.as_deref())?;
+        let compared: Vec<i64> = turns.iter().map(|t| t.message_id).collect();
+        for t in &turns {
+            match self.arena_row(t, filter)? {
+                Some(Some(row)) => rows.push(row),
+                Some(None) => without += 1,
+                None => {}
+            }
+        }
         for session in self
             .store
             .sessions_with_swipes(filter.character.as_deref())?
@@ -103,7 +136,8 @@ impl Troupe {
             let messages = self.store.list_messages(session)?;
             // Settled: the conversation went on after it, so the version shown was the one kept.
             for m in messages.iter().rev().skip(1) {
-                if m.role != Role::Character || m.swipes.len() < 2 || !is_kept_reply(m, filter) {
+                let plain_swipe = m.swipes.len() >= 2 && !compared.contains(&m.id);
+                if m.role != Role::Character || !plain_swipe || !is_kept_reply(m, filter) {
                     continue;
                 }
                 let Some(prompt) = self.seen_by_model(m.id) else {
@@ -124,8 +158,53 @@ impl Troupe {
                 }
             }
         }
-        rows.reverse();
         Ok((rows, without))
+    }
+
+    /// The DPO row of a picked arena turn: `None` when it gives none (a tie, both bad, a side
+    /// that failed, outside the filter), `Some(None)` when its prompt was not kept.
+    fn arena_row(
+        &self,
+        t: &store::ArenaTurn,
+        filter: &DataFilter,
+    ) -> Result<Option<Option<Value>>, DataError> {
+        let chosen = match t.choice.as_deref() {
+            Some("a") => 0,
+            Some("b") => 1,
+            _ => return Ok(None),
+        };
+        let Some(m) = self.store.get_message(t.message_id)? else {
+            return Ok(None);
+        };
+        // A side that failed, or two identical replies, say nothing about preference.
+        if t.a_failed.is_some()
+            || t.b_failed.is_some()
+            || m.swipes.len() != 2
+            || m.swipes[0].trim() == m.swipes[1].trim()
+        {
+            return Ok(None);
+        }
+        if !is_kept_reply(&m, filter) {
+            return Ok(None);
+        }
+        let record = if chosen == 0 {
+            &t.a_record
+        } else {
+            &t.b_record
+        };
+        let prompt = record
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<PromptRecord>(r).ok())
+            .map(|r| r.messages)
+            .filter(|m| !m.is_empty());
+        let Some(prompt) = prompt else {
+            return Ok(Some(None));
+        };
+        Ok(Some(Some(json!({
+            "prompt": prompt,
+            "chosen": [ChatMessage::new(ChatRole::Assistant, m.swipes[chosen].trim())],
+            "rejected": [ChatMessage::new(ChatRole::Assistant, m.swipes[1 - chosen].trim())],
+        }))))
     }
 
     /// Writes the SFT rows to `sft` and the DPO rows to `dpo` (either may be absent), one JSON

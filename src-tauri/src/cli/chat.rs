@@ -95,7 +95,7 @@ pub async fn chat(
 
 /// The Session `to` names: the one given, else the Character's most recent (unless `new`),
 /// else a new one; with the persona set when one is named.
-fn find_session(troupe: &Troupe, to: &Target) -> anyhow::Result<Session> {
+pub(super) fn find_session(troupe: &Troupe, to: &Target) -> anyhow::Result<Session> {
     let scenario = Scenario::parse(&to.scenario).with_context(|| {
         format!(
             "unknown scenario '{}': use chit_chat, interview or companionship",

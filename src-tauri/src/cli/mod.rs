@@ -11,6 +11,7 @@
 //! and prints the result. `bench/` measures the engine itself and is the one room that reaches
 //! below the facade.
 
+mod arena;
 mod backups;
 mod bench;
 pub use bench::BenchArgs;
@@ -216,6 +217,10 @@ pub enum Command {
         #[arg(long)]
         character: String,
     },
+    /// Compare: the next reply written twice, by the model in use (or --with) and --vs (a
+    /// .gguf file, remote, preset:NAME or prompt:naive), shown as A and B in a random order;
+    /// `arena pick` records your choice, `arena report` adds the picks up.
+    Arena(arena::ArenaArgs),
     /// Write what you judged as training data: --sft FILE (every kept reply of rated
     /// conversations, with the messages the model saw) and/or --dpo FILE (chosen and rejected
     /// versions of replies written again). Nothing leaves this computer otherwise.
@@ -275,6 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Thumb { message, value } => ratings::thumb(&troupe, message, &value),
         Command::Ratings { character } => ratings::averages(&troupe, &character),
         Command::ExportData(args) => ratings::export_data(&troupe, args),
+        Command::Arena(args) => arena::arena(&troupe, model, args).await,
         Command::Models { action } => models::models(&troupe, model, action).await,
         Command::Sampling {
             character,

@@ -32,7 +32,9 @@ pub mod turn;
 pub use cancel::Cancel;
 pub use error::TurnError;
 pub use stream::{ReplyStats, TurnEvent};
-pub use turn::{continue_reply, regenerate, send, send_with, warm, warm_character, Prompting};
+pub use turn::{
+    continue_reply, regenerate, regenerate_with, send, send_with, warm, warm_character, Prompting,
+};
 
 /// Questions for an interview, drawn from the Character's experiences, achievements and
 /// viewpoints (two of each, in that order). Profile fields list items separated by `;`; an

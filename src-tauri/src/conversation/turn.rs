@@ -169,6 +169,29 @@ pub async fn regenerate(
     cancel: &Cancel,
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
 ) -> Result<(Message, ReplyStats), TurnError> {
+    regenerate_with(
+        Prompting::Troupe,
+        store,
+        engine,
+        reply_id,
+        sampling,
+        cancel,
+        on_event,
+    )
+    .await
+}
+
+/// `regenerate`, with the prompt made the way `prompting` says (the arena's second contender).
+#[allow(clippy::too_many_arguments)]
+pub async fn regenerate_with(
+    prompting: Prompting,
+    store: &Store,
+    engine: &dyn Engine,
+    reply_id: i64,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<(Message, ReplyStats), TurnError> {
     let (mut ctx, at) = last_reply(store, reply_id)?;
     let user = match at.checked_sub(1).map(|i| &ctx.messages[i]) {
         Some(m) if m.role == Role::User => m.clone(),
@@ -179,7 +202,11 @@ pub async fn regenerate(
         }
     };
     ctx.messages.truncate(at - 1);
-    let assembled = assemble(engine, &ctx, Some(&user.content), budget(engine, sampling)).await?;
+    let budget = budget(engine, sampling);
+    let assembled = match prompting {
+        Prompting::Troupe => assemble(engine, &ctx, Some(&user.content), budget).await?,
+        Prompting::Naive => assemble_naive(engine, &ctx, Some(&user.content), budget).await?,
+    };
     let sampling = with_user_stops(sampling, &ctx.user);
     let reply = store.begin_rewrite(reply_id)?;
     store.save_prompt_record(
@@ -188,7 +215,7 @@ pub async fn regenerate(
             assembled.record,
             &assembled.messages,
             engine,
-            Prompting::Troupe,
+            prompting,
             &sampling,
         ),
     )?;

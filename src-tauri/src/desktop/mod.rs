@@ -11,6 +11,7 @@
 
 pub mod commands {
     //! The window's commands, one file per area of `ui/src/api/`.
+    pub mod arena;
     pub mod backups;
     pub mod characters;
     pub mod conversation;
@@ -158,6 +159,10 @@ pub fn run(model_override: Option<PathBuf>) {
             commands::ratings::session_thumbs,
             commands::ratings::rating_averages,
             commands::ratings::export_training_data,
+            commands::arena::arena_contenders,
+            commands::arena::arena_turn,
+            commands::arena::arena_pick,
+            commands::arena::arena_report,
             commands::engine::sampling_presets,
             commands::engine::get_sampling,
             commands::engine::set_sampling,

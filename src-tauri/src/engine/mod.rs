@@ -217,6 +217,24 @@ pub enum EngineStatus {
     Failed(Error),
 }
 
+impl EngineStatus {
+    /// The model's name when one is ready.
+    pub fn ready_name(&self) -> Option<String> {
+        match self {
+            EngineStatus::Ready(info) => Some(info.name.clone()),
+            _ => None,
+        }
+    }
+
+    /// The model file when one is ready.
+    pub fn ready_path(&self) -> Option<PathBuf> {
+        match self {
+            EngineStatus::Ready(info) => Some(info.path.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// The process's one Engine and its status. Cheap to clone.
 #[derive(Clone)]
 pub struct Slot {

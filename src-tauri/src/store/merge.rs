@@ -3,7 +3,7 @@
 //! Merging never overwrites. Stable ids say what is the same thing: a Character by its id, a
 //! Session by its Character and the moment it began, a Persona by its name and description.
 //! What exists stays as it is; what is new is added (a new Session with all its Messages,
-//! prompt records, Memories, rating and thumbs); where both sides hold a different thing under one id, both are
+//! prompt records, Memories, rating, thumbs and arena turns); where both sides hold a different thing under one id, both are
 //! kept side by side (the incoming one under a new id, or a Session titled "(imported)") and
 //! the report names it. Built-in Characters are the same Character on both sides whatever
 //! their text, so their Sessions join the ones here.
@@ -340,6 +340,27 @@ fn add_session(
         )?;
         ids.insert(old, new);
         report.messages_added += 1;
+    }
+    // Compared turns, pointing at their reply's new id.
+    let turns: Vec<(i64, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, message_id FROM src.arena_turns WHERE session_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([src_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (turn, message) in turns {
+        let Some(message) = ids.get(&message) else {
+            continue;
+        };
+        tx.execute(
+            "INSERT INTO arena_turns (session_id, message_id, a, b, a_record, b_record, a_failed,
+                                      b_failed, choice, created_at, picked_at)
+             SELECT ?2, ?3, a, b, a_record, b_record, a_failed, b_failed, choice, created_at,
+                    picked_at
+             FROM src.arena_turns WHERE id = ?1",
+            params![turn, session, message],
+        )?;
     }
     let memories: Vec<(i64, Option<i64>)> = {
         let mut stmt = tx

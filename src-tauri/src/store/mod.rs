@@ -15,6 +15,7 @@
 //! short, and the desktop app and the CLI are the only processes sharing the file (WAL lets
 //! them read while the other writes; `busy_timeout` covers write overlap).
 
+mod arena;
 mod backup;
 mod characters;
 mod eval_runs;
@@ -31,6 +32,7 @@ mod sessions;
 mod tests;
 mod undo;
 
+pub use arena::{ArenaResult, ArenaTurn};
 pub use backup::{pending_migrations, snapshot_file, Copied, Counts, KNOWN_SCHEMA};
 pub use characters::CharacterSummary;
 pub use eval_runs::EvalRun;
@@ -58,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_undo.sql"),
     include_str!("migrations/0007_eval.sql"),
     include_str!("migrations/0008_ratings.sql"),
+    include_str!("migrations/0009_arena.sql"),
 ];
 
 /// What went wrong in the store.

@@ -19,12 +19,16 @@ pub enum Undone {
     Persona { id: i64 },
 }
 
-/// A message row with its prompt record and thumb, as JSON (`json_object` keeps SQLite's own
-/// types).
+/// A message row with its prompt record, thumb and arena turns, as JSON (`json_object` keeps
+/// SQLite's own types).
 const MESSAGE_ROW: &str =
     "SELECT json_object('id', m.id, 'session_id', m.session_id, 'role', m.role,
         'content', m.content, 'status', m.status, 'created_at', m.created_at, 'swipes', m.swipes,
-        'prompt', p.record, 'thumb', t.value, 'thumb_model', t.model, 'thumb_at', t.created_at)
+        'prompt', p.record, 'thumb', t.value, 'thumb_model', t.model, 'thumb_at', t.created_at,
+        'arena', (SELECT json_group_array(json_object('id', a.id, 'a', a.a, 'b', a.b,
+            'a_record', a.a_record, 'b_record', a.b_record, 'a_failed', a.a_failed,
+            'b_failed', a.b_failed, 'choice', a.choice, 'created_at', a.created_at,
+            'picked_at', a.picked_at)) FROM arena_turns a WHERE a.message_id = m.id))
     FROM messages m LEFT JOIN prompts p ON p.message_id = m.id
     LEFT JOIN thumbs t ON t.message_id = m.id
     WHERE m.id = ?1 AND m.status != 'streaming'";
@@ -176,6 +180,17 @@ fn restore_message(tx: &Transaction<'_>, row: &str) -> Result<Undone> {
         "INSERT INTO thumbs (message_id, value, model, created_at)
          SELECT ?2, ?1->>'thumb', ?1->>'thumb_model', ?1->>'thumb_at' WHERE ?1->>'thumb' IS NOT NULL",
         params![row, id],
+    )?;
+    tx.execute(
+        "INSERT INTO arena_turns (id, session_id, message_id, a, b, a_record, b_record, a_failed,
+                                  b_failed, choice, created_at, picked_at)
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM arena_turns WHERE id = t.value->>'id') THEN NULL
+                     ELSE t.value->>'id' END,
+                ?3, ?2, t.value->>'a', t.value->>'b', t.value->>'a_record', t.value->>'b_record',
+                t.value->>'a_failed', t.value->>'b_failed', t.value->>'choice',
+                t.value->>'created_at', t.value->>'picked_at'
+         FROM json_each(coalesce(?1->'arena', '[]')) t",
+        params![row, id, session_id],
     )?;
     Ok(Undone::Message { id, session_id })
 }

@@ -357,3 +357,15 @@ export type TrainingData = { sftPath: string, sftRows: number, dpoPath: string, 
  * Replies left out: kept before the messages the model saw were.
  */
 withoutPrompt: number, };
+
+export type ArenaContender = { spec: string, label: string, };
+
+export type ArenaEvent = { "event": "started", "data": { user: Message, } } | { "event": "side", "data": { side: string, } } | { "event": "text", "data": { side: string, text: string, } };
+
+export type ArenaTurn = { turnId: number, reply: Message, a: string, b: string, aFailed: string | null, bFailed: string | null, };
+
+export type ArenaPicked = { choice: string, a: string, b: string, };
+
+export type ArenaTally = { n: number, win: number, tie: number, lose: number, bothBad: number, winLow: number, winHigh: number, loseLow: number, loseHigh: number, };
+
+export type ArenaPair = { first: string, second: string, overall: ArenaTally, cells: { [key in string]: ArenaTally }, };

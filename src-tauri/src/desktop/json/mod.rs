@@ -7,6 +7,7 @@
 //! Every failure reaches the UI as `ApiError { code, message }`: `code` is for the UI to branch
 //! on, `message` is a sentence for the person.
 
+mod arena;
 mod backups;
 mod characters;
 mod conversation;
@@ -14,6 +15,7 @@ mod engine;
 mod eval;
 mod ratings;
 
+pub use arena::*;
 pub use backups::*;
 pub use characters::*;
 pub use conversation::*;
@@ -280,6 +282,12 @@ pub fn typescript() -> String {
         Thumb::decl(&cfg),
         RatingAverages::decl(&cfg),
         TrainingData::decl(&cfg),
+        ArenaContender::decl(&cfg),
+        ArenaEvent::decl(&cfg),
+        ArenaTurnJson::decl(&cfg),
+        ArenaPicked::decl(&cfg),
+        ArenaTally::decl(&cfg),
+        ArenaPair::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
