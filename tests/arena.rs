@@ -180,6 +180,38 @@ fn two_contenders_write_a_reply_and_the_pick_decides_what_stays() {
         "the chat's reply and the two compared ones not called both bad"
     );
 
+    // Two models that cannot be held at once (forced here: both fit this machine): the one in
+    // use is set aside while the other writes, both sides still write, and it is said.
+    let out = Command::new(common::troupe_bin())
+        .args(["arena", "--session", "1", "--vs"])
+        .arg(common::model())
+        .arg("One more thing?")
+        .env("TROUPE_DATA_DIR", data)
+        .env("TROUPE_MODEL", common::small_model())
+        .env("TROUPE_KEYRING", "off")
+        .env("TROUPE_ARENA_PARK", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("set aside while the other wrote"),
+        "{stderr}"
+    );
+    let (a_text, b_text) = stdout.split_once("\n\nB: ").expect("two replies");
+    assert!(a_text.len() > 3 && b_text.trim().len() > 1, "{stdout}");
+    let said = ok(data, &["arena", "pick", "--session", "1", "a"]).0;
+    assert!(
+        said.contains(&format!(
+            "{}",
+            common::model().file_name().unwrap().to_string_lossy()
+        )),
+        "{said}"
+    );
+
     // A contender that cannot load refuses the turn: nothing is sent, nothing changes.
     let before = ok(data, &["history", "--session", "1"]).0;
     let err = refused(

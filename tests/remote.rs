@@ -1,8 +1,10 @@
 //! The remote engine against a local stand-in for an OpenAI-compatible server: it streams,
 //! sends the sampling, stops, reads every legal SSE line, and turns a hung, garbage-sending or
 //! endless-line server into a clear error within seconds, with the half-written reply kept in
-//! SQLite and marked interrupted.
+//! SQLite and marked interrupted; in the arena, a server that drops mid-reply leaves the other
+//! contender's reply and marks the turn.
 
+mod common;
 mod http_stub;
 
 use std::time::{Duration, Instant};
@@ -277,4 +279,55 @@ async fn an_endless_line_is_an_error_not_a_memory_leak() {
         EngineEvent::Failed(m) => assert!(m.contains("a line of over 1 MB"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arena_contender_that_fails_mid_reply_is_marked_and_the_other_stays() {
+    use troupe::app::vocabulary::Settings;
+    use troupe::app::{Contender, Troupe};
+    let stub = server(|| {
+        let mut b = sse(&[&chunk("Arr, the"), &chunk(" sea is")]);
+        b.push(Step::Close);
+        b
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Troupe::open(troupe::settings::Paths::at(dir.path())).unwrap();
+    let mut settings = Settings::default();
+    settings.sampling.max_tokens = 16;
+    settings.remote.base_url = format!("{}/v1", stub.url);
+    t.start_engine(&settings, Some(&common::small_model()))
+        .await
+        .unwrap();
+    let s = t
+        .start_session("walt-okafor", Scenario::ChitChat, None)
+        .unwrap();
+    let c = t
+        .arena_turn(
+            &settings,
+            s.id,
+            "Evening!",
+            &Contender::Current,
+            &Contender::Remote,
+            &mut |_, _| {},
+        )
+        .await
+        .expect("the turn is kept although one side failed");
+    // Whichever side the server was, it is marked and what it wrote is kept; the other side
+    // wrote its reply.
+    let remote_is_a = c.a_failed.is_some();
+    assert!(
+        remote_is_a != c.b_failed.is_some(),
+        "exactly one side failed: {:?} / {:?}",
+        c.a_failed,
+        c.b_failed
+    );
+    let (remote, local) = if remote_is_a { (0, 1) } else { (1, 0) };
+    assert_eq!(c.reply.swipes.len(), 2, "{:?}", c.reply.swipes);
+    assert_eq!(c.reply.swipes[remote].trim(), "Arr, the sea is");
+    assert!(!c.reply.swipes[local].trim().is_empty());
+    t.arena_pick(s.id, if remote_is_a { "b" } else { "a" })
+        .unwrap();
+    let shown = t.messages(s.id).unwrap().pop().unwrap();
+    assert_eq!(shown.content, c.reply.swipes[local]);
 }

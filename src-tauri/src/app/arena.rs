@@ -6,7 +6,10 @@
 //! and the Scenario as in the paper's Table 3, with a 95% interval on each share.
 //!
 //! The two replies are written one after the other, never at once, so two local models need
-//! not share the machine's cores (the second model stays loaded in its own slot between turns).
+//! not share the machine's cores. The second model stays loaded in its own slot between turns
+//! when both fit in memory (`models::both_fit`); when they do not, the model in use is set
+//! aside while the other writes and loaded again after (`Compared::parked` says so).
+//! `TROUPE_ARENA_PARK=1` sets it aside whatever the memory, for tests.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -85,6 +88,9 @@ pub struct Compared {
     pub reply: Message,
     pub a_failed: Option<String>,
     pub b_failed: Option<String>,
+    /// The two models could not be held at once: the one in use was set aside while the other
+    /// wrote, and loaded again.
+    pub parked: bool,
 }
 
 /// Wins, ties and losses of the first contender of a pair against the second.
@@ -141,10 +147,20 @@ impl Troupe {
         let (cancel, _running) = self.activity.start_reply(session_id)?;
         self.activity.cancel_summary(session_id);
 
-        let (engine_a, sampling_a, prompting_a) =
-            self.contender(a, settings, &session_sampling).await?;
-        let (engine_b, sampling_b, prompting_b) =
-            self.contender(b, settings, &session_sampling).await?;
+        let parked = self.must_park(a, b);
+        let (engine_a, sampling_a, prompting_a) = self
+            .ready_side(a, parked, settings, &session_sampling)
+            .await?;
+        // B is made ready now too, so that one that cannot load changes nothing; when the two
+        // models cannot be held at once it is only checked now and loaded when its turn comes.
+        let ready_b = if parked {
+            if let Contender::Model(p) = b {
+                engine::check_model_file(p)?;
+            }
+            None
+        } else {
+            Some(self.contender(b, settings, &session_sampling).await?)
+        };
         let sent = conversation::send_with(
             prompting_a,
             &self.store,
@@ -157,27 +173,43 @@ impl Troupe {
             &mut |e| on_event("A", e),
         )
         .await;
+        drop(engine_a);
+        if parked && matches!(a, Contender::Model(_)) {
+            self.put_back().await?;
+        }
         let (reply_id, a_failed) = match sent {
             Ok((m, _)) => (m.id, failed_note(&m)),
             Err(TurnError::Failed { reply, reason }) => (reply.id, Some(reason)),
             Err(e) => return Err(e.into()),
         };
         let a_record = self.store.prompt_record(reply_id)?;
-
-        let b_failed = match conversation::regenerate_with(
-            prompting_b,
-            &self.store,
-            engine_b.as_ref(),
-            reply_id,
-            &sampling_b,
-            &cancel,
-            &mut |e| on_event("B", e),
-        )
-        .await
-        {
-            Ok((m, _)) => failed_note(&m),
-            Err(e) => Some(e.to_string()),
+        let ready_b = match ready_b {
+            Some(r) => Ok(r),
+            None => {
+                self.ready_side(b, parked, settings, &session_sampling)
+                    .await
+            }
         };
+        let b_failed = match ready_b {
+            Err(e) => Some(e.to_string()),
+            Ok((engine_b, sampling_b, prompting_b)) => {
+                let written = conversation::regenerate_with(
+                    prompting_b,
+                    &self.store,
+                    engine_b.as_ref(),
+                    reply_id,
+                    &sampling_b,
+                    &cancel,
+                    &mut |e| on_event("B", e),
+                )
+                .await;
+                drop(engine_b);
+                written.map_or_else(|e| Some(e.to_string()), |(m, _)| failed_note(&m))
+            }
+        };
+        if parked && matches!(b, Contender::Model(_)) {
+            self.put_back().await?;
+        }
         let b_record = self.store.prompt_record(reply_id)?;
         // A is shown until the person picks.
         let reply = self.store.select_swipe(reply_id, 0)?;
@@ -199,6 +231,7 @@ impl Troupe {
             reply,
             a_failed,
             b_failed,
+            parked,
         })
     }
 
@@ -261,6 +294,55 @@ impl Troupe {
             }
         }
         Ok(pairs.into_values().collect())
+    }
+
+    /// Whether the other model cannot sit beside the one in use, so the one in use is set aside
+    /// while the other writes.
+    fn must_park(&self, a: &Contender, b: &Contender) -> bool {
+        let other = [a, b].into_iter().find_map(|c| match c {
+            Contender::Model(p) => Some(p),
+            _ => None,
+        });
+        let (Some(other), Some(in_use)) = (other, self.engine.status().ready_path()) else {
+            return false;
+        };
+        std::env::var_os("TROUPE_ARENA_PARK").is_some()
+            || !engine::models::both_fit(&in_use, other, &engine::models::machine_memory())
+    }
+
+    /// A side's engine when its turn comes: with `parked`, the other model takes the place of
+    /// the one in use (which is let go first).
+    async fn ready_side(
+        &self,
+        c: &Contender,
+        parked: bool,
+        settings: &Settings,
+        session: &Sampling,
+    ) -> Result<(std::sync::Arc<dyn Engine>, Sampling, Prompting), ArenaError> {
+        let (true, Contender::Model(_)) = (parked, c) else {
+            return self.contender(c, settings, session).await;
+        };
+        let in_use = self.engine.status().ready_path().unwrap_or_default();
+        self.engine.unload(in_use.clone());
+        match self.contender(c, settings, session).await {
+            Ok(ready) => Ok(ready),
+            // The other would not load: the model in use comes back before the error is told.
+            Err(e) => {
+                self.engine.load(in_use).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// After a parked turn's other model wrote: let it go and load the model in use again.
+    async fn put_back(&self) -> Result<(), ArenaError> {
+        let in_use = match self.engine.status() {
+            engine::EngineStatus::Loading { path } => path,
+            _ => return Ok(()),
+        };
+        self.contender_slot.unload(PathBuf::new());
+        self.engine.load(in_use).await?;
+        Ok(())
     }
 
     /// A contender's name in reports: what makes it different, stable across turns.

@@ -117,6 +117,12 @@ async fn turn(
         })
         .await?;
     println!();
+    if compared.parked {
+        eprintln!(
+            "[the two models do not fit in memory together: the model in use was set aside while \
+             the other wrote, and loaded again]"
+        );
+    }
     for (name, failed) in [("A", &compared.a_failed), ("B", &compared.b_failed)] {
         if let Some(why) = failed {
             eprintln!("[{name} stopped early: {why}; what it wrote is kept]");

@@ -321,6 +321,17 @@ impl Slot {
         )
     }
 
+    /// Lets go of the loaded engine (its memory is freed once no reply holds it) and says the
+    /// model is loading `then`, the file that will take its place; the arena sets the model in
+    /// use aside this way while a model that cannot sit beside it writes.
+    pub fn unload(&self, then: PathBuf) {
+        let mut slot = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        *slot = None;
+        self.status
+            .send_replace(EngineStatus::Loading { path: then });
+    }
+
     /// Stops the load or connect under way: the previous engine, if any, serves again, else
     /// the status says loading was stopped. mistral.rs cannot be interrupted inside a load, so
     /// the load runs on in the background and what it made is dropped when it ends. False when

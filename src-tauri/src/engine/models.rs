@@ -109,6 +109,24 @@ pub fn need(size: u64, context_length: Option<u64>, kv_bytes_per_token: Option<u
     size + kv + size / 10 + OVERHEAD
 }
 
+/// Whether the models at `a` and `b` can be held in memory at once (the arena's two local
+/// contenders): their needs together, the app counted once, within what `fit_need` allows one
+/// model. A file whose header cannot be read counts as not fitting.
+pub fn both_fit(a: &Path, b: &Path, mem: &Memory) -> bool {
+    let one = |p: &Path| {
+        let size = std::fs::metadata(p).map(|m| m.len()).ok()?;
+        let h = super::gguf::read_header(p).ok()?;
+        Some((
+            size,
+            need(size, h.context_length, h.kv_bytes_per_token()) - OVERHEAD,
+        ))
+    };
+    let (Some((sa, na)), Some((sb, nb))) = (one(a), one(b)) else {
+        return false;
+    };
+    fit_need(sa + sb, na + nb + OVERHEAD, mem).0 != Fit::WontFit
+}
+
 /// Whether a model of `size` bytes that needs `need` bytes suits a machine with `mem`.
 pub fn fit_need(size: u64, need: u64, mem: &Memory) -> (Fit, String) {
     let gb = |b: u64| format!("{:.1} GB", b as f64 / 1e9);

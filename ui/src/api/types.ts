@@ -362,7 +362,11 @@ export type ArenaContender = { spec: string, label: string, };
 
 export type ArenaEvent = { "event": "started", "data": { user: Message, } } | { "event": "side", "data": { side: string, } } | { "event": "text", "data": { side: string, text: string, } };
 
-export type ArenaTurn = { turnId: number, reply: Message, a: string, b: string, aFailed: string | null, bFailed: string | null, };
+export type ArenaTurn = { turnId: number, reply: Message, a: string, b: string, aFailed: string | null, bFailed: string | null, 
+/**
+ * The two models could not be held at once: the one in use was set aside meanwhile.
+ */
+parked: boolean, };
 
 export type ArenaPicked = { choice: string, a: string, b: string, };
 

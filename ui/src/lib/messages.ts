@@ -520,6 +520,7 @@ export const messages = {
   'arena.against': ['This model against', '当前模型对比'],
   'arena.oneAfterOther': ['Two models are run one after the other, not at once, so they need not share the memory and cores at the same time.', '两个模型依次运行，而不是同时运行，这样它们不必同时占用内存和处理器。'],
   'arena.writing': ['writing…', '正在写…'],
+  'arena.parked': ['The two models do not fit in memory together, so the model in use was set aside while the other wrote, and loaded again.', '两个模型无法同时放进内存，所以在另一个模型写回复时，当前模型被暂时卸下，之后又重新加载。'],
   'arena.failed': ['Stopped early: {why}. What it wrote is kept.', '中途停止：{why}。已写出的部分会保留。'],
   'arena.which': ['Which reply is better?', '哪条回复更好？'],
   'arena.a': ['A is better', 'A 更好'],

@@ -55,6 +55,8 @@ pub struct ArenaTurnJson {
     pub b: String,
     pub a_failed: Option<String>,
     pub b_failed: Option<String>,
+    /// The two models could not be held at once: the one in use was set aside meanwhile.
+    pub parked: bool,
 }
 
 impl From<app::Compared> for ArenaTurnJson {
@@ -67,6 +69,7 @@ impl From<app::Compared> for ArenaTurnJson {
             reply: c.reply.into(),
             a_failed: c.a_failed,
             b_failed: c.b_failed,
+            parked: c.parked,
         }
     }
 }
