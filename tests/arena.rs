@@ -7,29 +7,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn troupe(data: &Path, args: &[&str]) -> Output {
-    Command::new(common::troupe_bin())
-        .args(args)
-        .env("TROUPE_DATA_DIR", data)
-        .env("TROUPE_MODEL", common::small_model())
-        .env("TROUPE_KEYRING", "off")
-        .output()
-        .expect("troupe runs")
-}
+use std::process::Command;
 
 fn ok(data: &Path, args: &[&str]) -> (String, String) {
-    let out = troupe(data, args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{args:?}: {err}");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+    common::cli_ok(data, args)
 }
 
 fn refused(data: &Path, args: &[&str]) -> String {
-    let out = troupe(data, args);
-    assert!(!out.status.success(), "{args:?} should be refused");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::cli_refused(data, args)
 }
 
 #[test]

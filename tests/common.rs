@@ -38,3 +38,29 @@ pub fn model() -> PathBuf {
 pub fn troupe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_troupe")
 }
+
+/// `troupe ARGS` on the library in `data`, with the small model and no keyring.
+pub fn cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(troupe_bin())
+        .args(args)
+        .env("TROUPE_DATA_DIR", data)
+        .env("TROUPE_MODEL", small_model())
+        .env("TROUPE_KEYRING", "off")
+        .output()
+        .expect("troupe runs")
+}
+
+/// `cli` that must succeed: its stdout and stderr.
+pub fn cli_ok(data: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = cli(data, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {err}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+}
+
+/// `cli` that must be refused: its stderr.
+pub fn cli_refused(data: &std::path::Path, args: &[&str]) -> String {
+    let out = cli(data, args);
+    assert!(!out.status.success(), "{args:?} should be refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

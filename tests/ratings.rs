@@ -7,32 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn troupe(data: &Path, args: &[&str]) -> Output {
-    Command::new(common::troupe_bin())
-        .args(args)
-        .env("TROUPE_DATA_DIR", data)
-        .env("TROUPE_MODEL", common::small_model())
-        .env("TROUPE_KEYRING", "off")
-        .output()
-        .expect("troupe runs")
-}
 
 fn ok(data: &Path, args: &[&str]) -> String {
-    let out = troupe(data, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::cli_ok(data, args).0
 }
 
 fn refused(data: &Path, args: &[&str]) -> String {
-    let out = troupe(data, args);
-    assert!(!out.status.success(), "{args:?} should be refused");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::cli_refused(data, args)
 }
 
 const SEVEN: [&str; 14] = [
