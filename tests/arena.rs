@@ -115,7 +115,11 @@ fn two_contenders_write_a_reply_and_the_pick_decides_what_stays() {
     // (both bad), all in daily_life/chit_chat.
     let report: serde_json::Value =
         serde_json::from_str(&ok(data, &["arena", "report", "--json"]).0).unwrap();
-    let pair = &report[0];
+    let pair = &report["pairwise"][0];
+    assert!(
+        report["pointwise"].as_array().unwrap().is_empty(),
+        "nothing rated here"
+    );
     assert_eq!(pair["first"], model.as_str());
     assert_eq!(pair["second"], precise.as_str());
     let wins = labels

@@ -867,11 +867,19 @@ def main():
             wd.click("[data-testid=export-training-data]")
             said = wd.wait("the export", lambda: wd.js(
                 "const e = document.querySelector('[data-testid=training-data-exported]'); return e && e.textContent"))
-            sft_path = re.search(r"→ (\S+troupe-sft-\S+\.jsonl)", said).group(1)
+            # (A name already taken in Downloads gets " (2)": the path may hold spaces.)
+            found = re.search(r"→ ([^→]*?troupe-sft-[^→]*?\.jsonl);", said)
+            assert found, said
+            sft_path = found.group(1)
             with open(sft_path) as f:
                 sft = [json.loads(line) for line in f]
             assert sft and all(r["messages"][-1]["role"] == "assistant" for r in sft), sft[:1]
             assert all(r["messages"][0]["role"] == "system" for r in sft), sft[:1]
+            # The test's files do not stay in the home folder.
+            os.remove(sft_path)
+            dpo_path = re.search(r"→ ([^→]*?troupe-dpo-[^→]*?\.jsonl)$", said.strip())
+            if dpo_path:
+                os.remove(dpo_path.group(1))
             wd.screenshot("ratings.png")
             wd.click("[data-testid=evaluate-close]")
         check("the person rates a conversation on seven metrics and thumbs a reply; the page averages per model",
@@ -910,7 +918,7 @@ def main():
                 last = wd.wait("the picked reply in the chat", lambda: (lambda m: m if m and m[-1]["role"] == "character"
                                 and words(m[-1]["text"]).startswith(want) else None)(messages(wd)), timeout=10)
                 assert last[-2]["text"] == msg, last[-2:]
-            report = json.loads(cli("arena", "report", "--json"))
+            report = json.loads(cli("arena", "report", "--json"))["pairwise"]
             assert len(report) == 1 and report[0]["overall"]["win"] + report[0]["overall"]["lose"] == 2, report
             assert report[0]["overall"]["tie"] == 1 and report[0]["cells"]["daily_life/companionship"]["tie"] == 1, report
             wd.click("[data-testid=compare-close]")
@@ -922,6 +930,10 @@ def main():
             assert overall.startswith("3 picks"), overall
             cell = wd.js("return document.querySelector('[data-cell=\"daily_life/companionship\"]').textContent")
             assert "n=3" in cell, cell
+            # And the ratings per model over every Character (the paper's Table 2).
+            models = wd.wait("the ratings per model", lambda: wd.js(
+                "return Array.from(document.querySelectorAll('[data-testid=rating-model]')).map(e => e.title)"))
+            assert os.path.basename(model) in models, models
             wd.screenshot("arena.png")
             state["a11y"] += axe_violations(wd, "arena page")
             wd.click("[data-testid=arena-back]")

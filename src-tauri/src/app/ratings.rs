@@ -116,8 +116,12 @@ impl Troupe {
         self.store.thumbs(session_id)
     }
 
-    /// A Character's ratings and thumbs averaged per model.
-    pub fn rating_averages(&self, character_id: &str) -> Result<Vec<Averages>, store::Error> {
+    /// A Character's ratings and thumbs (`None`: every Character's) averaged per model: the
+    /// paper's Table 2 from the person's ratings.
+    pub fn rating_averages(
+        &self,
+        character_id: Option<&str>,
+    ) -> Result<Vec<Averages>, store::Error> {
         self.store.rating_averages(character_id)
     }
 

@@ -1,7 +1,8 @@
 //! `troupe arena`: the next reply written twice, by the model in use (or `--with`) and `--vs`,
 //! printed as A and B in an order drawn at random; `troupe arena pick` records the person's
 //! choice and says who wrote which; `troupe arena report` adds the picks up per pair of
-//! contenders, by category and scenario, as the paper's Table 3. The rules are `app::arena`'s.
+//! contenders, by category and scenario, as the paper's Table 3, and the ratings per model as
+//! its Table 2. The rules are `app::arena`'s.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -135,20 +136,24 @@ async fn turn(
     Ok(())
 }
 
+/// The paper's Table 3 from the picks (pairwise), then its Table 2 from the ratings
+/// (pointwise: every Character's ratings per model).
 fn report(troupe: &Troupe, json: bool) -> anyhow::Result<()> {
     let pairs = troupe.arena_report()?;
+    let pointwise = troupe.rating_averages(None)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&pairs)?);
+        let both = serde_json::json!({ "pairwise": pairs, "pointwise": pointwise });
+        println!("{}", serde_json::to_string_pretty(&both)?);
         return Ok(());
     }
     if pairs.is_empty() {
-        println!("no picks yet: compare replies with `troupe arena --vs …` and pick one");
-        return Ok(());
+        println!("no picks yet: compare replies with `troupe arena --vs …` and pick one\n");
     }
     for p in &pairs {
         print_pair(p);
     }
-    Ok(())
+    println!("your ratings per model (1-5):");
+    super::ratings::print_averages(&pointwise)
 }
 
 /// One pair as the paper's Table 3: win/tie/lose of the first contender, overall and per

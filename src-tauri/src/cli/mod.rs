@@ -212,10 +212,11 @@ pub enum Command {
         #[arg(value_parser = ["up", "down", "none"])]
         value: String,
     },
-    /// A Character's ratings averaged per model: rated sessions, the seven means, thumbs.
+    /// Your ratings averaged per model (of one character, or all): rated sessions, the seven
+    /// means, thumbs — the paper's Table 2.
     Ratings {
         #[arg(long)]
-        character: String,
+        character: Option<String>,
     },
     /// Compare: the next reply written twice, by the model in use (or --with) and --vs (a
     /// .gguf file, remote, preset:NAME or prompt:naive), shown as A and B in a random order;
@@ -278,7 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { id, format, out } => cards::export(&troupe, &id, &format, out),
         Command::Rate(args) => ratings::rate(&troupe, args),
         Command::Thumb { message, value } => ratings::thumb(&troupe, message, &value),
-        Command::Ratings { character } => ratings::averages(&troupe, &character),
+        Command::Ratings { character } => ratings::averages(&troupe, character.as_deref()),
         Command::ExportData(args) => ratings::export_data(&troupe, args),
         Command::Arena(args) => arena::arena(&troupe, model, args).await,
         Command::Models { action } => models::models(&troupe, model, action).await,

@@ -101,16 +101,23 @@ pub fn thumb(troupe: &Troupe, message: i64, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `troupe ratings --character ID`: per model, rated Sessions, the seven means, thumbs.
-pub fn averages(troupe: &Troupe, character: &str) -> anyhow::Result<()> {
-    troupe.character(character)?;
+/// `troupe ratings [--character ID]`: per model, rated Sessions, the seven means, thumbs.
+pub fn averages(troupe: &Troupe, character: Option<&str>) -> anyhow::Result<()> {
+    if let Some(c) = character {
+        troupe.character(c)?;
+    }
+    print_averages(&troupe.rating_averages(character)?)
+}
+
+/// The averages as a table (the paper's Table 2): a header line, then a line per model.
+pub fn print_averages(rows: &[crate::app::vocabulary::RatingAverages]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "model\tsessions\t{}\tthumbs up\tthumbs down",
         METRICS.join("\t")
     )?;
-    for a in troupe.rating_averages(character)? {
+    for a in rows {
         let means: Vec<String> = a
             .means
             .iter()

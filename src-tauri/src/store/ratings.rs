@@ -45,8 +45,8 @@ pub struct Rating {
     pub created_at: i64,
 }
 
-/// The average scores of the rated Sessions of one Character and model.
-#[derive(Debug, Clone, PartialEq)]
+/// The average scores of the rated Sessions of one Character (or all) and model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Averages {
     pub model: String,
     pub sessions: usize,
@@ -166,15 +166,15 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A Character's ratings and thumbs averaged per model, the most rated model first.
-    /// Sessions in the trash count too: the person rated them.
-    pub fn rating_averages(&self, character_id: &str) -> Result<Vec<Averages>> {
+    /// A Character's ratings and thumbs (or, with `None`, every Character's) averaged per model,
+    /// the most rated model first. Sessions in the trash count too: the person rated them.
+    pub fn rating_averages(&self, character_id: Option<&str>) -> Result<Vec<Averages>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT r.model, COUNT(*), AVG(consistency), AVG(human_likeness), AVG(engagement),
                     AVG(quality), AVG(safety), AVG(correctness), AVG(overall)
              FROM ratings r JOIN sessions s ON s.id = r.session_id
-             WHERE s.character_id = ?1 GROUP BY r.model",
+             WHERE ?1 IS NULL OR s.character_id = ?1 GROUP BY r.model",
         )?;
         let mut out: Vec<Averages> = stmt
             .query_map([character_id], |r| {
@@ -195,7 +195,7 @@ impl Store {
             "SELECT t.model, SUM(t.value = 1), SUM(t.value = -1)
              FROM thumbs t JOIN messages m ON m.id = t.message_id
              JOIN sessions s ON s.id = m.session_id
-             WHERE s.character_id = ?1 GROUP BY t.model",
+             WHERE ?1 IS NULL OR s.character_id = ?1 GROUP BY t.model",
         )?;
         let thumbs = stmt.query_map([character_id], |r| {
             Ok((

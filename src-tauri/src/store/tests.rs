@@ -361,7 +361,12 @@ fn ratings_replace_refuse_out_of_range_and_go_with_their_session() {
     store.set_thumb(reply.id, 1, "a.gguf", 13).unwrap();
     store.set_thumb(reply.id, -1, "a.gguf", 14).unwrap();
     assert_eq!(store.thumbs(s.id).unwrap(), vec![(reply.id, -1)]);
-    let avg = store.rating_averages(&c.id).unwrap();
+    let avg = store.rating_averages(Some(&c.id)).unwrap();
+    assert_eq!(
+        store.rating_averages(None).unwrap(),
+        avg,
+        "one Character: the same overall"
+    );
     assert_eq!(avg.len(), 1);
     assert_eq!((avg[0].sessions, avg[0].thumbs_down), (1, 1));
     assert_eq!(avg[0].means[6], 5.0);
@@ -372,5 +377,5 @@ fn ratings_replace_refuse_out_of_range_and_go_with_their_session() {
         .execute("DELETE FROM sessions WHERE id = ?1", [s.id])
         .unwrap();
     assert_eq!(store.rating(s.id).unwrap(), None);
-    assert!(store.rating_averages(&c.id).unwrap().is_empty());
+    assert!(store.rating_averages(Some(&c.id)).unwrap().is_empty());
 }

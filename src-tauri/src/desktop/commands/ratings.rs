@@ -74,11 +74,11 @@ pub async fn export_training_data(
 #[tauri::command]
 pub fn rating_averages(
     state: State<'_, AppState>,
-    character_id: String,
+    character_id: Option<String>,
 ) -> ApiResult<Vec<RatingAverages>> {
     Ok(state
         .troupe()?
-        .rating_averages(&character_id)?
+        .rating_averages(character_id.as_deref())?
         .into_iter()
         .map(Into::into)
         .collect())
