@@ -100,7 +100,9 @@ impl Troupe {
             .ok_or(store::Error::MessageNotFound(message_id))?;
         // A reply the model wrote has a prompt record; the greeting has none.
         let record = match message.role {
-            Role::Character => self.record(message_id).ok_or(RateError::NotAReply)?,
+            Role::Character => self
+                .prompt_record(message_id)?
+                .ok_or(RateError::NotAReply)?,
             Role::User => return Err(RateError::NotAReply),
         };
         let model = Some(record.model)
@@ -129,24 +131,20 @@ impl Troupe {
     /// model did not write it); a record from before ratings existed does not name its model,
     /// which is then taken to be the one in use.
     fn reply_records(&self, session_id: i64) -> Result<Vec<PromptRecord>, store::Error> {
-        let messages = self.store.list_messages(session_id)?;
         let in_use = self.model_in_use();
-        Ok(messages
-            .iter()
-            .filter(|m| m.role == Role::Character && !m.content.trim().is_empty())
-            .filter_map(|m| self.record(m.id))
-            .map(|mut r| {
+        let mut records = Vec::new();
+        for m in self.store.list_messages(session_id)? {
+            if m.role != Role::Character || m.content.trim().is_empty() {
+                continue;
+            }
+            if let Some(mut r) = self.prompt_record(m.id)? {
                 if r.model.is_empty() {
                     r.model = in_use.clone();
                 }
-                r
-            })
-            .collect())
-    }
-
-    fn record(&self, message_id: i64) -> Option<PromptRecord> {
-        let json = self.store.prompt_record(message_id).ok()??;
-        serde_json::from_str(&json).ok()
+                records.push(r);
+            }
+        }
+        Ok(records)
     }
 
     /// The name of the model file loaded now (or, with none loaded, the one settings choose),

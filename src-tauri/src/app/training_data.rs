@@ -101,7 +101,7 @@ impl Troupe {
                 if !is_kept_reply(&m, filter) || down.contains(&m.id) || bad.contains(&m.id) {
                     continue;
                 }
-                match self.reply_record(m.id) {
+                match self.prompt_record(m.id)? {
                     // The greeting: the card wrote it, not the model.
                     None => {}
                     Some(r) if r.messages.is_empty() => without += 1,
@@ -140,7 +140,7 @@ impl Troupe {
                 if m.role != Role::Character || !plain_swipe || !is_kept_reply(m, filter) {
                     continue;
                 }
-                let Some(prompt) = self.seen_by_model(m.id) else {
+                let Some(prompt) = self.seen_by_model(m.id)? else {
                     without += 1;
                     continue;
                 };
@@ -232,14 +232,12 @@ impl Troupe {
         Ok(report)
     }
 
-    fn reply_record(&self, message_id: i64) -> Option<PromptRecord> {
-        let json = self.store.prompt_record(message_id).ok()??;
-        serde_json::from_str(&json).ok()
-    }
-
     /// The messages the model was given for this reply, when its record kept them.
-    fn seen_by_model(&self, message_id: i64) -> Option<Vec<ChatMessage>> {
-        Some(self.reply_record(message_id)?.messages).filter(|m| !m.is_empty())
+    fn seen_by_model(&self, message_id: i64) -> Result<Option<Vec<ChatMessage>>, store::Error> {
+        Ok(self
+            .prompt_record(message_id)?
+            .map(|r| r.messages)
+            .filter(|m| !m.is_empty()))
     }
 }
 
