@@ -32,6 +32,18 @@ install_system_packages() {
   command -v npm >/dev/null || { echo "Node.js 20 and npm are needed (apt-get install nodejs npm)" >&2; exit 1; }
 }
 
+# The official `openai` Python package, which the local API's tests drive the server with, in
+# a virtual environment of its own (pinned). Prints the environment's python.
+install_api_client() {
+  local venv="$HOME/.cache/troupe/pyapi"
+  if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+    say "installing the openai Python package (the local API's tests)"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet "openai==3.60.0" >&2
+  fi
+  echo "$venv/bin/python"
+}
+
 install_ui_packages() {
   say "installing UI packages"
   (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)

@@ -5,8 +5,8 @@
 //! The map of the crate, its data flow and its invariants are in `docs/ARCHITECTURE.md`.
 //! In short: `characters` (who), `conversation` (scenarios, prompts, the turn), `engine` (the
 //! model), `store` (SQLite), `eval` (measuring Characters), `backup`, `settings` (paths and preferences), `app` (the composition root),
-//! `cli` (the headless front end) and, with the `desktop` feature, `desktop` (the Tauri window,
-//! the only module that knows Tauri).
+//! `cli` (the headless front end), `server` (the local API, OpenAI's protocol) and, with the
+//! `desktop` feature, `desktop` (the Tauri window, the only module that knows Tauri).
 
 pub mod app;
 pub mod backup;
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod conversation;
 pub mod engine;
 pub mod eval;
+pub mod server;
 pub mod settings;
 pub mod store;
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::{now_ms, sampling_for_session, Troupe};
 use crate::conversation::{self, Cancel, ReplyStats, TurnError, TurnEvent};
+use crate::engine::Sampling;
 use crate::settings::Settings;
 use crate::store::{self, Message};
 
@@ -58,8 +59,22 @@ impl Troupe {
         text: &str,
         on_event: &mut (dyn FnMut(TurnEvent) + Send),
     ) -> Result<(Message, ReplyStats), TurnError> {
+        self.send_adjusted(settings, session_id, text, &|s| s, on_event)
+            .await
+    }
+
+    /// `send`, with the Session's sampling changed by `adjust` for this reply (the local API's
+    /// request fields).
+    pub(super) async fn send_adjusted(
+        &self,
+        settings: &Settings,
+        session_id: i64,
+        text: &str,
+        adjust: &(dyn Fn(Sampling) -> Sampling + Sync),
+        on_event: &mut (dyn FnMut(TurnEvent) + Send),
+    ) -> Result<(Message, ReplyStats), TurnError> {
         let engine = self.engine.engine()?;
-        let sampling = sampling_for_session(&self.store, settings, session_id)?;
+        let sampling = adjust(sampling_for_session(&self.store, settings, session_id)?);
         let (cancel, _running) = self.activity.start_reply(session_id)?;
         self.activity.cancel_summary(session_id);
         self.activity.wait_for_warm_up(session_id).await;

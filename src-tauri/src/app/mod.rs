@@ -7,12 +7,14 @@
 //! built-in Characters and their avatars on first run, and holds the engine `Slot`. Its
 //! operations are grouped by concept: `library` (reading and keeping Characters, Sessions,
 //! Messages, Memories, Personas), `editing` (the editor's save, duplicates, the trash), `cards`
-//! (import and export), `sessions` (starting one), `eval` (measuring Characters), `chat` (replies and the work around them),
+//! (import and export), `sessions` (starting one), `eval` (measuring Characters), `chat` (replies
+//! and the work around them), `api` (the local API: Characters as models, its queue),
 //! `sampling`, and below (`start_engine`, `models`) the engine.
 //!
 //! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
 //! end names no other module of the crate (tests/architecture.rs checks it).
 
+mod api;
 mod arena;
 mod backups;
 mod cards;
@@ -27,6 +29,9 @@ mod sessions;
 mod training_data;
 
 pub use crate::conversation::Cancel;
+pub use api::{
+    ApiChat, ApiError, ApiModel, ApiReply, ApiSampling, API_QUEUE, CHARACTER_PREFIX, RETRY_AFTER_S,
+};
 pub use arena::{wilson, ArenaError, Compared, Contender, PairResult, Tally};
 pub use backups::{BackupError, Restored, Upkeep};
 pub use cards::{CardError, CardFormat, Imported};
@@ -57,14 +62,14 @@ pub mod vocabulary {
     pub use crate::engine::download::{Error as DownloadError, Progress as DownloadProgress};
     pub use crate::engine::models::{Fit, Memory as MachineMemory, ModelFile};
     pub use crate::engine::sampling::{preset, PRESETS};
-    pub use crate::engine::{EngineStatus, Error as EngineError, Sampling};
+    pub use crate::engine::{ChatMessage, ChatRole, EngineStatus, Error as EngineError, Sampling};
     pub use crate::eval::{
         judge::RUBRICS, Better, Metric, Note, Options as EvalOptions, Problem,
         Progress as EvalProgress, Report, Setup, Suite,
     };
     pub use crate::settings::{
-        BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings, Theme,
-        OLD_KEYS as OLD_SETTING_KEYS,
+        ApiSettings, BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings,
+        Theme, OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{
         Averages as RatingAverages, CharacterSummary, Counts, Error as StoreError, Memory,
@@ -91,6 +96,8 @@ pub struct Troupe {
     /// The arena's second engine (another model, or the server), kept loaded between turns.
     contender_slot: Slot,
     activity: Arc<chat::Activity>,
+    /// The local API's turns at the engine.
+    api_queue: Arc<api::ApiQueue>,
 }
 
 impl Troupe {
@@ -124,6 +131,7 @@ impl Troupe {
             engine: Slot::new().with_cache_dir(Paths::model_cache()),
             contender_slot: Slot::new().with_cache_dir(Paths::model_cache()),
             activity: Default::default(),
+            api_queue: Default::default(),
         })
     }
 

@@ -7,7 +7,7 @@
 //! This file is the command line's shape (clap) and `run`, which hands each command to its
 //! room: `library` (characters, sessions, history, search, personas, memories, prompt), `cards`
 //! (import, export), `backups` (backup, backups, restore, export-all, import-all), `chat`,
-//! `models` (models, sampling), `eval`. Every command calls `app::Troupe`
+//! `models` (models, sampling), `eval`, `serve` (the local API). Every command calls `app::Troupe`
 //! and prints the result. `bench/` measures the engine itself and is the one room that reaches
 //! below the facade.
 
@@ -22,6 +22,7 @@ pub use eval::EvalArgs;
 mod library;
 mod models;
 mod ratings;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -226,6 +227,10 @@ pub enum Command {
     /// conversations, with the messages the model saw) and/or --dpo FILE (chosen and rejected
     /// versions of replies written again). Nothing leaves this computer otherwise.
     ExportData(ratings::ExportDataArgs),
+    /// Serve the characters over an OpenAI-compatible API (README "Local API"): every character
+    /// is a model, troupe/<id>, beside the loaded model. Loopback only unless --allow-network;
+    /// every request needs the key.
+    Serve(serve::ServeArgs),
     /// Measure the engine: time to first token, prefill and decode speed, memory.
     Bench(bench::BenchArgs),
     /// Measure Characters: memory, consistency, repetition, RoleBench, BFI and speed suites
@@ -298,6 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { what } => backups::restore(&troupe, &what),
         Command::ExportAll { file } => backups::export_all(&troupe, &file),
         Command::ImportAll { file } => backups::import_all(&troupe, &file),
+        Command::Serve(args) => serve::serve(&troupe, model, args).await,
         Command::Bench(args) => bench::run(&troupe, model, args).await,
         Command::Eval(args) => eval::eval(&troupe, model, args).await,
     }

@@ -7,7 +7,8 @@
 //! committed before it is shown, closed `complete` or `interrupted`), `tidy` (model text made
 //! presentable: stop strings, name labels, cut-off sentences, titles), `memory` (rolling summary,
 //! facts), `lore` (lorebook activation), `forms` (profile retellings), `naive` (the paper's
-//! baseline prompt, which only the evaluation uses), `cancel` and `error`
+//! baseline prompt, which only the evaluation uses), `detached` (a reply to a conversation the
+//! caller holds, nothing stored: the local API's stateless requests), `cancel` and `error`
 //! (shared by the turn and the summary, so neither imports the other).
 //!
 //! Imports run one way: `turn` → `stream`, `assemble`, `memory` → `assemble` → `context`,
@@ -17,6 +18,7 @@
 pub mod assemble;
 mod cancel;
 pub mod context;
+pub mod detached;
 mod error;
 pub mod forms;
 pub mod lore;
@@ -31,7 +33,7 @@ pub mod turn;
 
 pub use cancel::Cancel;
 pub use error::TurnError;
-pub use stream::{ReplyStats, TurnEvent};
+pub use stream::{Detached, ReplyStats, TurnEvent};
 pub use turn::{
     continue_reply, regenerate, regenerate_with, send, send_with, warm, warm_character, Prompting,
 };

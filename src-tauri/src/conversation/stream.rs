@@ -56,11 +56,14 @@ pub(super) async fn stream_reply(
     let started = Instant::now();
     let generation = engine.generate(messages, sampling.clone());
     let mut text = ReplyText::new(sampling.stop.clone(), character, prefix);
-    let ended = pump(
-        store, generation, &reply, cancel, &mut text, started, on_event,
-    )
-    .await?;
-    text.flush_held(store, &reply, on_event)?;
+    // Each piece is committed, then shown.
+    let mut sink = |shown: &str| -> Result<(), TurnError> {
+        append(store, &reply, shown)?;
+        on_event(TurnEvent::Text(shown.to_string()));
+        Ok(())
+    };
+    let ended = pump(generation, cancel, &mut text, started, &mut sink).await?;
+    text.flush_held(&mut sink)?;
     let cancelled = cancel.is_cancelled()
         && ended.failure.is_none()
         && ended.usage.is_none()
@@ -89,6 +92,53 @@ pub(super) async fn stream_reply(
     Ok((reply, stats))
 }
 
+/// A reply nobody stores (the local API's stateless requests): streamed through the same
+/// tidying as a stored one (label, stop strings, leading space), each piece handed to
+/// `on_text`.
+pub(super) async fn stream_detached(
+    engine: &dyn Engine,
+    messages: Vec<ChatMessage>,
+    sampling: &Sampling,
+    cancel: &Cancel,
+    character: &str,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Detached, TurnError> {
+    let started = Instant::now();
+    let generation = engine.generate(messages, sampling.clone());
+    let mut text = ReplyText::new(sampling.stop.clone(), character, "");
+    let mut sink = |shown: &str| -> Result<(), TurnError> {
+        on_text(shown);
+        Ok(())
+    };
+    let ended = pump(generation, cancel, &mut text, started, &mut sink).await?;
+    text.flush_held(&mut sink)?;
+    let rest = text.filter.finish();
+    if !rest.is_empty() {
+        on_text(&rest);
+    }
+    Ok(Detached {
+        text: text.filter.shown().trim_end().to_string(),
+        cut_off: ended.cut_off,
+        stopped: cancel.is_cancelled() && ended.usage.is_none(),
+        failure: ended.failure.clone(),
+        stats: ended.stats(started),
+    })
+}
+
+/// A reply `stream_detached` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detached {
+    /// Everything shown, as shown.
+    pub text: String,
+    /// It ran out of tokens (`max_tokens`) rather than ending by itself.
+    pub cut_off: bool,
+    /// It was stopped (the client went away).
+    pub stopped: bool,
+    /// The engine failed after `text`.
+    pub failure: Option<String>,
+    pub stats: ReplyStats,
+}
+
 /// How the engine's stream ended, and what was counted on the way.
 struct Ended {
     first_token_ms: Option<u64>,
@@ -99,16 +149,14 @@ struct Ended {
     cut_off: bool,
 }
 
-/// Reads the generation until it ends, Stop is pressed or a stop string appears; commits each
-/// piece that is clear to show, then shows it.
+/// Reads the generation until it ends, Stop is pressed or a stop string appears; hands each
+/// piece that is clear to show to `sink` (which commits it, then shows it).
 async fn pump(
-    store: &Store,
     mut generation: Generation,
-    reply: &Message,
     cancel: &Cancel,
     text: &mut ReplyText,
     started: Instant,
-    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+    sink: &mut (dyn FnMut(&str) -> Result<(), TurnError> + Send),
 ) -> Result<Ended, TurnError> {
     let mut ended = Ended {
         first_token_ms: None,
@@ -132,8 +180,7 @@ async fn pump(
                     .first_token_ms
                     .get_or_insert_with(|| started.elapsed().as_millis() as u64);
                 if let Some(shown) = text.take(&piece) {
-                    append(store, reply, &shown)?;
-                    on_event(TurnEvent::Text(shown));
+                    sink(&shown)?;
                 }
                 if text.filter.stopped() {
                     break;
@@ -215,15 +262,12 @@ impl ReplyText {
     /// The reply ended while its opening still looked like the label's start: it was the reply.
     fn flush_held(
         &mut self,
-        store: &Store,
-        reply: &Message,
-        on_event: &mut (dyn FnMut(TurnEvent) + Send),
+        sink: &mut (dyn FnMut(&str) -> Result<(), TurnError> + Send),
     ) -> Result<(), TurnError> {
         if let Some(held) = self.lead.take().filter(|h| !h.is_empty()) {
             let shown = self.filter.push(&held);
             if !shown.is_empty() {
-                append(store, reply, &shown)?;
-                on_event(TurnEvent::Text(shown));
+                sink(&shown)?;
             }
         }
         Ok(())

@@ -571,6 +571,98 @@ impl Engine for MistralEngine {
         });
         rx
     }
+
+    fn complete(&self, prompt: String, sampling: Sampling) -> Generation {
+        self.complete_text(prompt, sampling)
+    }
+}
+
+impl MistralEngine {
+    /// `Engine::complete`: the prompt as plain text, continued with the same sampler as a chat.
+    fn complete_text(&self, prompt: String, sampling: Sampling) -> Generation {
+        use mistralrs::core::{Constraint, NormalRequest, Request, RequestMessage};
+        let (tx, rx) = mpsc::channel(256);
+        let model = self.model.clone();
+        let processor: Arc<dyn CustomLogitsProcessor> =
+            Arc::new(Pick::new(&sampling, self.breakers.clone()));
+        tokio::spawn(async move {
+            let mut params = SamplingParams::neutral();
+            params.temperature = Some(0.0);
+            params.max_len = Some(sampling.max_tokens);
+            if !sampling.stop.is_empty() {
+                params.stop_toks = Some(StopTokens::Seqs(sampling.stop.clone()));
+            }
+            let (responses, mut stream) = mpsc::channel(16);
+            let request = Request::Normal(Box::new(NormalRequest {
+                messages: RequestMessage::Completion {
+                    text: prompt,
+                    echo_prompt: false,
+                    best_of: None,
+                },
+                is_streaming: true,
+                constraint: Constraint::None,
+                logits_processors: Some(vec![processor]),
+                ..NormalRequest::new_simple(
+                    RequestMessage::CompletionTokens(vec![]),
+                    params,
+                    responses,
+                    0,
+                    None,
+                    None,
+                )
+            }));
+            let sent = match model.inner().get_sender(None) {
+                Ok(sender) => sender.send(request).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = sent {
+                let _ = tx.send(EngineEvent::Failed(e)).await;
+                return;
+            }
+            let started = Instant::now();
+            let (mut first_token, mut n_chunks) = (None, 0usize);
+            loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => return, // dropping `stream` ends the sequence
+                    r = stream.recv() => r,
+                };
+                let event = match next {
+                    None => EngineEvent::Failed("the engine closed the stream".into()),
+                    Some(Response::CompletionChunk(chunk)) => {
+                        let Some(choice) = chunk.choices.into_iter().next() else {
+                            continue;
+                        };
+                        if !choice.text.is_empty() {
+                            first_token.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                            n_chunks += 1;
+                            let _ = tx.send(EngineEvent::Text(choice.text)).await;
+                        }
+                        let reason = match choice.finish_reason.as_deref() {
+                            None => continue,
+                            Some("length") => FinishReason::Length,
+                            Some(_) => FinishReason::Stop,
+                        };
+                        finished(reason, None, first_token, n_chunks, started)
+                    }
+                    Some(Response::CompletionDone(done)) => {
+                        let reason = match done.choices.first().map(|c| c.finish_reason.as_str()) {
+                            Some("length") => FinishReason::Length,
+                            _ => FinishReason::Stop,
+                        };
+                        finished(reason, Some(done.usage), first_token, n_chunks, started)
+                    }
+                    Some(Response::CompletionModelError(msg, _)) => EngineEvent::Failed(msg),
+                    Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                        EngineEvent::Failed(e.to_string())
+                    }
+                    Some(_) => EngineEvent::Failed("unexpected response from the engine".into()),
+                };
+                let _ = tx.send(event).await;
+                return;
+            }
+        });
+        rx
+    }
 }
 
 /// Our sampler as a mistral.rs logits processor: every token but the chosen one is ruled out.

@@ -144,6 +144,16 @@ pub trait Engine: Send + Sync {
     }
     /// Starts a reply. Must be called inside a tokio runtime.
     fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation;
+    /// Continues plain text, no chat template (the local API's `/v1/completions`). Backends
+    /// that cannot fail at once.
+    fn complete(&self, prompt: String, sampling: Sampling) -> Generation {
+        let _ = (prompt, sampling);
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.try_send(EngineEvent::Failed(
+            "this engine continues chats only, not plain text".into(),
+        ));
+        rx
+    }
 }
 
 /// A prompt as the model reads it (`Engine::render_prompt`).

@@ -122,6 +122,59 @@ pub struct Settings {
     /// The window's language: "en" or "zh-CN", or empty for the system's (Characters speak
     /// their own).
     pub language: String,
+    /// The local API (`server`).
+    pub api: ApiSettings,
+}
+
+/// The local API: off until the person turns it on. Its key lives here, in the settings file
+/// that only its user can read (0600), because Settings shows it to be copied into clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// Start the API whenever the window opens.
+    pub start_with_troupe: bool,
+    pub port: u16,
+    /// Listen on every network interface rather than this computer only.
+    pub network: bool,
+    /// The Bearer key; made on first use (`ApiSettings::new_key`).
+    pub key: Option<String>,
+    /// Browser origins allowed to call it (CORS); none by default.
+    pub origins: Vec<String>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            start_with_troupe: false,
+            port: 7337,
+            network: false,
+            key: None,
+            origins: Vec::new(),
+        }
+    }
+}
+
+impl ApiSettings {
+    /// A fresh key: "troupe-" and 48 hex digits (192 bits) from the operating system's random
+    /// source, drawn through the standard library's hasher keys (no extra dependency).
+    pub fn new_key() -> String {
+        // Three hashers: 64 random bits each.
+        use std::collections::hash_map::RandomState;
+        use std::hash::{BuildHasher, Hasher};
+        let mut key = String::from("troupe-");
+        for i in 0..3u8 {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u8(i);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+            );
+            key.push_str(&format!("{:016x}", h.finish()));
+        }
+        key
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -271,6 +324,7 @@ impl Settings {
             backups: serde_json::from_value(get("backups")).unwrap_or_default(),
             theme: serde_json::from_value(get("theme")).unwrap_or_default(),
             welcomed: get("welcomed").as_bool().unwrap_or(false),
+            api: serde_json::from_value(get("api")).unwrap_or_default(),
             language: match get("language").as_str() {
                 Some(l @ ("en" | "zh-CN")) => l.to_string(),
                 _ => String::new(),
@@ -419,6 +473,13 @@ mod tests {
             theme: Theme::Light,
             welcomed: true,
             language: "zh-CN".into(),
+            api: ApiSettings {
+                start_with_troupe: true,
+                port: 7400,
+                network: false,
+                key: Some(ApiSettings::new_key()),
+                origins: vec!["http://localhost:8000".into()],
+            },
         };
         assert_eq!(Settings::from_json(serde_json::to_value(&s).unwrap()), s);
     }
