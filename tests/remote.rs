@@ -331,3 +331,80 @@ async fn an_arena_contender_that_fails_mid_reply_is_marked_and_the_other_stays()
     let shown = t.messages(s.id).unwrap().pop().unwrap();
     assert_eq!(shown.content, c.reply.swipes[local]);
 }
+
+/// The local API with the remote engine behind it: a Character's prompt goes to the server and
+/// its stream comes back through Troupe's own API, chunk by chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_answers_through_the_remote_engine() {
+    use std::sync::{Arc, Mutex};
+    use troupe::app::vocabulary::{EngineChoice, Settings};
+    use troupe::app::Troupe;
+    let seen = Arc::new(Mutex::new(String::new()));
+    let keep = seen.clone();
+    let stub = serve(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/models") => Reply::new(200, r#"{"object":"list","data":[{"id":"stub-7b"}]}"#),
+        ("POST", "/v1/chat/completions") => {
+            *keep.lock().unwrap() = req.body.clone();
+            let mut body = sse(&[&chunk("Arr,"), &chunk(" matey!")]);
+            body.extend(sse(&["[DONE]"]));
+            Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/event-stream".into())],
+                body,
+                length: None,
+            }
+        }
+        _ => Reply::new(404, "no"),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Troupe::open(troupe::settings::Paths::at(dir.path())).unwrap();
+    let mut settings = Settings::default();
+    settings.engine = EngineChoice::Remote;
+    settings.remote.base_url = format!("{}/v1", stub.url);
+    t.start_engine(&settings, None).await.unwrap();
+    let key = "a-key-of-sixteen-or-more".to_string();
+    let s = settings.clone();
+    let server = troupe::server::start(
+        t.clone(),
+        Arc::new(move || s.clone()),
+        troupe::server::Options {
+            host: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            key: key.clone(),
+            origins: vec![],
+            allow_network: false,
+        },
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let reply: serde_json::Value = client
+        .post(format!("http://{}/v1/chat/completions", server.address))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "model": "troupe/ada-lovelace",
+            "messages": [{"role": "user", "content": "Hello!"}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["choices"][0]["message"]["content"], "Arr, matey!", "{reply}");
+    // The server got the Character's prompt, not just the client's message.
+    let sent = seen.lock().unwrap().clone();
+    assert!(sent.contains("Ada Lovelace") && sent.contains("Hello!"), "{sent}");
+    // Plain-text completion needs the local model: said, not attempted.
+    let status = client
+        .post(format!("http://{}/v1/completions", server.address))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"model": "stub-7b", "prompt": "Once"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 400);
+    server.stop().await;
+}

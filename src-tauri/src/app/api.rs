@@ -251,9 +251,15 @@ impl Troupe {
                  /v1/completions continues plain text with the loaded model"
             )));
         }
+        let engine = self.engine.engine()?;
+        if !engine.completes_text() {
+            return Err(ApiError::Invalid(
+                "the engine in use (a server) continues chats only: use /v1/chat/completions"
+                    .into(),
+            ));
+        }
         let _place = self.api_enter()?;
         let _turn = self.api_turn(cancel).await?;
-        let engine = self.engine.engine()?;
         let mut sampling = adjusted(sampling(settings), adjust);
         sampling.stop = adjust.stop.clone();
         let prompt_tokens = engine.count_tokens(&prompt).await?;

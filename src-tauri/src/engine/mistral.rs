@@ -572,6 +572,10 @@ impl Engine for MistralEngine {
         rx
     }
 
+    fn completes_text(&self) -> bool {
+        true
+    }
+
     fn complete(&self, prompt: String, sampling: Sampling) -> Generation {
         self.complete_text(prompt, sampling)
     }

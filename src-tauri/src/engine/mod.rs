@@ -144,8 +144,12 @@ pub trait Engine: Send + Sync {
     }
     /// Starts a reply. Must be called inside a tokio runtime.
     fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Generation;
+    /// Whether `complete` works.
+    fn completes_text(&self) -> bool {
+        false
+    }
     /// Continues plain text, no chat template (the local API's `/v1/completions`). Backends
-    /// that cannot fail at once.
+    /// that cannot (`completes_text` false) fail at once.
     fn complete(&self, prompt: String, sampling: Sampling) -> Generation {
         let _ = (prompt, sampling);
         let (tx, rx) = mpsc::channel(1);
