@@ -392,10 +392,16 @@ async fn the_local_api_answers_through_the_remote_engine() {
         .json()
         .await
         .unwrap();
-    assert_eq!(reply["choices"][0]["message"]["content"], "Arr, matey!", "{reply}");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"], "Arr, matey!",
+        "{reply}"
+    );
     // The server got the Character's prompt, not just the client's message.
     let sent = seen.lock().unwrap().clone();
-    assert!(sent.contains("Ada Lovelace") && sent.contains("Hello!"), "{sent}");
+    assert!(
+        sent.contains("Ada Lovelace") && sent.contains("Hello!"),
+        "{sent}"
+    );
     // Plain-text completion needs the local model: said, not attempted.
     let status = client
         .post(format!("http://{}/v1/completions", server.address))

@@ -770,6 +770,57 @@ def main():
         check("search finds a message and opens its conversation there (and the CLI finds it too)",
               search_opens_the_conversation_at_the_hit)
 
+        def the_local_api_writes_into_the_open_conversation():
+            sid = open_session_id()
+            n = len(messages(wd))
+            wd.click("[data-testid=open-settings]")
+            wd.click("[data-testid=tab-api]")
+            wd.wait("the local API's switch", lambda: wd.find("[data-testid=api-running]"))
+            assert not wd.js("return document.querySelector('[data-testid=api-running]').checked")
+            port = free_port()
+            wd.js("const i = document.querySelector('[data-testid=api-port]'); i.value = arguments[0];"
+                  "i.dispatchEvent(new Event('input', {bubbles: true}));", str(port))
+            wd.click("[data-testid=api-running]")
+            address = wd.wait("the address", lambda: wd.js(
+                "const a = document.querySelector('[data-testid=api-address]'); return a && a.textContent"))
+            assert address == f"http://127.0.0.1:{port}/v1", address
+            key = wd.js("return document.querySelector('[data-testid=api-key]').value")
+            assert key.startswith("troupe-") and len(key) > 40, key
+            wd.screenshot("local-api.png")
+            wd.click("[data-testid=settings-cancel]")
+            with open(os.path.join(data, "settings.json")) as f:
+                assert json.load(f)["api"]["key"] == key
+            # A script, bound to the conversation the window shows.
+            body = json.dumps({"model": "troupe/sherlock-holmes", "max_tokens": 32,
+                               "messages": [{"role": "user", "content": "A script says hello, Mr Holmes."}],
+                               "troupe": {"session": sid}}).encode()
+            req = urllib.request.Request(f"{address}/chat/completions", data=body, method="POST", headers={
+                "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=120) as r:
+                reply = json.loads(r.read())["choices"][0]["message"]["content"]
+            assert reply.strip(), reply
+            shown = wd.wait("the exchange in the window", lambda: (
+                lambda m: len(m) >= n + 2 and m[-1]["status"] == "complete" and m)(messages(wd)), timeout=30)
+            assert shown[-2]["text"] == "A script says hello, Mr Holmes.", shown[-2]
+            assert shown[-1]["text"].strip() == reply.strip(), (shown[-1], reply)
+            wd.screenshot("local-api-chat.png")
+            # Without the key, or with the old one after a new key, it is refused.
+            wd.click("[data-testid=open-settings]")
+            wd.click("[data-testid=tab-api]")
+            wd.wait("the key", lambda: wd.find("[data-testid=api-key-new]"))
+            wd.click("[data-testid=api-key-new]")
+            wd.wait("a new key", lambda: wd.js("return document.querySelector('[data-testid=api-key]').value") != key)
+            try:
+                urllib.request.urlopen(req, timeout=30)
+                raise AssertionError("the old key still works")
+            except urllib.error.HTTPError as e:
+                assert e.code == 401, e.code
+            wd.click("[data-testid=api-running]")
+            wd.wait("the API off", lambda: not wd.find("[data-testid=api-address]"))
+            wd.click("[data-testid=settings-cancel]")
+        check("Settings → Local API: turned on, a script writes into the open conversation and the window shows it",
+              the_local_api_writes_into_the_open_conversation)
+
         def persona_companionship_memory_and_interview():
             wd.click("[data-testid=back]")
             wd.click("[data-testid=character-card][data-id=walt-okafor]")

@@ -20,7 +20,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{sampling, sampling_at, SamplingScope, Troupe};
+use super::{sampling_at, SamplingScope, Troupe};
 use crate::characters::Scenario;
 use crate::conversation::detached::{self, Conversation};
 use crate::conversation::{prompt, Cancel, ReplyStats, TurnError, TurnEvent};
@@ -226,7 +226,13 @@ impl Troupe {
                 }
             },
             None => {
-                let sampling = adjusted(sampling(settings), &request.sampling);
+                // The raw model stops where its template or the client says, not at Troupe's
+                // name labels.
+                let raw = Sampling {
+                    stop: Vec::new(),
+                    ..settings.sampling.clone()
+                };
+                let sampling = adjusted(raw, &request.sampling);
                 let engine = self.engine.engine()?;
                 let prompt_tokens = fits(engine.as_ref(), &request.messages, &sampling).await?;
                 let generation = engine.generate(request.messages, sampling);
@@ -260,8 +266,11 @@ impl Troupe {
         }
         let _place = self.api_enter()?;
         let _turn = self.api_turn(cancel).await?;
-        let mut sampling = adjusted(sampling(settings), adjust);
-        sampling.stop = adjust.stop.clone();
+        let raw = Sampling {
+            stop: Vec::new(),
+            ..settings.sampling.clone()
+        };
+        let sampling = adjusted(raw, adjust);
         let prompt_tokens = engine.count_tokens(&prompt).await?;
         let room = engine
             .info()
@@ -419,14 +428,15 @@ impl Troupe {
                 session_id,
                 &text,
                 &|s| adjusted(s, &adjust),
-                &mut |e| {
-                    if let TurnEvent::Text(t) = e {
-                        on_text(&t)
-                    }
+                &mut |e| match e {
+                    TurnEvent::Text(t) => on_text(&t),
+                    TurnEvent::Started { .. } => self.activity.changed.announce(session_id),
+                    TurnEvent::Rewriting { .. } => {}
                 },
             )
             .await;
         stop.abort();
+        self.activity.changed.announce(session_id);
         let engine = self.engine.engine()?;
         let (reply, stats, failure) = match sent {
             Ok((reply, stats)) => (reply, stats, None),

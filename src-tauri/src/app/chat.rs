@@ -38,6 +38,23 @@ pub(crate) struct Activity {
     summarising: Mutex<HashMap<i64, Cancel>>,
     /// Held by a running Character warm-up.
     character_warming: Arc<tokio::sync::Mutex<()>>,
+    /// Sessions another front end wrote to (the local API), for a window that shows them.
+    pub(super) changed: Changed,
+}
+
+/// Announces a Session written by someone other than the window (`Troupe::watch_sessions`).
+pub(crate) struct Changed(tokio::sync::broadcast::Sender<i64>);
+
+impl Default for Changed {
+    fn default() -> Self {
+        Changed(tokio::sync::broadcast::channel(64).0)
+    }
+}
+
+impl Changed {
+    pub(super) fn announce(&self, session_id: i64) {
+        let _ = self.0.send(session_id); // nobody listening is fine
+    }
 }
 
 /// Which way an existing reply is written again.
@@ -119,6 +136,12 @@ impl Troupe {
                     .await
             }
         }
+    }
+
+    /// The Sessions the local API writes to, as it writes (when its message is stored, and when
+    /// the reply ends), for a window that shows one of them.
+    pub fn watch_sessions(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.activity.changed.0.subscribe()
     }
 
     /// The Stop button: ends the reply being written in `session_id`, keeping what was said.

@@ -81,13 +81,10 @@ pub async fn serve(troupe: &Troupe, model: Option<PathBuf>, args: ServeArgs) -> 
 
 /// The key the window shows; made and saved now when there is none yet.
 fn window_key(troupe: &Troupe, api: &mut ApiSettings) -> anyhow::Result<String> {
-    if let Some(k) = api.key.clone().filter(|k| !k.trim().is_empty()) {
-        return Ok(k);
+    if api.ensure_key() {
+        troupe
+            .save_api_settings(api)
+            .context("cannot save the new API key in the settings")?;
     }
-    let key = ApiSettings::new_key();
-    api.key = Some(key.clone());
-    troupe
-        .save_api_settings(api)
-        .context("cannot save the new API key in the settings")?;
-    Ok(key)
+    Ok(api.key.clone().unwrap_or_default())
 }

@@ -4,7 +4,8 @@
 //! settings store (tauri-plugin-store, the same `settings.json` the CLI reads), serves avatar
 //! files over the `avatar://` protocol, starts loading the model in the background and hands
 //! the window its commands (`commands`, by area as in `ui/src/api/`: `characters`,
-//! `conversation`, `engine`, `backups`, `eval`; their wire types in `json`). The model's status goes to the window
+//! `conversation`, `engine`, `backups`, `eval`, `server` — the local API, which runs in this
+//! process; their wire types in `json`). The model's status goes to the window
 //! as the app-wide event `engine://status`; replies stream over a per-call
 //! `tauri::ipc::Channel`. A command translates, calls `app::Troupe` and translates back; what
 //! runs when (one reply per Session, warm-ups, summaries) is `app`'s business.
@@ -18,6 +19,7 @@ pub mod commands {
     pub mod engine;
     pub mod eval;
     pub mod ratings;
+    pub mod server;
 }
 pub mod json;
 
@@ -43,6 +45,29 @@ pub struct AppState {
     cancel_eval: std::sync::Mutex<Option<crate::app::Cancel>>,
     /// The Stop button of the form the model is writing in the editor.
     cancel_form: std::sync::Mutex<Option<crate::app::Cancel>>,
+    /// The local API, while it runs in this process (Settings → Local API).
+    local_api: tokio::sync::Mutex<LocalApiState>,
+}
+
+/// The local API's server, or why it did not start.
+#[derive(Default)]
+pub(crate) struct LocalApiState {
+    server: Option<crate::server::Server>,
+    error: Option<String>,
+}
+
+impl LocalApiState {
+    /// Where clients call it while it runs.
+    fn address(&self) -> Option<String> {
+        let a = self.server.as_ref()?.address;
+        // Listening everywhere: this computer's own name for it is what a local client uses.
+        let host = if a.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            a.ip().to_string()
+        };
+        Some(format!("http://{host}:{}/v1", a.port()))
+    }
 }
 
 impl AppState {
@@ -80,6 +105,7 @@ pub fn run(model_override: Option<PathBuf>) {
             evaluating: Default::default(),
             cancel_eval: Default::default(),
             cancel_form: Default::default(),
+            local_api: Default::default(),
         })
         .setup(move |app| {
             // Open the store at the shared absolute path before anything reads settings.
@@ -88,8 +114,12 @@ pub fn run(model_override: Option<PathBuf>) {
             let state = app.state::<AppState>();
             if let Ok(troupe) = &state.troupe {
                 forward_engine_status(&handle, troupe);
+                forward_session_changes(&handle, troupe);
                 let settings = load_settings(&handle);
                 daily_upkeep(troupe, settings.backups);
+                if settings.api.start_with_troupe {
+                    start_local_api(&handle);
+                }
                 start_engine(troupe, settings, state.model_override.clone());
             }
             Ok(())
@@ -182,6 +212,9 @@ fn commands() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
         commands::engine::model_catalog,
         commands::engine::install_catalog_model,
         commands::engine::open_link,
+        commands::server::local_api,
+        commands::server::set_local_api,
+        commands::server::new_local_api_key,
     ]
 }
 
@@ -195,6 +228,24 @@ fn start_engine(troupe: &Troupe, settings: Settings, model_override: Option<Path
             .await
         {
             tracing::warn!("engine not started: {e}");
+        }
+    });
+}
+
+/// "Start with Troupe": the local API serves from the window's start (requests wait with 503
+/// until the model is loaded).
+fn start_local_api(app: &tauri::AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut api = load_settings(&app).api;
+        if api.ensure_key() {
+            let mut settings = load_settings(&app);
+            settings.api = api.clone();
+            let _ = save_settings(&app, &settings);
+        }
+        let state = app.state::<AppState>();
+        if let Err(e) = commands::server::apply(&app, &state, Some(api)).await {
+            tracing::warn!("the local API did not start: {}", e.message);
         }
     });
 }
@@ -220,6 +271,24 @@ fn forward_engine_status(app: &tauri::AppHandle, troupe: &Troupe) {
     });
 }
 
+/// `session://changed` with a Session's id when the local API writes to it, so a window
+/// showing it reloads.
+fn forward_session_changes(app: &tauri::AppHandle, troupe: &Troupe) {
+    let mut rx = troupe.watch_sessions();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(id) => {
+                    let _ = app.emit("session://changed", id);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+    });
+}
+
 fn settings_store(
     app: &tauri::AppHandle,
 ) -> Result<std::sync::Arc<tauri_plugin_store::Store<tauri::Wry>>, String> {
@@ -241,7 +310,7 @@ pub(crate) fn load_settings(app: &tauri::AppHandle) -> Settings {
     }
 }
 
-fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
+pub(crate) fn save_settings(app: &tauri::AppHandle, settings: &Settings) -> Result<(), String> {
     let store = settings_store(app)?;
     // Keys the CLI wrote meanwhile, and keys a newer build knows, are kept: only ours change.
     let _ = store.reload();

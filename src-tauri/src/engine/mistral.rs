@@ -553,10 +553,8 @@ impl Engine for MistralEngine {
                         }
                     }
                     Some(Response::Done(done)) => {
-                        let reason = match done.choices.first().map(|c| c.finish_reason.as_str()) {
-                            Some("length") => FinishReason::Length,
-                            _ => FinishReason::Stop,
-                        };
+                        let reason =
+                            ended_by(done.choices.first().map(|c| c.finish_reason.as_str()));
                         finished(reason, Some(done.usage), first_token, n_chunks, started)
                     }
                     Some(Response::ModelError(msg, _)) => EngineEvent::Failed(msg),
@@ -649,10 +647,8 @@ impl MistralEngine {
                         finished(reason, None, first_token, n_chunks, started)
                     }
                     Some(Response::CompletionDone(done)) => {
-                        let reason = match done.choices.first().map(|c| c.finish_reason.as_str()) {
-                            Some("length") => FinishReason::Length,
-                            _ => FinishReason::Stop,
-                        };
+                        let reason =
+                            ended_by(done.choices.first().map(|c| c.finish_reason.as_str()));
                         finished(reason, Some(done.usage), first_token, n_chunks, started)
                     }
                     Some(Response::CompletionModelError(msg, _)) => EngineEvent::Failed(msg),
@@ -707,6 +703,14 @@ impl CustomLogitsProcessor for Pick {
             None => v,
         };
         Tensor::from_vec(out, logits.shape(), logits.device())?.to_dtype(logits.dtype())
+    }
+}
+
+/// mistral.rs's finish reason in our terms: "length" ran out of tokens, anything else ended.
+fn ended_by(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
     }
 }
 

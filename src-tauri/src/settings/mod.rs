@@ -155,6 +155,16 @@ impl Default for ApiSettings {
 }
 
 impl ApiSettings {
+    /// Makes the key when there is none yet (the first time the API is turned on); true when
+    /// it did, so the caller saves it.
+    pub fn ensure_key(&mut self) -> bool {
+        if self.key.as_deref().is_some_and(|k| !k.trim().is_empty()) {
+            return false;
+        }
+        self.key = Some(ApiSettings::new_key());
+        true
+    }
+
     /// A fresh key: "troupe-" and 48 hex digits (192 bits) from the operating system's random
     /// source, drawn through the standard library's hasher keys (no extra dependency).
     pub fn new_key() -> String {

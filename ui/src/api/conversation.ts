@@ -1,10 +1,12 @@
-import { call, stream } from './ipc';
+import { call, on, stream } from './ipc';
 import type { Memory, Message, Persona, PromptRecord, Scenario, SearchHit, Session, StreamEvent } from './types';
 
 export const listSessions = (characterId: string) => call<Session[]>('list_sessions', { characterId });
 export const createSession = (characterId: string, scenario: Scenario, personaId: number | null = null) =>
   call<Session>('create_session', { characterId, scenario, personaId });
 export const listMessages = (sessionId: number) => call<Message[]>('list_messages', { sessionId });
+/** A Session written by another program through the local API (its id); resolves to the unlisten. */
+export const onSessionChanged = (handler: (sessionId: number) => void) => on<number>('session://changed', handler);
 /** The newest `limit` messages of a session, oldest first: what opening it shows. */
 export const recentMessages = (sessionId: number, limit: number) =>
   call<Message[]>('recent_messages', { sessionId, limit });

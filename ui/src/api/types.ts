@@ -373,3 +373,23 @@ export type ArenaPicked = { choice: string, a: string, b: string, };
 export type ArenaTally = { n: number, win: number, tie: number, lose: number, bothBad: number, winLow: number, winHigh: number, loseLow: number, loseHigh: number, };
 
 export type ArenaPair = { first: string, second: string, overall: ArenaTally, cells: { [key in string]: ArenaTally }, };
+
+export type LocalApi = { 
+/**
+ * Serving now.
+ */
+running: boolean, 
+/**
+ * Where clients call it, e.g. "http://127.0.0.1:7337/v1", while it runs.
+ */
+address: string | null, port: number, 
+/**
+ * The Bearer key clients send (empty until the API is first turned on).
+ */
+key: string, network: boolean, startWithTroupe: boolean, origins: Array<string>, 
+/**
+ * Why it is not running when it should (a port in use).
+ */
+error: string | null, };
+
+export type LocalApiChange = { running: boolean, port: number, network: boolean, startWithTroupe: boolean, origins: Array<string>, };

@@ -271,6 +271,8 @@ impl SettingsJson {
                 l @ ("en" | "zh-CN") => l.to_string(),
                 _ => String::new(),
             },
+            // Settings → Local API saves on its own (`commands::server`).
+            api: current.api.clone(),
         }
     }
 }

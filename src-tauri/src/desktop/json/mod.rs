@@ -14,6 +14,7 @@ mod conversation;
 mod engine;
 mod eval;
 mod ratings;
+mod server;
 
 pub use arena::*;
 pub use backups::*;
@@ -22,6 +23,7 @@ pub use conversation::*;
 pub use engine::*;
 pub use eval::*;
 pub use ratings::*;
+pub use server::*;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -288,6 +290,8 @@ pub fn typescript() -> String {
         ArenaPicked::decl(&cfg),
         ArenaTally::decl(&cfg),
         ArenaPair::decl(&cfg),
+        LocalApi::decl(&cfg),
+        LocalApiChange::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
