@@ -548,7 +548,9 @@ fn a_migration_is_preceded_by_a_snapshot_of_the_old_database() {
     let conn = rusqlite::Connection::open(dir.path().join("troupe.db")).unwrap();
     conn.execute_batch(
         "DROP TABLE eval_runs; DROP TABLE deleted; DROP TABLE ratings; DROP TABLE thumbs;
-         DROP TABLE arena_turns;
+         DROP TABLE arena_turns; DROP TABLE session_members; DROP TABLE session_presence;
+         ALTER TABLE sessions DROP COLUMN group_name; ALTER TABLE sessions DROP COLUMN strategy;
+         ALTER TABLE messages DROP COLUMN speaker_id;
          PRAGMA user_version = 5;",
     )
     .unwrap();

@@ -431,7 +431,9 @@ impl Troupe {
                 &mut |e| match e {
                     TurnEvent::Text(t) => on_text(&t),
                     TurnEvent::Started { .. } => self.activity.changed.announce(session_id),
-                    TurnEvent::Rewriting { .. } => {}
+                    TurnEvent::Rewriting { .. }
+                    | TurnEvent::Said { .. }
+                    | TurnEvent::Speaking { .. } => {}
                 },
             )
             .await;

@@ -90,6 +90,14 @@ impl Troupe {
         adjust: &(dyn Fn(Sampling) -> Sampling + Sync),
         on_event: &mut (dyn FnMut(TurnEvent) + Send),
     ) -> Result<(Message, ReplyStats), TurnError> {
+        if self.store.group(session_id)?.is_some() {
+            // A group answers by its strategy; the last reply stands for the round.
+            let spoken = self
+                .group_send(settings, session_id, Some(text), None, on_event)
+                .await?;
+            let last = spoken.into_iter().last().ok_or(TurnError::NoSpeaker)?;
+            return Ok((last.reply, last.stats));
+        }
         let engine = self.engine.engine()?;
         let sampling = adjust(sampling_for_session(&self.store, settings, session_id)?);
         let (cancel, _running) = self.activity.start_reply(session_id)?;
@@ -184,6 +192,9 @@ impl Troupe {
         session_id: i64,
     ) -> Result<Option<impl Future<Output = ()> + Send + 'static>, TurnError> {
         let engine = self.engine.engine()?;
+        if self.store.group(session_id)?.is_some() {
+            return Ok(None); // each member's prompt differs; the speaker is not known yet
+        }
         let n_messages = self.store.get_session(session_id)?.n_messages;
         if !self.activity.should_warm(session_id, n_messages) {
             return Ok(None);

@@ -262,6 +262,13 @@ impl Troupe {
         session_id: i64,
         message: Option<&str>,
     ) -> Result<PromptRecord, TurnError> {
+        if self.store.group(session_id)?.is_some() {
+            // In a group every member's prompt differs: the host's stands for it.
+            let host = self.store.get_session(session_id)?.character_id;
+            return self
+                .group_prompt(settings, session_id, &host, message)
+                .await;
+        }
         let engine = self.engine.engine()?;
         let sampling = super::sampling_for_session(&self.store, settings, session_id)?;
         let ctx = context(&self.store, session_id)?;

@@ -8,7 +8,8 @@
 //! operations are grouped by concept: `library` (reading and keeping Characters, Sessions,
 //! Messages, Memories, Personas), `editing` (the editor's save, duplicates, the trash), `cards`
 //! (import and export), `sessions` (starting one), `eval` (measuring Characters), `chat` (replies
-//! and the work around them), `api` (the local API: Characters as models, its queue),
+//! and the work around them), `groups` (several Characters in one Session), `api` (the local
+//! API: Characters as models, its queue),
 //! `sampling`, and below (`start_engine`, `models`) the engine.
 //!
 //! The vocabulary the front ends speak, the core's own types, is re-exported here, so a front
@@ -21,6 +22,7 @@ mod cards;
 mod chat;
 mod editing;
 mod eval;
+mod groups;
 mod library;
 mod models;
 mod ratings;
@@ -38,6 +40,7 @@ pub use cards::{CardError, CardFormat, Imported};
 pub use chat::Rewrite;
 pub use editing::{AvatarChange, EditError};
 pub use eval::{differences, Difference, EvalError, EvalRequest, Evaluation, KeptRun};
+pub use groups::GroupError;
 pub use library::{Error, Preview};
 pub use models::CatalogModel;
 pub use ratings::{scores, RateError, METRICS};
@@ -57,6 +60,7 @@ pub mod vocabulary {
     };
     pub use crate::conversation::assemble::CONTEXT_CAP;
     pub use crate::conversation::forms::FormError;
+    pub use crate::conversation::group::Spoken;
     pub use crate::conversation::prompt::PromptRecord;
     pub use crate::conversation::{ReplyStats, TurnError, TurnEvent};
     pub use crate::engine::download::{Error as DownloadError, Progress as DownloadProgress};
@@ -72,9 +76,9 @@ pub mod vocabulary {
         Theme, OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{
-        Averages as RatingAverages, CharacterSummary, Counts, Error as StoreError, Memory,
-        MemoryKind, MergeReport, Message, MessageStatus, Persona, Rating, Role, Scores, SearchHit,
-        Session, Undone,
+        Averages as RatingAverages, CharacterSummary, Counts, Error as StoreError, Group,
+        Member as GroupMember, Memory, MemoryKind, MergeReport, Message, MessageStatus, Persona,
+        Rating, Role, Scores, SearchHit, Session, Strategy, Undone,
     };
 }
 

@@ -488,6 +488,28 @@ impl Character {
         }
     }
 
+    /// How readily the Character speaks unasked in a group, 0–1 (0.5 unless set). Kept where
+    /// SillyTavern keeps it, a card's `extensions.talkativeness` (a number or a numeric
+    /// string), so it travels with the card both ways.
+    pub fn talkativeness(&self) -> f64 {
+        let v = self.card.extensions.get("talkativeness");
+        v.and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .filter(|t: &f64| t.is_finite())
+            .map_or(0.5, |t| t.clamp(0.0, 1.0))
+    }
+
+    /// Sets `talkativeness` (clamped to 0–1).
+    pub fn set_talkativeness(&mut self, t: f64) {
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        self.card
+            .extensions
+            .insert("talkativeness".into(), serde_json::json!(t));
+    }
+
     /// The first message of a new Session in `scenario`, with the card macros filled in.
     pub fn greeting(&self, scenario: Scenario) -> Option<String> {
         self.greetings

@@ -28,6 +28,7 @@ pub async fn chat(
     model: Option<PathBuf>,
     to: Target,
     message: &str,
+    speaker: Option<&str>,
 ) -> anyhow::Result<()> {
     if message.trim().is_empty() {
         bail!("the message is empty: nothing sent");
@@ -42,6 +43,15 @@ pub async fn chat(
     );
     let settings = troupe.settings();
     troupe.start_engine(&settings, model.as_deref()).await?;
+    if troupe.group(session.id)?.is_some() {
+        return super::groups::chat(troupe, &settings, session.id, message, speaker).await;
+    }
+    if speaker.is_some() {
+        bail!(
+            "--as picks a speaker in a group; session {} has one character",
+            session.id
+        );
+    }
 
     // Ctrl+C stops the reply (and a summary after it), keeping what was said.
     let cancel = Cancel::new();
@@ -59,7 +69,10 @@ pub async fn chat(
             TurnEvent::Started { dropped, .. } if dropped > 0 => {
                 eprintln!("[{dropped} older messages did not fit the context and were left out]")
             }
-            TurnEvent::Started { .. } | TurnEvent::Rewriting { .. } => {}
+            TurnEvent::Started { .. }
+            | TurnEvent::Rewriting { .. }
+            | TurnEvent::Said { .. }
+            | TurnEvent::Speaking { .. } => {}
             TurnEvent::Text(t) => {
                 let _ = stdout.write_all(t.as_bytes());
                 let _ = stdout.flush();

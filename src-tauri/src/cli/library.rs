@@ -123,10 +123,14 @@ pub async fn prompt(
     model: Option<PathBuf>,
     session: i64,
     message: Option<&str>,
+    speaker: Option<&str>,
 ) -> anyhow::Result<()> {
     let settings = troupe.settings();
     troupe.start_engine(&settings, model.as_deref()).await?;
-    let r = troupe.next_prompt(&settings, session, message).await?;
+    let r = match speaker {
+        Some(s) => troupe.group_prompt(&settings, session, s, message).await?,
+        None => troupe.next_prompt(&settings, session, message).await?,
+    };
     let mut out = std::io::stdout().lock();
     for s in &r.sections {
         writeln!(out, "=== {} · {} tokens", s.name, s.tokens)?;

@@ -19,6 +19,7 @@ mod cards;
 mod chat;
 mod eval;
 pub use eval::EvalArgs;
+mod groups;
 mod library;
 mod models;
 mod ratings;
@@ -103,6 +104,9 @@ pub enum Command {
         /// Who you are in a new session: a persona's name or id (see `troupe personas`).
         #[arg(long)]
         persona: Option<String>,
+        /// In a group: the member who answers (id or name), instead of the group's strategy.
+        #[arg(long = "as", value_name = "CHARACTER")]
+        speaker: Option<String>,
         /// The message.
         message: String,
     },
@@ -114,6 +118,15 @@ pub enum Command {
         /// The message to assemble it for (default: none, the prompt up to the history).
         #[arg(long)]
         message: Option<String>,
+        /// In a group: the member whose prompt to show.
+        #[arg(long = "as", value_name = "CHARACTER")]
+        speaker: Option<String>,
+    },
+    /// Group chats: several characters in one session (`group new --characters a,b,c`), who is
+    /// in it, joining, leaving, muting, and letting them talk.
+    Group {
+        #[command(subcommand)]
+        action: groups::GroupAction,
     },
     /// Search every message (full text; all words must match; `word*` matches a prefix).
     /// Prints: session id, message id, character, and the text around the match.
@@ -256,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             new,
             scenario,
             persona,
+            speaker,
             message,
         } => {
             let to = chat::Target {
@@ -265,11 +279,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 scenario,
                 persona,
             };
-            chat::chat(&troupe, model, to, &message).await
+            chat::chat(&troupe, model, to, &message, speaker.as_deref()).await
         }
-        Command::Prompt { session, message } => {
-            library::prompt(&troupe, model, session, message.as_deref()).await
+        Command::Prompt {
+            session,
+            message,
+            speaker,
+        } => {
+            library::prompt(
+                &troupe,
+                model,
+                session,
+                message.as_deref(),
+                speaker.as_deref(),
+            )
+            .await
         }
+        Command::Group { action } => groups::group(&troupe, model, action).await,
         Command::Search { query, limit } => library::search(&troupe, &query, limit),
         Command::Personas {
             add,

@@ -135,10 +135,12 @@ async fn gather(engine: &dyn Engine, ctx: &Context) -> Result<Pieces, TurnError>
     let c = &ctx.character;
     let user = &ctx.user;
     let constant = lore::constant(c);
-    let system = ChatMessage::new(
-        ChatRole::System,
-        prompt::system_prompt_for(c, ctx.session.scenario, user, &constant),
-    );
+    let mut system = prompt::system_prompt_for(c, ctx.session.scenario, user, &constant);
+    if let Some(cast) = &ctx.cast {
+        system.push_str("\n\n");
+        system.push_str(cast);
+    }
+    let system = ChatMessage::new(ChatRole::System, system);
     let examples = prompt::examples(c, user).map(|e| ChatMessage::new(ChatRole::System, e));
     let history = prompt::history(&ctx.messages);
     let stored_index: Vec<usize> = ctx

@@ -14,6 +14,9 @@ pub struct Context {
     /// The stored messages, oldest first.
     pub messages: Vec<Message>,
     pub memories: Vec<store::Memory>,
+    /// In a group, who else is in the room and how to write (`group::speaker_context`); it
+    /// closes the system prompt.
+    pub cast: Option<String>,
 }
 
 /// Reads a Session's `Context`.
@@ -29,6 +32,7 @@ pub fn context(store: &Store, session_id: i64) -> Result<Context, TurnError> {
         },
         messages: store.list_messages(session_id)?,
         memories: store.memories_for_session(session_id)?,
+        cast: None,
         session,
     })
 }

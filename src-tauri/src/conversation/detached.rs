@@ -117,6 +117,7 @@ fn context(c: Conversation) -> Result<(Context, String), TurnError> {
         user: c.user,
         messages: history,
         memories,
+        cast: None,
     };
     Ok((ctx, newest))
 }

@@ -24,6 +24,9 @@ pub enum TurnError {
     /// Regenerate or continue asked of a message that is not the conversation's last reply.
     #[error("{0}")]
     NotAReply(String),
+    /// A group has nobody to answer: every member is muted, away or in the trash.
+    #[error("nobody in this group can answer: every member is muted, has left or is in the trash; unmute one or ask one by name")]
+    NoSpeaker,
     /// The engine failed after the reply began; the partial reply is stored as interrupted.
     #[error("the reply stopped early: {reason}")]
     Failed { reply: Message, reason: String },

@@ -7,7 +7,8 @@
 //! committed before it is shown, closed `complete` or `interrupted`), `tidy` (model text made
 //! presentable: stop strings, name labels, cut-off sentences, titles), `memory` (rolling summary,
 //! facts), `lore` (lorebook activation), `forms` (profile retellings), `naive` (the paper's
-//! baseline prompt, which only the evaluation uses), `detached` (a reply to a conversation the
+//! baseline prompt, which only the evaluation uses), `group` (several Characters in one
+//! Session: who speaks next, each speaker's prompt, the round), `detached` (a reply to a conversation the
 //! caller holds, nothing stored: the local API's stateless requests), `cancel` and `error`
 //! (shared by the turn and the summary, so neither imports the other).
 //!
@@ -21,6 +22,7 @@ pub mod context;
 pub mod detached;
 mod error;
 pub mod forms;
+pub mod group;
 pub mod lore;
 pub mod memory;
 mod naive;
@@ -33,9 +35,10 @@ pub mod turn;
 
 pub use cancel::Cancel;
 pub use error::TurnError;
+pub use prompt::Prompting;
 pub use stream::{Detached, ReplyStats, TurnEvent};
 pub use turn::{
-    continue_reply, regenerate, regenerate_with, send, send_with, warm, warm_character, Prompting,
+    continue_reply, regenerate, regenerate_with, send, send_with, warm, warm_character,
 };
 
 /// Questions for an interview, drawn from the Character's experiences, achievements and

@@ -3,7 +3,7 @@
 //! tokenizer), so this module stays testable without a model.
 
 use crate::characters::{Character, ProfileForm};
-use crate::engine::{ChatMessage, ChatRole};
+use crate::engine::{ChatMessage, ChatRole, Sampling};
 use crate::store::{Message, Role};
 
 use crate::characters::Scenario;
@@ -574,4 +574,36 @@ mod tests {
             }
         );
     }
+}
+
+/// How a turn's prompt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompting {
+    /// Troupe's prompt engine (`assemble`): summary, memories, facts, a budgeted window.
+    Troupe,
+    /// The paper's baseline, for evaluation only (`naive`); it keeps no facts either.
+    Naive,
+}
+
+/// The prompt record kept with a reply (JSON): what the inspector shows, plus what wrote the
+/// reply and the messages exactly as the engine got them, for ratings and training data.
+pub(super) fn kept_record(
+    mut record: PromptRecord,
+    messages: &[ChatMessage],
+    model: &str,
+    prompting: Prompting,
+    sampling: &Sampling,
+) -> String {
+    record.model = model.to_string();
+    record.prompting = match prompting {
+        Prompting::Troupe => "troupe",
+        Prompting::Naive => "naive",
+    }
+    .into();
+    record.sampling = Some(Sampling {
+        stop: vec![],
+        ..sampling.clone()
+    });
+    record.messages = messages.to_vec();
+    serde_json::to_string(&record).expect("a record serialises")
 }

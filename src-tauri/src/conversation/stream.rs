@@ -25,6 +25,10 @@ pub enum TurnEvent {
     Rewriting { reply: Message },
     /// The next piece of the reply, already committed to the store.
     Text(String),
+    /// In a group: the person's Message is stored (the replies follow).
+    Said { user: Message },
+    /// In a group: `speaker` (a Character id) begins `reply`; the pieces that follow go into it.
+    Speaking { reply: Message, speaker: String },
 }
 
 /// Figures of one reply.

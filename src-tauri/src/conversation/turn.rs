@@ -12,18 +12,10 @@ use crate::store::{self, Message, MessageStatus, Role, Store};
 use super::assemble::{assemble, budget};
 use super::context::{context, Context};
 use super::naive::assemble_naive;
+use super::prompt::{kept_record, Prompting};
 use super::stream::{stream_reply, ReplyStats, TurnEvent};
 use super::tidy::title_from;
 use super::{memory, prompt, Cancel, TurnError};
-
-/// How a turn's prompt is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompting {
-    /// Troupe's prompt engine (`assemble`): summary, memories, facts, a budgeted window.
-    Troupe,
-    /// The paper's baseline, for evaluation only (`naive`); it keeps no facts either.
-    Naive,
-}
 
 /// Runs one turn of `session_id`: see the module doc. `now` gives unix milliseconds.
 /// Returns the stored reply and its figures.
@@ -50,29 +42,6 @@ pub async fn send(
         on_event,
     )
     .await
-}
-
-/// The prompt record kept with a reply (JSON): what the inspector shows, plus what wrote the
-/// reply and the messages exactly as the engine got them, for ratings and training data.
-fn kept_record(
-    mut record: prompt::PromptRecord,
-    messages: &[ChatMessage],
-    engine: &dyn Engine,
-    prompting: Prompting,
-    sampling: &Sampling,
-) -> String {
-    record.model = engine.info().name.clone();
-    record.prompting = match prompting {
-        Prompting::Troupe => "troupe",
-        Prompting::Naive => "naive",
-    }
-    .into();
-    record.sampling = Some(Sampling {
-        stop: vec![],
-        ..sampling.clone()
-    });
-    record.messages = messages.to_vec();
-    serde_json::to_string(&record).expect("a record serialises")
 }
 
 /// `send`, with the prompt made the way `prompting` says.
@@ -114,7 +83,13 @@ pub async fn send_with(
     )?;
     store.save_prompt_record(
         reply.id,
-        &kept_record(assembled.record, &messages, engine, prompting, sampling),
+        &kept_record(
+            assembled.record,
+            &messages,
+            &engine.info().name,
+            prompting,
+            sampling,
+        ),
     )?;
     // A new conversation is named after its first message.
     if ctx.session.title == ctx.session.scenario.label()
@@ -214,7 +189,7 @@ pub async fn regenerate_with(
         &kept_record(
             assembled.record,
             &assembled.messages,
-            engine,
+            &engine.info().name,
             prompting,
             &sampling,
         ),
@@ -290,7 +265,15 @@ fn last_reply(store: &Store, reply_id: i64) -> Result<(Context, usize), TurnErro
     let m = store
         .get_message(reply_id)?
         .ok_or(store::Error::MessageBusy(reply_id))?;
-    let ctx = context(store, m.session_id)?;
+    let mut ctx = context(store, m.session_id)?;
+    if store.group(m.session_id)?.is_some() {
+        // Written again by the member who wrote it, from what they were there for.
+        let speaker = store
+            .speakers(m.session_id)?
+            .remove(&reply_id)
+            .unwrap_or_else(|| ctx.session.character_id.clone());
+        ctx = super::group::speaker_context(store, m.session_id, &speaker)?;
+    }
     let at = ctx
         .messages
         .iter()

@@ -171,6 +171,18 @@ impl Store {
                     params![id, now],
                 )?;
             }
+            // A group it hosts moves to another member still in the library, so the group's
+            // history outlives it (the rest of the group's members decide when it goes).
+            tx.execute(
+                "UPDATE sessions SET character_id = (
+                     SELECT m.character_id FROM session_members m JOIN characters c ON c.id = m.character_id
+                     WHERE m.session_id = sessions.id AND m.character_id != ?1
+                     ORDER BY c.deleted_at IS NOT NULL, m.position LIMIT 1)
+                 WHERE character_id = ?1 AND EXISTS (
+                     SELECT 1 FROM session_members m JOIN characters c ON c.id = m.character_id
+                     WHERE m.session_id = sessions.id AND m.character_id != ?1)",
+                [id],
+            )?;
             tx.execute("DELETE FROM characters WHERE id = ?1", [id])?;
         }
         tx.commit()?;
@@ -189,6 +201,18 @@ impl Store {
     }
 
     /// One whole Character.
+    /// Whether the Character is in the trash (`CharacterNotFound` when it is gone for good).
+    pub fn in_trash(&self, id: &str) -> Result<bool> {
+        self.conn()
+            .query_row(
+                "SELECT deleted_at IS NOT NULL FROM characters WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| Error::CharacterNotFound(id.to_string()))
+    }
+
     /// Whether a Character with this id exists.
     pub fn has_character(&self, id: &str) -> Result<bool> {
         Ok(self

@@ -19,6 +19,7 @@ mod arena;
 mod backup;
 mod characters;
 mod eval_runs;
+mod groups;
 mod memories;
 mod merge;
 mod messages;
@@ -36,6 +37,7 @@ pub use arena::{ArenaResult, ArenaTurn};
 pub use backup::{pending_migrations, snapshot_file, Copied, Counts, KNOWN_SCHEMA};
 pub use characters::CharacterSummary;
 pub use eval_runs::EvalRun;
+pub use groups::{Group, Member, Strategy};
 pub use memories::{Memory, MemoryKind};
 pub use merge::MergeReport;
 pub use messages::{Message, MessageStatus, Role};
@@ -61,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_eval.sql"),
     include_str!("migrations/0008_ratings.sql"),
     include_str!("migrations/0009_arena.sql"),
+    include_str!("migrations/0010_groups.sql"),
 ];
 
 /// What went wrong in the store.

@@ -123,11 +123,13 @@ impl Store {
         Ok(())
     }
 
-    /// A Character's Sessions, most recently active first.
+    /// A Character's Sessions, the groups it is in among them, most recently active first.
     pub fn list_sessions(&self, character_id: &str) -> Result<Vec<Session>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&session_select(
-            "WHERE s.character_id = ?1 AND s.deleted_at IS NULL ORDER BY s.updated_at DESC, s.id DESC",
+            "WHERE (s.character_id = ?1
+                    OR s.id IN (SELECT session_id FROM session_members WHERE character_id = ?1))
+               AND s.deleted_at IS NULL ORDER BY s.updated_at DESC, s.id DESC",
         ))?;
         let rows = stmt.query_map([character_id], session_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -153,12 +155,17 @@ impl Store {
             params![source, now],
         )?;
         let id = tx.last_insert_rowid();
+        let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+            r.get(0)
+        })?;
         tx.execute(
-            "INSERT INTO messages (session_id, role, content, status, created_at)
-             SELECT ?1, role, content, CASE status WHEN 'streaming' THEN 'interrupted' ELSE status END, created_at
+            "INSERT INTO messages (session_id, role, content, status, created_at, speaker_id)
+             SELECT ?1, role, content, CASE status WHEN 'streaming' THEN 'interrupted' ELSE status END, created_at, speaker_id
              FROM messages WHERE session_id = ?2 AND id <= ?3 ORDER BY id",
             params![id, source, message_id],
         )?;
+        // A group's branch is a group: the same members, each present for the same messages.
+        super::groups::branch_group(&tx, source, id, before)?;
         tx.commit()?;
         drop(conn);
         self.get_session(id)

@@ -24,6 +24,7 @@ pub enum Undone {
 const MESSAGE_ROW: &str =
     "SELECT json_object('id', m.id, 'session_id', m.session_id, 'role', m.role,
         'content', m.content, 'status', m.status, 'created_at', m.created_at, 'swipes', m.swipes,
+        'speaker_id', m.speaker_id,
         'prompt', p.record, 'thumb', t.value, 'thumb_model', t.model, 'thumb_at', t.created_at,
         'arena', (SELECT json_group_array(json_object('id', a.id, 'a', a.a, 'b', a.b,
             'a_record', a.a_record, 'b_record', a.b_record, 'a_failed', a.a_failed,
@@ -165,9 +166,9 @@ fn restore_message(tx: &Transaction<'_>, row: &str) -> Result<Undone> {
     }
     let id = free_id(tx, "messages", field_i64(row, "id")?)?;
     tx.execute(
-        "INSERT INTO messages (id, session_id, role, content, status, created_at, swipes)
+        "INSERT INTO messages (id, session_id, role, content, status, created_at, swipes, speaker_id)
          SELECT ?2, j->>'session_id', j->>'role', j->>'content', j->>'status', j->>'created_at',
-                j->>'swipes'
+                j->>'swipes', j->>'speaker_id'
          FROM (SELECT ?1 AS j)",
         params![row, id],
     )?;

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "invalid_rating" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "no_speaker" | "invalid_rating" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -44,7 +44,7 @@ swipes: Array<string>, swipe: number, };
 
 export type ReplyStats = { replyTokens: number, firstTokenMs: number, tokensPerSecond: number, };
 
-export type StreamEvent = { "event": "started", "data": { user: Message, reply: Message, dropped: number, } } | { "event": "rewriting", "data": { reply: Message, } } | { "event": "text", "data": { text: string, } } | { "event": "finished", "data": { reply: Message, stats: ReplyStats | null, } };
+export type StreamEvent = { "event": "started", "data": { user: Message, reply: Message, dropped: number, } } | { "event": "rewriting", "data": { reply: Message, } } | { "event": "text", "data": { text: string, } } | { "event": "said", "data": { user: Message, } } | { "event": "speaking", "data": { reply: Message, speaker: string, } } | { "event": "finished", "data": { reply: Message, stats: ReplyStats | null, } };
 
 export type EngineStatus = { "state": "loading", model: string, } | { "state": "ready", model: string, device: string, contextLength: number, architecture: string, 
 /**

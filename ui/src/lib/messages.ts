@@ -589,6 +589,7 @@ export const messages = {
   'error.bad_backup': ['The backup could not be used; the library is as it was.', '无法使用该备份；资料库保持原样。'],
   'error.internal': ['Something went wrong.', '出了点问题。'],
   'error.stopped': ['Stopped.', '已停止。'],
+  'error.no_speaker': ['Nobody in this group can answer right now.', '这个群组里现在没有人能回答。'],
   'error.invalid_rating': ['The rating was not saved.', '评分没有保存。'],
 } satisfies Record<string, readonly [string, string]>;
 

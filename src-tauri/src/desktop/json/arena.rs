@@ -40,6 +40,8 @@ impl ArenaEvent {
                 side: side.into(),
                 text,
             }],
+            // Group rounds are not compared.
+            domain::TurnEvent::Said { .. } | domain::TurnEvent::Speaking { .. } => vec![],
         }
     }
 }

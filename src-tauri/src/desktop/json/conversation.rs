@@ -314,6 +314,10 @@ pub enum StreamEvent {
     Rewriting { reply: Message },
     /// More reply text (already saved).
     Text { text: String },
+    /// In a group: the person's message is stored; the members' replies follow.
+    Said { user: Message },
+    /// In a group: a member (`speaker`, a Character id) begins a reply.
+    Speaking { reply: Message, speaker: String },
     /// The reply is complete or was stopped.
     #[serde(rename_all = "camelCase")]
     Finished {
@@ -338,6 +342,11 @@ impl From<domain::TurnEvent> for StreamEvent {
                 reply: reply.into(),
             },
             domain::TurnEvent::Text(text) => StreamEvent::Text { text },
+            domain::TurnEvent::Said { user } => StreamEvent::Said { user: user.into() },
+            domain::TurnEvent::Speaking { reply, speaker } => StreamEvent::Speaking {
+                reply: reply.into(),
+                speaker,
+            },
         }
     }
 }

@@ -66,6 +66,8 @@ pub enum ErrorCode {
     BadBackup,
     /// The person pressed Stop; nothing was written or changed.
     Stopped,
+    /// Nobody in a group can answer: every member is muted, has left or is in the trash.
+    NoSpeaker,
     /// A rating is incomplete or out of range, or rates what cannot be rated; nothing changed.
     InvalidRating,
     /// Anything else.
@@ -181,6 +183,7 @@ impl From<TurnError> for ApiError {
             TurnError::Failed { .. } => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
             TurnError::NotAReply(_) => ApiError::new(ErrorCode::NotLastReply, e.to_string()),
             TurnError::Busy => ApiError::new(ErrorCode::Busy, e.to_string()),
+            TurnError::NoSpeaker => ApiError::new(ErrorCode::NoSpeaker, e.to_string()),
         }
     }
 }
