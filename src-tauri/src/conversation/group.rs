@@ -9,8 +9,8 @@
 //! - **Each speaker's prompt** (`speaker_context`): the speaker's own Character leads, so its
 //!   profile opens the system prompt byte for byte as in a one-Character Session (the prefix
 //!   cache serves it); then a cast line (who else is here, one line each); the history holds
-//!   only the messages the speaker was in the room for, every line not their own labelled with
-//!   its speaker's name (as the person's), their own lines as the assistant's. The summary
+//!   only the messages the speaker was in the room for: the person's lines as the user's, their
+//!   own as the assistant's, every other member's as the user's under that member's name. The summary
 //!   goes in only for a member who was there from the start. Stop strings for every other
 //!   name's label, so no member writes another's line.
 //! - **The turn** (`send`): the person's message (if any) stored, then each chosen speaker's
@@ -170,7 +170,6 @@ pub fn speaker_context(
     let presence = store.presence(session_id, speaker)?;
     let host = ctx.session.character_id.clone();
     let from_start = presence.first().is_some_and(|(after, _)| *after == 0) && presence.len() == 1;
-    let user_name = ctx.user.name.clone();
     ctx.messages = ctx
         .messages
         .into_iter()
@@ -180,11 +179,10 @@ pub fn speaker_context(
                 Role::User => None,
                 Role::Character => Some(speakers.get(&m.id).unwrap_or(&host).clone()),
             };
-            if by.as_deref() != Some(speaker) {
-                let label = match &by {
-                    None => user_name.clone(),
-                    Some(id) => names.get(id).cloned().unwrap_or_else(|| id.clone()),
-                };
+            // Another member's line comes as the user's, under that member's name; the
+            // person's own lines stay plain user turns, as in a one-Character Session.
+            if let Some(other) = by.filter(|id| id != speaker) {
+                let label = names.get(&other).cloned().unwrap_or(other);
                 m.role = Role::User;
                 m.content = format!("{label}: {}", m.content);
             }
@@ -257,9 +255,9 @@ fn cast_line(speaker: &Character, group: &Group, store: &Store, user: &prompt::U
         user.name.clone()
     };
     format!(
-        "This is a group conversation. With {name} and {person} here: {}. Every line of the \
-         conversation starts with the name of who said it. Write only {name}'s next reply, in \
-         {name}'s own voice, without a name label; never write a line for anyone else.",
+        "This is a group conversation. With {name} and {person} here: {}. Their lines start with \
+         their names. Write only {name}'s next reply, in {name}'s own voice, without a name \
+         label; never write a line for anyone else.",
         others.join("; ")
     )
 }
@@ -277,6 +275,9 @@ pub fn stops_for(
             s.stop.push(stop);
         }
     }
+    // Names come up in every line of a group: DRY must not make the model misspell them.
+    s.dry_names = names.to_vec();
+    s.dry_names.push(user.name.clone());
     for name in names.iter().filter(|n| n.as_str() != speaker_name) {
         for stop in [format!("\n{name}:"), format!("{name}:")] {
             if !s.stop.contains(&stop) {

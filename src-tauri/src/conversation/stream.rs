@@ -238,8 +238,11 @@ impl ReplyText {
 
     /// The text a streamed piece makes safe to show, if any.
     fn take(&mut self, piece: &str) -> Option<String> {
-        // Models often open with a space or newline; the reply starts at its first word.
-        let piece = if self.at_start {
+        // Models often open with a space or newline; the reply starts at its first word. Only
+        // before the first word: the spaces inside a held opening ("Leonardo da Vinci is…",
+        // which might have been a label) are the reply's.
+        let nothing_yet = self.lead.as_ref().is_none_or(|held| held.is_empty());
+        let piece = if self.at_start && nothing_yet {
             piece.trim_start()
         } else {
             piece

@@ -123,6 +123,25 @@ async fn a_reply_cut_off_by_the_token_limit_ends_at_its_last_sentence() {
 }
 
 #[tokio::test]
+async fn a_reply_that_opens_with_the_characters_name_keeps_its_spaces() {
+    // The opening is held while it could still be the "Name:" label; its spaces stay.
+    let (store, sid) = setup();
+    let name = builtin::all().remove(0).name;
+    let words: Vec<String> = name.split(' ').map(|w| format!(" {w}")).collect();
+    let mut pieces: Vec<&str> = words.iter().map(String::as_str).collect();
+    pieces.extend([" is", " here."]);
+    let engine = ScriptedEngine::new(&pieces, Duration::from_millis(1));
+    let (reply, _) = reply_to(&store, &engine, sid, "who?", 50).await.unwrap();
+    assert_eq!(reply.content, format!("{name} is here."));
+    // As a label it still goes.
+    pieces.truncate(words.len());
+    pieces.extend([":", " Hello."]);
+    let engine = ScriptedEngine::new(&pieces, Duration::from_millis(1));
+    let (reply, _) = reply_to(&store, &engine, sid, "hi", 50).await.unwrap();
+    assert_eq!(reply.content, "Hello.");
+}
+
+#[tokio::test]
 async fn stop_string_ends_the_reply_without_the_users_line() {
     let (store, sid) = setup();
     let engine = ScriptedEngine::new(&["Fine.", "\nUser:", " me too"], Duration::from_millis(1));

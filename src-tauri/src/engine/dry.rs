@@ -38,6 +38,17 @@ impl Breakers {
         Breakers(vocab.tokens.iter().enumerate().map(breaks).collect())
     }
 
+    /// These breakers and `tokens` too.
+    pub fn with(&self, tokens: &[u32]) -> Breakers {
+        let mut b = self.0.clone();
+        for &t in tokens {
+            if let Some(x) = b.get_mut(t as usize) {
+                *x = true;
+            }
+        }
+        Breakers(b)
+    }
+
     fn breaks(&self, token: u32) -> bool {
         self.0.get(token as usize).copied().unwrap_or(false)
     }

@@ -473,6 +473,7 @@ impl Engine for MistralEngine {
         let model = self.model.clone();
         let breakers = self.breakers.clone();
         tokio::spawn(async move {
+            let breakers = with_names(&model, breakers, &sampling.dry_names).await;
             // Our processor applies the repetition penalty over its window and picks the token
             // (sampling.rs); mistral.rs's own step, an argmax, takes it.
             let mut params = SamplingParams::neutral();
@@ -704,6 +705,26 @@ impl CustomLogitsProcessor for Pick {
         };
         Tensor::from_vec(out, logits.shape(), logits.device())?.to_dtype(logits.dtype())
     }
+}
+
+/// `breakers` with the tokens of `names` (as written alone and after a space), so DRY lets
+/// the model write a name it has seen many times in full (a group's labels).
+async fn with_names(model: &Model, breakers: Arc<Breakers>, names: &[String]) -> Arc<Breakers> {
+    if names.is_empty() {
+        return breakers;
+    }
+    let mut tokens = Vec::new();
+    for name in names {
+        for text in [name.clone(), format!(" {name}")] {
+            if let Ok(t) = model
+                .tokenize(Either::Right(text), None, false, false, None)
+                .await
+            {
+                tokens.extend(t);
+            }
+        }
+    }
+    Arc::new(breakers.with(&tokens))
 }
 
 /// mistral.rs's finish reason in our terms: "length" ran out of tokens, anything else ended.

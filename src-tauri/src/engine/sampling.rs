@@ -48,6 +48,10 @@ pub struct Sampling {
     /// Generation stops when the text contains one of these.
     #[serde(skip)]
     pub stop: Vec<String>,
+    /// Names DRY never holds back (their tokens break its runs): the speakers of a group,
+    /// whose names come up in every line, so the model may write them again in full.
+    #[serde(skip)]
+    pub dry_names: Vec<String>,
 }
 
 impl Default for Sampling {
@@ -70,6 +74,7 @@ pub static PRESETS: std::sync::LazyLock<Vec<(&'static str, Sampling)>> =
             max_tokens: 200,
             seed: None,
             stop: vec![],
+            dry_names: vec![],
         };
         vec![
             ("balanced", base.clone()),
@@ -129,6 +134,7 @@ impl Sampling {
             max_tokens,
             seed: None,
             stop: vec![],
+            dry_names: vec![],
         }
     }
 

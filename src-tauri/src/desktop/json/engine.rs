@@ -114,6 +114,7 @@ impl From<SamplingJson> for Sampling {
             max_tokens: s.max_tokens,
             seed: s.seed,
             stop: vec![],
+            dry_names: vec![],
         }
     }
 }
