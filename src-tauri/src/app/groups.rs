@@ -118,56 +118,35 @@ impl Troupe {
         let sampling = sampling_for_session(&self.store, settings, session_id)?;
         let (cancel, _running) = self.activity.start_reply(session_id)?;
         self.activity.cancel_summary(session_id);
+        // The member asked is checked first: a refused request stores nothing.
+        let asked = asked
+            .map(|a| self.asked_member(session_id, a))
+            .transpose()?;
+        let (store, e) = (&self.store, engine.as_ref());
+        if text.is_some() {
+            // Stored before the speakers are chosen, so its mentions count.
+            group::send(
+                store,
+                e,
+                session_id,
+                text,
+                &[],
+                &sampling,
+                &cancel,
+                &now_ms,
+                on_event,
+            )
+            .await?;
+        }
         let speakers = match asked {
-            Some(id) => vec![self.asked_member(session_id, id)?],
-            None if text.is_some() => {
-                // Chosen after the message is stored, so its mentions count.
-                let (store, e) = (&self.store, engine.as_ref());
-                group::send(
-                    store,
-                    e,
-                    session_id,
-                    text,
-                    &[],
-                    &sampling,
-                    &cancel,
-                    &now_ms,
-                    on_event,
-                )
-                .await?;
-                group::choose(&self.store, session_id, &mut || fastrand::f64())?
-            }
-            None => group::choose(&self.store, session_id, &mut || fastrand::f64())?,
+            Some(id) => vec![id],
+            None => group::choose(store, session_id, &mut || fastrand::f64())?,
         };
-        let text = if asked.is_some() { text } else { None };
         if speakers.is_empty() {
-            if let Some(t) = text {
-                let (store, e) = (&self.store, engine.as_ref());
-                group::send(
-                    store,
-                    e,
-                    session_id,
-                    Some(t),
-                    &[],
-                    &sampling,
-                    &cancel,
-                    &now_ms,
-                    on_event,
-                )
-                .await?;
-            }
             return Err(TurnError::NoSpeaker);
         }
         group::send(
-            &self.store,
-            engine.as_ref(),
-            session_id,
-            text,
-            &speakers,
-            &sampling,
-            &cancel,
-            &now_ms,
-            on_event,
+            store, e, session_id, None, &speakers, &sampling, &cancel, &now_ms, on_event,
         )
         .await
     }
