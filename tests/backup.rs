@@ -698,3 +698,91 @@ fn a_full_disk_during_a_backup_or_a_restore_is_a_clear_error_and_changes_nothing
     std::fs::remove_file(&filler).unwrap();
     t.back_up(None).unwrap();
 }
+
+#[test]
+fn an_import_carries_a_group_its_members_and_who_said_what() {
+    let a = tempfile::tempdir().unwrap();
+    let ta = open(a.path());
+    let members = ["ada-lovelace", "sherlock-holmes", "marie-curie"].map(String::from);
+    let s = ta
+        .start_group(
+            &members,
+            Scenario::ChitChat,
+            troupe::app::vocabulary::Strategy::List,
+            Some("Evening"),
+        )
+        .unwrap();
+    let say = |who: Option<&str>, text: &str| {
+        let role = if who.is_some() {
+            Role::Character
+        } else {
+            Role::User
+        };
+        let m = ta
+            .store
+            .insert_message(s.id, role, text, MessageStatus::Complete, 5)
+            .unwrap();
+        if let Some(who) = who {
+            ta.store.set_speaker(m.id, who).unwrap();
+        }
+    };
+    say(None, "Good evening.");
+    say(
+        Some("sherlock-holmes"),
+        "You have been in Afghanistan, I perceive.",
+    );
+    ta.set_member_present(s.id, "marie-curie", false).unwrap();
+    say(None, "Marie has gone home.");
+    ta.set_member_muted(s.id, "ada-lovelace", true).unwrap();
+    let export = a.path().join("everything.zip");
+    ta.export_all(&export).unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    let tb = open(b.path());
+    let report = tb.import_all(&export).unwrap();
+    assert!(report.conflicts.is_empty(), "{:?}", report.conflicts);
+    let here = tb
+        .sessions("marie-curie")
+        .unwrap()
+        .into_iter()
+        .find(|x| x.title == "Evening")
+        .expect("the group is listed with each member");
+    let (group, _) = tb.group_cast(here.id).unwrap().expect("still a group");
+    let states: Vec<_> = group
+        .members
+        .iter()
+        .map(|m| (m.character_id.as_str(), m.present, m.muted))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("ada-lovelace", true, true),
+            ("sherlock-holmes", true, false),
+            ("marie-curie", false, false)
+        ]
+    );
+    assert_eq!(group.strategy, troupe::app::vocabulary::Strategy::List);
+    let said: Vec<_> = tb
+        .store
+        .list_messages(here.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.speaker, m.content))
+        .collect();
+    let theirs: Vec<_> = ta
+        .store
+        .list_messages(s.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.speaker, m.content))
+        .collect();
+    assert_eq!(said, theirs);
+    // Marie was there for the greeting and the first exchange, not for what came after.
+    let before = tb.store.list_messages(here.id).unwrap();
+    let spans = tb.store.presence(here.id, "marie-curie").unwrap();
+    let left_at = spans[0].1.expect("she left");
+    assert_eq!(
+        before.iter().filter(|m| m.id <= left_at).count(),
+        theirs.len() - 1
+    );
+}

@@ -10,7 +10,15 @@ use crate::conversation::group::{self, Spoken};
 use crate::conversation::prompt::PromptRecord;
 use crate::conversation::{assemble, TurnError, TurnEvent};
 use crate::settings::Settings;
-use crate::store::{self, Group, Strategy};
+use crate::store::{self, CharacterSummary, Group, Member, Strategy};
+
+/// A member of a group with their Character: `None` when it was deleted for good; a
+/// Character in the trash has `deleted_at` set.
+#[derive(Debug, Clone)]
+pub struct CastMember {
+    pub member: Member,
+    pub character: Option<CharacterSummary>,
+}
 
 /// Why a group cannot be started or changed.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +74,38 @@ impl Troupe {
     /// The group part of a Session; `None` for a one-Character Session.
     pub fn group(&self, session_id: i64) -> Result<Option<Group>, store::Error> {
         self.store.group(session_id)
+    }
+
+    /// The group part of a Session with each member's Character, for showing it (`None` for
+    /// a one-Character Session).
+    pub fn group_cast(
+        &self,
+        session_id: i64,
+    ) -> Result<Option<(Group, Vec<CastMember>)>, store::Error> {
+        let Some(group) = self.store.group(session_id)? else {
+            return Ok(None);
+        };
+        let mut known = self.store.list_characters()?;
+        known.extend(self.store.list_trash()?);
+        let cast = group
+            .members
+            .iter()
+            .map(|m| CastMember {
+                member: m.clone(),
+                character: known.iter().find(|c| c.id == m.character_id).cloned(),
+            })
+            .collect();
+        Ok(Some((group, cast)))
+    }
+
+    /// How the group's next speaker is chosen from now on.
+    pub fn set_group_strategy(
+        &self,
+        session_id: i64,
+        strategy: Strategy,
+    ) -> Result<(), GroupError> {
+        self.group_of(session_id)?;
+        Ok(self.store.set_strategy(session_id, strategy)?)
     }
 
     /// A Character joins the group (a new member, or one who left coming back) or leaves it;

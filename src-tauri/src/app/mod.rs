@@ -40,7 +40,7 @@ pub use cards::{CardError, CardFormat, Imported};
 pub use chat::Rewrite;
 pub use editing::{AvatarChange, EditError};
 pub use eval::{differences, Difference, EvalError, EvalRequest, Evaluation, KeptRun};
-pub use groups::GroupError;
+pub use groups::{CastMember, GroupError};
 pub use library::{Error, Preview};
 pub use models::CatalogModel;
 pub use ratings::{scores, RateError, METRICS};

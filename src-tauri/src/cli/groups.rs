@@ -7,8 +7,8 @@ use std::io::Write;
 
 use anyhow::{bail, Context};
 
-use crate::app::vocabulary::{Group, Scenario, Settings, Strategy, TurnError, TurnEvent};
-use crate::app::Troupe;
+use crate::app::vocabulary::{Scenario, Settings, Strategy, TurnError, TurnEvent};
+use crate::app::{CastMember, Troupe};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GroupAction {
@@ -144,30 +144,22 @@ fn said(r: Result<(), TurnError>) -> anyhow::Result<()> {
 }
 
 fn show(troupe: &Troupe, session: i64) -> anyhow::Result<()> {
-    let Some(Group {
-        name,
-        strategy,
-        members,
-        ..
-    }) = troupe.group(session)?
-    else {
+    let Some((group, cast)) = troupe.group_cast(session)? else {
         bail!("session {session} is a conversation with one character, not a group");
     };
-    println!("{name}\t{}", strategy.as_str());
-    for m in members {
-        let state = match (m.present, m.muted) {
+    println!("{}\t{}", group.name, group.strategy.as_str());
+    for CastMember { member, character } in cast {
+        let state = match (member.present, member.muted) {
             (false, _) => "left",
             (true, true) => "muted",
             (true, false) => "present",
         };
-        let who = troupe
-            .character_summary(&m.character_id)
-            .map(|c| match c.deleted_at {
-                Some(_) => format!("{} (in the trash)", c.name),
-                None => c.name,
-            })
-            .unwrap_or_else(|_| format!("{} (deleted)", m.character_id));
-        println!("{}\t{state}\t{who}", m.character_id);
+        let who = match character {
+            Some(c) if c.deleted_at.is_some() => format!("{} (in the trash)", c.name),
+            Some(c) => c.name,
+            None => format!("{} (deleted)", member.character_id),
+        };
+        println!("{}\t{state}\t{who}", member.character_id);
     }
     Ok(())
 }

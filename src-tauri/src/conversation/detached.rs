@@ -98,6 +98,7 @@ fn context(c: Conversation) -> Result<(Context, String), TurnError> {
             created_at: 0,
             swipes: Vec::new(),
             swipe: 0,
+            speaker: None,
         });
     }
     let session = store::Session {
@@ -110,6 +111,7 @@ fn context(c: Conversation) -> Result<(Context, String), TurnError> {
         n_messages: history.len() as i64,
         preview: String::new(),
         persona_id: None,
+        members: Vec::new(),
     };
     let ctx = Context {
         session,

@@ -413,7 +413,7 @@ async fn speak(
     };
     let assembled = assemble(engine, &ctx, message.as_deref(), budget(engine, sampling)).await?;
     let sampling = stops_for(sampling, names, &ctx.character.name, &ctx.user);
-    let reply = store.insert_message(
+    let mut reply = store.insert_message(
         session_id,
         Role::Character,
         "",
@@ -421,6 +421,7 @@ async fn speak(
         now(),
     )?;
     store.set_speaker(reply.id, speaker)?;
+    reply.speaker = Some(speaker.to_string());
     store.save_prompt_record(
         reply.id,
         &super::prompt::kept_record(

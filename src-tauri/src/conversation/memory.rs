@@ -671,6 +671,7 @@ mod tests {
             created_at: 0,
             swipes: vec![],
             swipe: 0,
+            speaker: None,
         };
         let chunk = [
             m(Role::Character, "Hello!"),

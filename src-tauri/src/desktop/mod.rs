@@ -18,6 +18,7 @@ pub mod commands {
     pub mod conversation;
     pub mod engine;
     pub mod eval;
+    pub mod groups;
     pub mod ratings;
     pub mod server;
 }
@@ -212,6 +213,13 @@ fn commands() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
         commands::engine::model_catalog,
         commands::engine::install_catalog_model,
         commands::engine::open_link,
+        commands::groups::start_group,
+        commands::groups::get_group,
+        commands::groups::set_member_present,
+        commands::groups::set_member_muted,
+        commands::groups::set_group_strategy,
+        commands::groups::reply_as,
+        commands::groups::let_them_talk,
         commands::server::local_api,
         commands::server::set_local_api,
         commands::server::new_local_api_key,

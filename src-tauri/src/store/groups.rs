@@ -303,6 +303,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How the group's next speaker is chosen from now on.
+    pub fn set_strategy(&self, session_id: i64, strategy: Strategy) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE sessions SET strategy = ?2 WHERE id = ?1 AND group_name IS NOT NULL",
+            params![session_id, strategy.as_str()],
+        )?;
+        if n == 0 {
+            return Err(Error::SessionNotFound(session_id));
+        }
+        Ok(())
+    }
+
     /// Records which member wrote a reply.
     pub fn set_speaker(&self, message_id: i64, character_id: &str) -> Result<()> {
         let n = self.conn().execute(

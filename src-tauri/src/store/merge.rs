@@ -243,7 +243,15 @@ fn merge_sessions(
                 title = Some(format!("{} (imported)", title_of_src(tx, id)?));
             }
         }
-        add_session(tx, id, character, title.as_deref(), personas, report)?;
+        add_session(
+            tx,
+            id,
+            character,
+            title.as_deref(),
+            characters,
+            personas,
+            report,
+        )?;
     }
     Ok(())
 }
@@ -284,6 +292,7 @@ fn add_session(
     src_id: i64,
     character: &str,
     title: Option<&str>,
+    characters: &CharacterMap,
     personas: &HashMap<i64, i64>,
     report: &mut MergeReport,
 ) -> Result<()> {
@@ -295,8 +304,9 @@ fn add_session(
     let persona = persona.and_then(|p| personas.get(&p).copied());
     tx.execute(
         "INSERT INTO sessions (character_id, scenario, title, created_at, updated_at, sampling,
-                               persona_id, deleted_at)
-         SELECT ?2, scenario, coalesce(?3, title), created_at, updated_at, sampling, ?4, deleted_at
+                               persona_id, deleted_at, group_name, strategy)
+         SELECT ?2, scenario, coalesce(?3, title), created_at, updated_at, sampling, ?4, deleted_at,
+                group_name, strategy
          FROM src.sessions WHERE id = ?1",
         params![src_id, character, title, persona],
     )?;
@@ -328,6 +338,17 @@ fn add_session(
             params![old, session],
         )?;
         let new = tx.last_insert_rowid();
+        let speaker: Option<String> = tx.query_row(
+            "SELECT speaker_id FROM src.messages WHERE id = ?1",
+            [old],
+            |r| r.get(0),
+        )?;
+        if let Some(speaker) = speaker.and_then(|s| characters.ids.get(&s)) {
+            tx.execute(
+                "UPDATE messages SET speaker_id = ?2 WHERE id = ?1",
+                params![new, speaker],
+            )?;
+        }
         tx.execute(
             "INSERT INTO prompts (message_id, record)
              SELECT ?2, record FROM src.prompts WHERE message_id = ?1",
@@ -341,6 +362,7 @@ fn add_session(
         ids.insert(old, new);
         report.messages_added += 1;
     }
+    add_group(tx, src_id, session, characters, &ids)?;
     // Compared turns, pointing at their reply's new id.
     let turns: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare(
@@ -372,6 +394,63 @@ fn add_session(
         let message = message.and_then(|m| ids.get(&m).copied());
         add_memory(tx, memory, character, Some(session), message)?;
         report.memories_added += 1;
+    }
+    Ok(())
+}
+
+/// A group's members and when each was in the room, under this library's Character ids and
+/// message ids (`ids`: the source's message ids to the new ones). Nothing for a one-Character
+/// Session.
+fn add_group(
+    tx: &Transaction<'_>,
+    src_id: i64,
+    session: i64,
+    characters: &CharacterMap,
+    ids: &HashMap<i64, i64>,
+) -> Result<()> {
+    let members: Vec<(String, i64, bool)> = {
+        let mut stmt = tx.prepare(
+            "SELECT character_id, position, muted FROM src.session_members WHERE session_id = ?1",
+        )?;
+        let rows = stmt.query_map([src_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (member, position, muted) in members {
+        let Some(member) = characters.ids.get(&member) else {
+            continue;
+        };
+        tx.execute(
+            "INSERT INTO session_members (session_id, character_id, position, muted) VALUES (?1, ?2, ?3, ?4)",
+            params![session, member, position, muted],
+        )?;
+    }
+    let spans: Vec<(String, i64, Option<i64>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT character_id, after_message, until_message FROM src.session_presence WHERE session_id = ?1",
+        )?;
+        let rows = stmt.query_map([src_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    // A span's edge is a message id (perhaps of one deleted since): it becomes the new id of
+    // the last message at or before it, 0 (from the start) when there is none.
+    let mut order: Vec<(i64, i64)> = ids.iter().map(|(o, n)| (*o, *n)).collect();
+    order.sort_unstable();
+    let edge = |m: i64| {
+        order
+            .iter()
+            .take_while(|(o, _)| *o <= m)
+            .last()
+            .map_or(0, |(_, n)| *n)
+    };
+    for (member, after, until) in spans {
+        let Some(member) = characters.ids.get(&member) else {
+            continue;
+        };
+        tx.execute(
+            "INSERT INTO session_presence (session_id, character_id, after_message, until_message)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![session, member, edge(after), until.map(edge)],
+        )?;
     }
     Ok(())
 }

@@ -72,6 +72,8 @@ pub struct Message {
     /// `swipes[swipe]`.
     pub swipes: Vec<String>,
     pub swipe: usize,
+    /// In a group: the member (a Character id) who wrote this reply.
+    pub speaker: Option<String>,
 }
 
 /// Copies a message's text into the version its `swipes` shows.
@@ -91,7 +93,7 @@ impl Store {
     pub fn recent_messages(&self, session_id: i64, limit: usize) -> Result<Vec<Message>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT * FROM (SELECT id, session_id, role, content, status, created_at, swipes FROM messages
+            "SELECT * FROM (SELECT id, session_id, role, content, status, created_at, swipes, speaker_id FROM messages
                             WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![session_id, limit as i64], message_from_row)?;
@@ -250,7 +252,7 @@ impl Store {
     pub fn list_messages(&self, session_id: i64) -> Result<Vec<Message>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, session_id, role, content, status, created_at, swipes FROM messages
+            "SELECT id, session_id, role, content, status, created_at, swipes, speaker_id FROM messages
              WHERE session_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([session_id], message_from_row)?;
@@ -288,6 +290,7 @@ impl Store {
             created_at: now,
             swipes: vec![],
             swipe: 0,
+            speaker: None,
         })
     }
 
@@ -323,7 +326,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, session_id, role, content, status, created_at, swipes FROM messages WHERE id = ?1",
+                "SELECT id, session_id, role, content, status, created_at, swipes, speaker_id FROM messages WHERE id = ?1",
                 [message_id],
                 message_from_row,
             )
@@ -362,6 +365,7 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         created_at: r.get(5)?,
         swipes: Default::default(),
         swipe: 0,
+        speaker: r.get(7)?,
     })
     .map(|mut m| {
         if let Some(s) = r

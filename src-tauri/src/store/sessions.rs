@@ -22,6 +22,8 @@ pub struct Session {
     pub preview: String,
     /// Who the user is in it (`None`: the default persona).
     pub persona_id: Option<i64>,
+    /// A group's members (Character ids) in their order; empty for a one-Character Session.
+    pub members: Vec<String>,
 }
 
 impl Store {
@@ -232,7 +234,9 @@ pub(super) fn session_select(tail: &str) -> String {
         "SELECT s.id, s.character_id, s.scenario, s.title, s.created_at, s.updated_at,
                 (SELECT count(*) FROM messages m WHERE m.session_id = s.id),
                 (SELECT substr(m.content, 1, 120) FROM messages m WHERE m.session_id = s.id ORDER BY m.id DESC LIMIT 1),
-                s.persona_id
+                s.persona_id,
+                (SELECT group_concat(character_id, char(31))
+                   FROM (SELECT character_id FROM session_members WHERE session_id = s.id ORDER BY position))
          FROM sessions s {tail}"
     )
 }
@@ -248,5 +252,9 @@ pub(super) fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sessio
         n_messages: r.get(6)?,
         preview: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
         persona_id: r.get(8)?,
+        members: r
+            .get::<_, Option<String>>(9)?
+            .map(|m| m.split('\u{1f}').map(String::from).collect())
+            .unwrap_or_default(),
     })
 }

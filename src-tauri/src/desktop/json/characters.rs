@@ -234,12 +234,17 @@ pub struct CharacterEdit {
     pub system_prompt: String,
     pub post_history_instructions: String,
     pub creator_notes: String,
+    /// How readily the Character speaks up in a group, 0–1 (a card's
+    /// `extensions.talkativeness`, as SillyTavern keeps it).
+    #[serde(default = "half")]
+    pub talkativeness: f64,
     /// The stored picture (read only: a new one comes with `save_character`).
     pub avatar_url: Option<String>,
 }
 
 impl From<domain::Character> for CharacterEdit {
     fn from(c: domain::Character) -> Self {
+        let talkativeness = c.talkativeness();
         let a = c.profile.attributes;
         let b = c.profile.behaviours;
         let f = c.profile.forms;
@@ -288,10 +293,15 @@ impl From<domain::Character> for CharacterEdit {
             setting: c.setting,
             system_prompt: c.system_prompt,
             post_history_instructions: c.post_history_instructions,
+            talkativeness,
             creator_notes: c.creator_notes,
             avatar_url: c.avatar.as_deref().map(avatar_url),
         }
     }
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 impl CharacterEdit {
@@ -350,6 +360,10 @@ impl CharacterEdit {
         base.system_prompt = self.system_prompt;
         base.post_history_instructions = self.post_history_instructions;
         base.creator_notes = self.creator_notes;
+        if (base.talkativeness() - self.talkativeness).abs() > 1e-9 {
+            // Only a change is written, so a card without the field keeps not having it.
+            base.set_talkativeness(self.talkativeness);
+        }
         base
     }
 }

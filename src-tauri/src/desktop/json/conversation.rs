@@ -207,6 +207,8 @@ pub struct Session {
     pub message_count: i64,
     pub preview: String,
     pub persona_id: Option<i64>,
+    /// A group's members (Character ids), the host first; empty for a one-Character Session.
+    pub members: Vec<String>,
 }
 
 impl From<domain::Session> for Session {
@@ -221,6 +223,7 @@ impl From<domain::Session> for Session {
             message_count: s.n_messages,
             preview: s.preview,
             persona_id: s.persona_id,
+            members: s.members,
         }
     }
 }
@@ -255,6 +258,8 @@ pub struct Message {
     /// `swipes[swipe]`.
     pub swipes: Vec<String>,
     pub swipe: usize,
+    /// In a group: who wrote this reply (a Character id).
+    pub speaker: Option<String>,
 }
 
 impl From<domain::Message> for Message {
@@ -275,6 +280,7 @@ impl From<domain::Message> for Message {
             created_at: m.created_at,
             swipes: m.swipes,
             swipe: m.swipe,
+            speaker: m.speaker,
         }
     }
 }

@@ -13,6 +13,7 @@ mod characters;
 mod conversation;
 mod engine;
 mod eval;
+mod groups;
 mod ratings;
 mod server;
 
@@ -22,6 +23,7 @@ pub use characters::*;
 pub use conversation::*;
 pub use engine::*;
 pub use eval::*;
+pub use groups::*;
 pub use ratings::*;
 pub use server::*;
 
@@ -68,6 +70,9 @@ pub enum ErrorCode {
     Stopped,
     /// Nobody in a group can answer: every member is muted, has left or is in the trash.
     NoSpeaker,
+    /// A group cannot be started or changed that way: fewer than two Characters, or one who
+    /// is not a member; nothing changed.
+    InvalidGroup,
     /// A rating is incomplete or out of range, or rates what cannot be rated; nothing changed.
     InvalidRating,
     /// Anything else.
@@ -105,6 +110,15 @@ impl From<domain::FormError> for ApiError {
             FormError::Engine(e) => e.into(),
             FormError::Stopped => ApiError::new(ErrorCode::Stopped, e.to_string()),
             e => ApiError::new(ErrorCode::ReplyFailed, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::app::GroupError> for ApiError {
+    fn from(e: crate::app::GroupError) -> Self {
+        match e {
+            crate::app::GroupError::Store(e) => e.into(),
+            e => ApiError::new(ErrorCode::InvalidGroup, e.to_string()),
         }
     }
 }
@@ -295,6 +309,9 @@ pub fn typescript() -> String {
         ArenaPair::decl(&cfg),
         LocalApi::decl(&cfg),
         LocalApiChange::decl(&cfg),
+        StrategyJson::decl(&cfg),
+        GroupMember::decl(&cfg),
+        Group::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.\n\
@@ -385,5 +402,24 @@ mod tests {
             edited.to_settings(&s).remote.api_key.as_deref(),
             Some("sk-new")
         );
+    }
+
+    #[test]
+    fn talkativeness_goes_to_the_card_only_when_changed() {
+        let c = crate::characters::builtin::all().remove(0);
+        assert!(!c.card.extensions.contains_key("talkativeness"));
+        let form = CharacterEdit::from(c.clone());
+        assert_eq!(form.talkativeness, 0.5);
+        // Saved as it was: the card stays without the field.
+        let same = form.clone().apply(c.clone());
+        assert!(!same.card.extensions.contains_key("talkativeness"));
+        let mut quiet = form;
+        quiet.talkativeness = 0.1;
+        let saved = quiet.apply(c);
+        assert_eq!(
+            saved.card.extensions["talkativeness"],
+            serde_json::json!(0.1)
+        );
+        assert_eq!(CharacterEdit::from(saved).talkativeness, 0.1);
     }
 }
