@@ -1103,6 +1103,59 @@ def main():
         check("light, dark and Chinese: the gallery, a chat with markdown, the editor, the catalog and the welcome",
               both_themes_every_main_view)
 
+        def a_group_of_three():
+            # From the gallery: New group, three cards chosen through the search box (the grid
+            # draws only the cards in view), Start.
+            wd.click("[data-testid=back]")
+            wd.wait("the gallery", lambda: wd.find("[data-testid=character-card]"))
+            wd.click("[data-testid=new-group]")
+            for name, cid in (("Ada", "ada-lovelace"), ("Leonardo", "leonardo-da-vinci"), ("Curie", "marie-curie")):
+                wd.js(set_js, ".gallery .search", name)
+                wd.wait(name, lambda: wd.find(f"[data-testid=character-card][data-id={cid}]"))
+                wd.click(f"[data-testid=character-card][data-id={cid}]")
+            tray = wd.js("return document.querySelector('[data-testid=group-tray] .who').textContent")
+            assert tray == "Ada Lovelace, Leonardo da Vinci, Marie Curie", tray
+            wd.click("[data-testid=start-group]")
+            wd.wait("the group", lambda: len(wd.find("[data-testid=group-bar] [data-testid=member]")) == 3)
+            start = len(messages(wd))
+            speakers_js = ("return Array.from(document.querySelectorAll('[data-testid=message]')).map(m => {"
+                           "const s = m.querySelector('[data-testid=speaker]'); return s ? s.textContent.trim() : null; })")
+            cast = {"Ada Lovelace", "Leonardo da Vinci", "Marie Curie"}
+
+            def round_done(after):
+                m = messages(wd)
+                return (len(m) > after and m[-1]["role"] == "character" and m[-1]["status"] == "complete"
+                        and not wd.find("[data-testid=stop]") and m)
+            wd.type("[data-testid=composer]", "Good evening, all of you. Ada, what are you working on?" + ENTER)
+            msgs = wd.wait("the group's answer", lambda: round_done(start + 1), timeout=180)
+            speakers = wd.js(speakers_js)
+            assert msgs[start]["text"].startswith("Good evening"), msgs
+            said = [s for s, m in zip(speakers, msgs) if m["role"] == "character"][start:]
+            assert said and set(said) <= cast, speakers
+            # Named, Ada answers first.
+            assert speakers[start + 1] == "Ada Lovelace", speakers
+            # "Reply as": Marie Curie speaks next, asked by the person.
+            n = len(msgs)
+            wd.click("[data-testid=member][data-id=marie-curie] button")
+            wd.click("[data-testid=member][data-id=marie-curie] [data-action=reply-as]")
+            msgs = wd.wait("Marie Curie's reply", lambda: round_done(n), timeout=120)
+            speakers = wd.js(speakers_js)
+            assert len(msgs) == n + 1 and speakers[-1] == "Marie Curie", (len(msgs), n, speakers)
+            # Leonardo leaves the group.
+            wd.click("[data-testid=member][data-id=leonardo-da-vinci] button")
+            wd.click("[data-testid=member][data-id=leonardo-da-vinci] [data-action=leave]")
+            wd.wait("Leonardo gone", lambda: wd.js(
+                "return document.querySelector('[data-testid=member][data-id=leonardo-da-vinci]').dataset.state") == "left")
+            session = wd.js("return document.querySelector('[data-testid=session].on').dataset.id")
+            out = subprocess.run([binary, "group", "show", "--session", str(session)], env=env,
+                                 capture_output=True, text=True, timeout=30)
+            assert "leonardo-da-vinci\tleft" in out.stdout and "marie-curie\tpresent" in out.stdout, out.stdout + out.stderr
+            state["group"] = {"session": session, "messages": messages(wd), "speakers": speakers}
+            state["a11y"] += axe_violations(wd, "a group chat")
+            wd.screenshot("group.png")
+        check("a group of three from the gallery: talk (the one named answers), reply as, one leaves (the CLI agrees)",
+              a_group_of_three)
+
         def no_serious_accessibility_violations():
             found = state.get("a11y", [])
             assert not found, "\n  " + "\n  ".join(found)
@@ -1132,6 +1185,24 @@ def main():
             assert "not available" in placeholder, placeholder
             wd.screenshot("missing-model.png")
         check("a missing model is a clear error and the history still opens", missing_model_is_explained)
+
+        def the_group_after_a_restart():
+            group = state["group"]
+            wd.click("[data-testid=back]")
+            wd.js(set_js, ".gallery .search", "Marie")
+            wd.wait("Marie Curie", lambda: wd.find("[data-testid=character-card][data-id=marie-curie]"))
+            wd.click("[data-testid=character-card][data-id=marie-curie]")
+            wd.click(f"[data-testid=session][data-id='{group['session']}']")
+            wd.wait("the group's history", lambda: messages(wd) == group["messages"])
+            speakers = wd.js("return Array.from(document.querySelectorAll('[data-testid=message]')).map(m => {"
+                             "const s = m.querySelector('[data-testid=speaker]'); return s ? s.textContent.trim() : null; })")
+            assert speakers == group["speakers"], (speakers, group["speakers"])
+            left = wd.js("return document.querySelector('[data-testid=member][data-id=leonardo-da-vinci]').dataset.state")
+            assert left == "left", left
+            mark = wd.js(f"return document.querySelector(\"[data-testid=session][data-id='{group['session']}'] [data-testid=group-mark]\").textContent")
+            assert mark == "Group of 3", mark
+        check("after a restart the group, its members' states and every speaker's reply are there",
+              the_group_after_a_restart)
 
         drop_js = (
             "const files = arguments[0].map(([name, b64]) =>"

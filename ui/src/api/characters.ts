@@ -45,7 +45,7 @@ export function blankCharacter(): CharacterEdit {
     forms: { summary: '', paraphrase: '', selfIntro: '' }, uses: 'prose',
     greetings: { chitChat: '', interview: '', companionship: '' }, alternateGreetings: [], exampleDialogue: [],
     description: '', personality: '', setting: '', systemPrompt: '', postHistoryInstructions: '', creatorNotes: '',
-    avatarUrl: null,
+    talkativeness: 0.5, avatarUrl: null,
   };
 }
 

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/desktop/json/ by the test `bindings_are_current`.
 // Do not edit: change the Rust types and run `UPDATE_BINDINGS=1 cargo test bindings`.
 
-export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "no_speaker" | "invalid_rating" | "internal";
+export type ErrorCode = "not_found" | "empty_message" | "message_too_long" | "busy" | "model_loading" | "model_unavailable" | "reply_failed" | "not_last_reply" | "invalid_setting" | "download_failed" | "bad_card" | "invalid_character" | "disk_full" | "bad_backup" | "stopped" | "no_speaker" | "invalid_group" | "invalid_rating" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -29,7 +29,11 @@ export type CharacterDetail = { id: string, name: string, category: Category, ta
  */
 profileProse: string, };
 
-export type Session = { id: number, characterId: string, scenario: Scenario, title: string, createdAt: number, updatedAt: number, messageCount: number, preview: string, personaId: number | null, };
+export type Session = { id: number, characterId: string, scenario: Scenario, title: string, createdAt: number, updatedAt: number, messageCount: number, preview: string, personaId: number | null, 
+/**
+ * A group's members (Character ids), the host first; empty for a one-Character Session.
+ */
+members: Array<string>, };
 
 export type Role = "user" | "character";
 
@@ -40,7 +44,11 @@ export type Message = { id: number, sessionId: number, role: Role, content: stri
  * Every version of a reply written again (empty when written once); `content` is
  * `swipes[swipe]`.
  */
-swipes: Array<string>, swipe: number, };
+swipes: Array<string>, swipe: number, 
+/**
+ * In a group: who wrote this reply (a Character id).
+ */
+speaker: string | null, };
 
 export type ReplyStats = { replyTokens: number, firstTokenMs: number, tokensPerSecond: number, };
 
@@ -192,6 +200,11 @@ id: string | null, name: string, category: Category, tagline: string, tags: Arra
  * Which form of the profile the prompt uses.
  */
 uses: ProfileForm, greetings: Greetings, alternateGreetings: Array<string>, exampleDialogue: Array<Exchange>, description: string, personality: string, setting: string, systemPrompt: string, postHistoryInstructions: string, creatorNotes: string, 
+/**
+ * How readily the Character speaks up in a group, 0–1 (a card's
+ * `extensions.talkativeness`, as SillyTavern keeps it).
+ */
+talkativeness: number, 
 /**
  * The stored picture (read only: a new one comes with `save_character`).
  */
@@ -393,3 +406,29 @@ key: string, network: boolean, startWithTroupe: boolean, origins: Array<string>,
 error: string | null, };
 
 export type LocalApiChange = { running: boolean, port: number, network: boolean, startWithTroupe: boolean, origins: Array<string>, };
+
+export type Strategy = "natural" | "list" | "pooled" | "manual";
+
+export type GroupMember = { characterId: string, 
+/**
+ * Null when the Character was deleted for good (its lines keep their text).
+ */
+character: CharacterSummary | null, 
+/**
+ * In the room now.
+ */
+present: boolean, 
+/**
+ * Never chosen to speak; asked by name, they still answer.
+ */
+muted: boolean, 
+/**
+ * The Character is in the trash: they cannot speak until restored.
+ */
+inTrash: boolean, };
+
+export type Group = { sessionId: number, name: string, strategy: Strategy, 
+/**
+ * In their order; the first is the host.
+ */
+members: Array<GroupMember>, };

@@ -1,6 +1,7 @@
 // The state of one open Session: its messages, the reply being streamed, the last error.
 // Components read it and call its methods; it talks to the backend only through ui/src/api/.
 import * as api from '../api/conversation';
+import * as groups from '../api/groups';
 import { BackendError } from '../api/ipc';
 import type { Message, ReplyStats, StreamEvent } from '../api/types';
 import { t } from './i18n.svelte';
@@ -128,11 +129,15 @@ export class ChatState {
     this.#notice = null;
     this.#streaming = true;
     let accepted = false;
+    let group = false;
     try {
       await api.sendMessage(this.sessionId, text, (e) => {
-        if (e.event === 'started') accepted = true;
+        if (e.event === 'started' || e.event === 'said') accepted = true;
+        if (e.event === 'said') group = true;
         this.#apply(e);
       });
+      // Several members may have spoken: show each reply as it was kept.
+      if (group) await this.load();
     } catch (e) {
       this.#error = e as BackendError;
       // The backend saved what was streamed; show exactly what it kept.
@@ -141,6 +146,32 @@ export class ChatState {
       this.#streaming = false;
     }
     return accepted;
+  }
+
+  /** In a group: `characterId` answers next ("reply as"). */
+  replyAs(characterId: string) {
+    return this.#round((on) => groups.replyAs(this.sessionId, characterId, on));
+  }
+
+  /** In a group: the members talk among themselves for `rounds` replies. */
+  letThemTalk(rounds: number) {
+    return this.#round((on) => groups.letThemTalk(this.sessionId, rounds, on));
+  }
+
+  /** A group round with no message from the person, streamed like `send`. */
+  async #round(run: (on: (e: StreamEvent) => void) => Promise<unknown>) {
+    if (this.#streaming) return;
+    this.#error = null;
+    this.#notice = null;
+    this.#streaming = true;
+    try {
+      await run((e) => this.#apply(e));
+    } catch (e) {
+      this.#error = e as BackendError;
+    } finally {
+      await this.load();
+      this.#streaming = false;
+    }
   }
 
   /** Writes the last reply again (`again`) or continues it; streams into it like `send`. */
@@ -194,6 +225,12 @@ export class ChatState {
         if (i >= 0) this.#messages[i] = e.data.reply;
         break;
       }
+      case 'said':
+        this.#messages.push(e.data.user);
+        break;
+      case 'speaking':
+        this.#messages.push({ ...e.data.reply, speaker: e.data.speaker });
+        break;
       case 'text': {
         const last = this.#messages[this.#messages.length - 1];
         if (last) last.content += e.data.text;

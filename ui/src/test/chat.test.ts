@@ -21,7 +21,7 @@ vi.mock('../api/ipc', () => ({ BackendError: class extends Error {} }));
 import { ChatState } from '../lib/chat.svelte';
 
 const msg = (id: number, role: 'user' | 'character', content: string, status = 'complete'): Message =>
-  ({ id, sessionId: 1, role, content, status, createdAt: 0, swipes: [], swipe: 0 }) as Message;
+  ({ id, sessionId: 1, role, content, status, createdAt: 0, swipes: [], swipe: 0, speaker: null }) as Message;
 
 beforeEach(() => vi.resetAllMocks());
 

@@ -44,6 +44,8 @@ describe('the message catalog', () => {
       ...['memory', 'consistency', 'repetition', 'speed'].map((s) => `eval.suite.${s}`),
       ...headline.map((k) => `short.${k}`),
       ...METRICS.flatMap((m) => [`rate.${m}`, `rate.${m}.hint`]),
+      ...['present', 'muted', 'left', 'trash'].map((s) => `group.state.${s}`),
+      ...['natural', 'list', 'pooled', 'manual'].flatMap((s) => [`group.strategy.${s}`, `group.strategy.${s}.hint`]),
     ];
     expect(built.filter((k) => !(k in messages))).toEqual([]);
     expect(headline.map(headlineShort).every((s) => s && !s.startsWith('short.'))).toBe(true);
