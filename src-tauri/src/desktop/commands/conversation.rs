@@ -135,18 +135,25 @@ fn finish_stream(
             });
             Ok(reply)
         }
-        Err(TurnError::Failed { reply, reason }) => {
-            let _ = on_event.send(StreamEvent::Finished {
-                reply: reply.into(),
-                stats: None,
-            });
-            Err(ApiError::new(
-                ErrorCode::ReplyFailed,
-                format!("The reply stopped early: {reason}"),
-            ))
-        }
+        Err(TurnError::Failed { reply, reason }) => Err(stopped_early(on_event, reply, &reason)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A reply the engine failed in the middle of: `Finished` with what was kept, and the error.
+pub(super) fn stopped_early(
+    on_event: &Channel<StreamEvent>,
+    reply: Reply,
+    reason: &str,
+) -> ApiError {
+    let _ = on_event.send(StreamEvent::Finished {
+        reply: reply.into(),
+        stats: None,
+    });
+    ApiError::new(
+        ErrorCode::ReplyFailed,
+        format!("The reply stopped early: {reason}"),
+    )
 }
 
 /// Shows another version (swipe) of a reply written more than once.

@@ -7,10 +7,10 @@
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
+use super::conversation::stopped_early;
 use crate::app::vocabulary::{Spoken, TurnError};
 use crate::desktop::json::{
-    ApiError, ApiResult, ErrorCode, Group, Message, ScenarioJson, Session, StrategyJson,
-    StreamEvent,
+    ApiResult, Group, Message, ScenarioJson, Session, StrategyJson, StreamEvent,
 };
 use crate::desktop::{load_settings, AppState};
 
@@ -148,16 +148,7 @@ fn finish_round(
                 reply
             })
             .collect()),
-        Err(TurnError::Failed { reply, reason }) => {
-            let _ = on_event.send(StreamEvent::Finished {
-                reply: reply.into(),
-                stats: None,
-            });
-            Err(ApiError::new(
-                ErrorCode::ReplyFailed,
-                format!("The reply stopped early: {reason}"),
-            ))
-        }
+        Err(TurnError::Failed { reply, reason }) => Err(stopped_early(on_event, reply, &reason)),
         Err(e) => Err(e.into()),
     }
 }

@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn talkativeness_goes_to_the_card_only_when_changed() {
-        let c = crate::characters::builtin::all().remove(0);
+        let c = domain::Character::blank();
         assert!(!c.card.extensions.contains_key("talkativeness"));
         let form = CharacterEdit::from(c.clone());
         assert_eq!(form.talkativeness, 0.5);
