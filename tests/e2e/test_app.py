@@ -1192,7 +1192,9 @@ def main():
             wd.js(set_js, ".gallery .search", "Marie")
             wd.wait("Marie Curie", lambda: wd.find("[data-testid=character-card][data-id=marie-curie]"))
             wd.click("[data-testid=character-card][data-id=marie-curie]")
-            wd.click(f"[data-testid=session][data-id='{group['session']}']")
+            row = f"[data-testid=session][data-id='{group['session']}']"
+            wd.wait("the group in Marie Curie's conversations", lambda: wd.find(row))
+            wd.click(row)
             wd.wait("the group's history", lambda: messages(wd) == group["messages"])
             speakers = wd.js("return Array.from(document.querySelectorAll('[data-testid=message]')).map(m => {"
                              "const s = m.querySelector('[data-testid=speaker]'); return s ? s.textContent.trim() : null; })")
