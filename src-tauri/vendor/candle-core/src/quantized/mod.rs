@@ -13,7 +13,7 @@ pub mod gguf_file;
 pub mod imatrix_file;
 pub mod k_quants;
 pub mod repack;
-pub use repack::set_repack_weights;
+pub use repack::{repack_weights_on, set_repack_weights};
 #[cfg(feature = "metal")]
 pub mod metal;
 #[cfg(not(target_arch = "wasm32"))]
@@ -492,6 +492,12 @@ pub trait QuantizedType: Send + Sync {
             std::slice::from_raw_parts(self.as_ptr(), self.storage_size_in_bytes())
         })
     }
+    /// Troupe patch: row `row` of a matrix with rows of `row_len` elements, as f32 into `out`
+    /// (an embedding table kept quantised, read a row per token). Storages in another form
+    /// than the file's refuse.
+    fn dequantize_row(&self, _row: usize, _row_len: usize, _out: &mut [f32]) -> Result<()> {
+        crate::bail!("this quantised storage cannot dequantise single rows")
+    }
 }
 
 impl<T: k_quants::GgmlType + Send + Sync> QuantizedType for Vec<T> {
@@ -534,6 +540,18 @@ impl<T: k_quants::GgmlType + Send + Sync> QuantizedType for Vec<T> {
 
     fn as_ptr(&self) -> *const u8 {
         self.as_ptr() as *const u8
+    }
+
+    fn dequantize_row(&self, row: usize, row_len: usize, out: &mut [f32]) -> Result<()> {
+        if row_len % T::BLCK_SIZE != 0 || out.len() != row_len {
+            crate::bail!("a row of {row_len} elements is not whole blocks of {}", T::BLCK_SIZE)
+        }
+        let per_row = row_len / T::BLCK_SIZE;
+        let Some(blocks) = self.get(row * per_row..(row + 1) * per_row) else {
+            crate::bail!("row {row} is outside the tensor")
+        };
+        T::to_float(blocks, out);
+        Ok(())
     }
 }
 
@@ -710,6 +728,25 @@ impl QTensor {
         let storage = self.storage.dequantize(self.shape.elem_count())?;
         let none = crate::op::BackpropOp::none();
         crate::tensor::from_storage(storage, self.shape.clone(), none, false).to_device(device)
+    }
+
+    /// Troupe patch: rows `ids` of this matrix (shape `(rows, row_len)`), dequantised to a
+    /// `(ids.len(), row_len)` f32 tensor on `device` — an embedding lookup that keeps the table
+    /// quantised (a CPU storage in the file's layout; others refuse).
+    pub fn dequantize_rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let (rows, row_len) = self.shape.dims2()?;
+        let QStorage::Cpu(storage) = &self.storage else {
+            crate::bail!("dequantize_rows needs a CPU tensor")
+        };
+        let mut out = vec![0f32; ids.len() * row_len];
+        for (id, dst) in ids.iter().zip(out.chunks_exact_mut(row_len)) {
+            let id = *id as usize;
+            if id >= rows {
+                crate::bail!("row {id} is outside a table of {rows}")
+            }
+            storage.dequantize_row(id, row_len, dst)?;
+        }
+        Tensor::from_vec(out, (ids.len(), row_len), device)
     }
 
     pub fn dequantize_f16(&self, device: &Device) -> Result<Tensor> {

@@ -45,6 +45,11 @@ pub fn set_repack_weights(on: bool) {
     REPACK.store(on, Ordering::Relaxed);
 }
 
+/// Troupe patch: whether tensors loaded now are repacked (see `set_repack_weights`).
+pub fn repack_weights_on() -> bool {
+    REPACK.load(Ordering::Relaxed)
+}
+
 /// Whether a tensor of `dims` loaded now would be repacked.
 pub fn repacks(dims: &[usize]) -> bool {
     cfg!(target_arch = "x86_64")
@@ -579,6 +584,27 @@ mod tests {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => assert_eq!(a, b),
             _ => unreachable!(),
         }
+    }
+
+    /// Troupe patch: single rows dequantised (an embedding lookup) are the whole table's rows,
+    /// bit for bit; a repacked storage refuses rather than copying the table per lookup.
+    #[test]
+    fn troupe_dequantize_rows_gives_the_tables_rows() {
+        use crate::quantized::{QStorage, QTensor};
+        use crate::Device;
+        let q8 = weights::<BlockQ8_0>(16, 96, 4);
+        let packed = Rows8::pack(&q8, 3);
+        let table = QTensor::new(QStorage::Cpu(Box::new(q8)), (16, 96)).unwrap();
+        let whole = table.dequantize(&Device::Cpu).unwrap();
+        let rows = table.dequantize_rows(&[3, 0, 15, 3], &Device::Cpu).unwrap();
+        for (i, id) in [3usize, 0, 15, 3].into_iter().enumerate() {
+            let want: Vec<f32> = whole.get(id).unwrap().to_vec1().unwrap();
+            let got: Vec<f32> = rows.get(i).unwrap().to_vec1().unwrap();
+            assert_eq!(bits(&got), bits(&want), "row {id}");
+        }
+        assert!(table.dequantize_rows(&[16], &Device::Cpu).is_err());
+        let packed = QTensor::new(QStorage::Cpu(Box::new(packed)), (16, 96)).unwrap();
+        assert!(packed.dequantize_rows(&[0], &Device::Cpu).is_err());
     }
 
     /// The reference against the one-row scalar code of the type (`vec_dot_unopt`), which
