@@ -350,6 +350,58 @@ impl QRmsNorm {
     }
 }
 
+/// Troupe patch: a token embedding table kept quantised on the CPU, each token's row
+/// dequantised when it is looked up. Upstream dequantised the whole table to F32 at load: 113 MB
+/// for SmolLM2-135M, 545 MB for Qwen2.5-0.5B, four times the quantised table, for rows read a
+/// handful at a time. On other devices, or from a storage that cannot give single rows, the
+/// table is dequantised once as before. Either way a row's values are the same floats.
+pub enum QEmbedding {
+    Rows { table: Arc<QTensor>, hidden: usize },
+    Dense(Embedding),
+}
+
+impl QEmbedding {
+    pub fn new(table: QTensor, hidden: usize, device: &Device) -> Result<Self> {
+        if device.is_cpu() && table.dequantize_rows(&[0], device).is_ok() {
+            return Ok(Self::Rows {
+                table: Arc::new(table),
+                hidden,
+            });
+        }
+        Ok(Self::Dense(Embedding::new(table.dequantize(device)?, hidden)))
+    }
+
+    /// Loads `name` from `ct` in the file's layout (not repacked for the matmul kernels: its
+    /// rows are read one at a time) and keeps it as above.
+    pub fn load<R: std::io::Seek + std::io::Read>(
+        ct: &mut crate::gguf::Content<'_, R>,
+        name: &str,
+        hidden: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let repack = candle_core::quantized::repack_weights_on();
+        candle_core::quantized::set_repack_weights(false);
+        let table = ct.tensor(name, device);
+        candle_core::quantized::set_repack_weights(repack);
+        Self::new(table?, hidden, device)
+    }
+}
+
+impl Module for QEmbedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense(e) => e.forward(ids),
+            Self::Rows { table, hidden } => {
+                let flat: Vec<u32> = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?;
+                let rows = table.dequantize_rows(&flat, ids.device())?;
+                let mut dims = ids.dims().to_vec();
+                dims.push(*hidden);
+                rows.reshape(dims)
+            }
+        }
+    }
+}
+
 /// RoPE supporting LongRope
 #[derive(Debug, Clone)]
 pub struct PhiRotaryEmbedding {
