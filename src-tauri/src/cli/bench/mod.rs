@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// builds).
     #[arg(long, value_name = "PATH", requires = "vs_llama_cpp")]
     pub llama_bench: Option<PathBuf>,
+    /// Which llama.cpp build judges: `native` (its defaults for this CPU, as its users build
+    /// it) or `avx2` (Troupe's AVX2 kernels' instruction set); `bash .ci/llama-cpp.sh [avx2]`.
+    #[arg(long, value_enum, default_value = "native", requires = "vs_llama_cpp")]
+    pub llama_cpp_build: llama::Build,
 }
 
 /// Runs the benchmark the options choose.
@@ -78,9 +82,13 @@ pub async fn run(troupe: &Troupe, model: Option<PathBuf>, args: BenchArgs) -> an
         max_tokens: args.max_tokens,
         threads: args.threads,
         json: args.json,
-        llama_bench: args
-            .vs_llama_cpp
-            .then(|| args.llama_bench.unwrap_or_else(llama::default_path)),
+        llama_bench: args.vs_llama_cpp.then(|| {
+            let build = args.llama_cpp_build;
+            let bin = args
+                .llama_bench
+                .unwrap_or_else(|| llama::default_path(build));
+            (bin, build)
+        }),
     };
     speed::bench(troupe, model, opts).await
 }

@@ -51,17 +51,22 @@ pub struct Options {
     pub max_tokens: usize,
     pub threads: Option<usize>,
     pub json: bool,
-    /// Also run this llama-bench.
-    pub llama_bench: Option<PathBuf>,
+    /// Also run this llama-bench, of this build.
+    pub llama_bench: Option<(PathBuf, llama::Build)>,
 }
 
 /// Loads the model, measures, compares with llama.cpp when asked, and prints the report.
 pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> anyhow::Result<()> {
     let path = troupe.model_file(&troupe.settings(), model.as_deref());
-    if let Some(bin) = &opts.llama_bench {
+    if let Some((bin, build)) = &opts.llama_bench {
         if !bin.is_file() {
+            let arg = if *build == llama::Build::Avx2 {
+                " avx2"
+            } else {
+                ""
+            };
             bail!(
-                "llama-bench not found at {}; build it with `bash .ci/llama-cpp.sh` or pass its path",
+                "llama-bench not found at {}; build it with `bash .ci/llama-cpp.sh{arg}` or pass its path",
                 bin.display()
             );
         }
@@ -84,7 +89,13 @@ pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> an
         "new_tokens": opts.max_tokens,
         "troupe": figures.json(load_ms, rss_before, rss_loaded),
     });
-    if let Some(bin) = &opts.llama_bench {
+    report["memory"] = memory_breakdown(
+        &path,
+        figures.prompt_tokens + opts.max_tokens,
+        rss_before,
+        rss_loaded,
+    );
+    if let Some((bin, build)) = &opts.llama_bench {
         // Same file (the user's original, not Troupe's transcoded copy), threads, prompt length
         // and reply length.
         let l = llama::run(
@@ -95,6 +106,7 @@ pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> an
             opts.max_tokens,
             opts.runs,
         )?;
+        report["llama_cpp_build"] = serde_json::json!(build.describe());
         add_ratios(&mut report, l);
     }
     if opts.json {
@@ -215,6 +227,48 @@ fn threads(asked: Option<usize>) -> usize {
         })
 }
 
+/// Where the peak memory went, as far as the engine can account for it: the process before the
+/// model (runtime, library, tokenizer tables), what loading added (weights and the engine's
+/// own buffers, measured), the KV cache of the sequence being written and of the prefix cache's
+/// entries (computed from the model's shape at F32 for `sequence_tokens` each, rounded up to the
+/// 512 tokens the cache grows by), and the rest (activations, allocator slack) as the difference.
+/// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
+const KV_GROWS_BY: usize = 512;
+
+fn memory_breakdown(
+    model: &std::path::Path,
+    sequence_tokens: usize,
+    rss_before: f64,
+    rss_loaded: f64,
+) -> serde_json::Value {
+    let peak = peak_rss_mb();
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    let per_token = crate::engine::gguf::read_header(model)
+        .ok()
+        .and_then(|h| h.kv_bytes_per_token())
+        .unwrap_or(0);
+    let entries = crate::engine::mistral::prefix_cache_entries();
+    let capacity = sequence_tokens.div_ceil(KV_GROWS_BY) * KV_GROWS_BY;
+    let sequence = mb(per_token * capacity as u64);
+    let kv = sequence;
+    let prefix = sequence * entries as f64;
+    let weights = (rss_loaded - rss_before).max(0.0);
+    let rest = (peak - rss_before - weights - kv - prefix).max(0.0);
+    let r = |x: f64| x.round();
+    serde_json::json!({
+        "before_load_mb": r(rss_before),
+        "weights_and_engine_mb": r(weights),
+        "kv_cache_mb": r(kv),
+        "prefix_cache_mb": r(prefix),
+        "prefix_cache_entries": entries,
+        "activations_and_rest_mb": r(rest),
+        "peak_mb": r(peak),
+        "kv_dtype": "F32",
+        "kv_mb_per_1000_tokens": r(mb(per_token * 1000)),
+        "kv_tokens_per_sequence": capacity,
+    })
+}
+
 /// Adds llama.cpp's figures and Troupe's ratio to them.
 fn add_ratios(report: &mut serde_json::Value, l: serde_json::Value) {
     let ratio = |k: &str| {
@@ -270,12 +324,28 @@ fn print_table(report: &serde_json::Value) {
         "model load {} ms · RSS {} MB before load, {} MB loaded, peak {} MB",
         t["load_ms"], t["idle_rss_mb_before_load"], t["idle_rss_mb_loaded"], t["peak_rss_mb"]
     );
+    let m = &report["memory"];
+    let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
+    println!(
+        "peak memory {} MB = before the model {} + weights and engine {} + KV cache {} + prefix \
+         cache {} ({} entries) + activations and the rest {} (KV at F32, {} MB per 1,000 tokens; \
+         KV figures computed from the model's shape)",
+        f("peak_mb"),
+        f("before_load_mb"),
+        f("weights_and_engine_mb"),
+        f("kv_cache_mb"),
+        f("prefix_cache_mb"),
+        m["prefix_cache_entries"],
+        f("activations_and_rest_mb"),
+        f("kv_mb_per_1000_tokens"),
+    );
     let Some(l) = report.get("llama_cpp") else {
         return;
     };
     println!();
     println!(
-        "vs llama.cpp ({}), same file, {} threads:",
+        "vs llama.cpp, {} ({}), same file, {} threads:",
+        report["llama_cpp_build"].as_str().unwrap_or(""),
         l["build"].as_str().unwrap_or(""),
         report["threads"]
     );
