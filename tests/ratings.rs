@@ -124,10 +124,12 @@ fn a_session_is_rated_with_its_model_and_replies_take_thumbs() {
     let mine = id_of("You: Evening, Walt.");
     let greeting = history.lines().next().unwrap().split('\t').next().unwrap();
     assert!(refused(data, &["thumb", greeting, "up"]).contains("a greeting comes from the card"));
+    // The last message's line (a reply may run over several lines; only a message's first
+    // line starts with its id).
     let reply = history
         .lines()
+        .filter_map(|l| l.split('\t').next()?.parse::<i64>().ok())
         .last()
-        .and_then(|l| l.split('\t').next())
         .unwrap()
         .to_string();
     assert_ne!(mine, reply);

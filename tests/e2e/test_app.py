@@ -1150,6 +1150,10 @@ def main():
             out = subprocess.run([binary, "group", "show", "--session", str(session)], env=env,
                                  capture_output=True, text=True, timeout=30)
             assert "leonardo-da-vinci\tleft" in out.stdout and "marie-curie\tpresent" in out.stdout, out.stdout + out.stderr
+            # The CLI's history names each reply's speaker as the window does.
+            out = subprocess.run([binary, "history", "--session", str(session)], env=env,
+                                 capture_output=True, text=True, timeout=30)
+            assert "\nMarie Curie: " in out.stdout and "\nAda Lovelace: " in out.stdout, out.stdout + out.stderr
             state["group"] = {"session": session, "messages": messages(wd), "speakers": speakers}
             state["a11y"] += axe_violations(wd, "a group chat")
             wd.screenshot("group.png")

@@ -38,12 +38,20 @@ pub fn sessions(troupe: &Troupe, character: &str) -> anyhow::Result<()> {
 pub fn history(troupe: &Troupe, session: i64, ids: bool) -> anyhow::Result<()> {
     let s = troupe.session(session)?;
     let c = troupe.character(&s.character_id)?;
+    // In a group each reply is its speaker's (one deleted for good shows under its id).
+    let mut names = std::collections::HashMap::from([(c.id.clone(), c.name.clone())]);
     let mut out = std::io::stdout().lock();
     for m in troupe.messages(session)? {
+        let speaker = m.speaker.unwrap_or_else(|| c.id.clone());
         let who = if m.role == Role::User {
             "You"
         } else {
-            c.name.as_str()
+            names.entry(speaker.clone()).or_insert_with(|| {
+                troupe
+                    .character(&speaker)
+                    .map(|c| c.name)
+                    .unwrap_or(speaker)
+            })
         };
         if ids {
             write!(out, "{}\t", m.id)?;
