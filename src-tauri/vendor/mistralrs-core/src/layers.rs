@@ -379,11 +379,8 @@ impl QEmbedding {
         hidden: usize,
         device: &Device,
     ) -> Result<Self> {
-        let repack = candle_core::quantized::repack_weights_on();
-        candle_core::quantized::set_repack_weights(false);
-        let table = ct.tensor(name, device);
-        candle_core::quantized::set_repack_weights(repack);
-        Self::new(table?, hidden, device)
+        let table = candle_core::quantized::without_repacking(|| ct.tensor(name, device))?;
+        Self::new(table, hidden, device)
     }
 }
 

@@ -13,7 +13,7 @@ pub mod gguf_file;
 pub mod imatrix_file;
 pub mod k_quants;
 pub mod repack;
-pub use repack::{repack_weights_on, set_repack_weights};
+pub use repack::{set_repack_weights, without_repacking};
 #[cfg(feature = "metal")]
 pub mod metal;
 #[cfg(not(target_arch = "wasm32"))]

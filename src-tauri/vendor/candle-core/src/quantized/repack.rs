@@ -45,15 +45,25 @@ pub fn set_repack_weights(on: bool) {
     REPACK.store(on, Ordering::Relaxed);
 }
 
-/// Troupe patch: whether tensors loaded now are repacked (see `set_repack_weights`).
-pub fn repack_weights_on() -> bool {
-    REPACK.load(Ordering::Relaxed)
+thread_local! {
+    static NOT_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Troupe patch: runs `load` with repacking off on this thread only, for a tensor that is read
+/// a row at a time rather than multiplied (an embedding table). Other threads, loading other
+/// models meanwhile, keep repacking (a global switch here would race them).
+pub fn without_repacking<T>(load: impl FnOnce() -> T) -> T {
+    let before = NOT_HERE.with(|n| n.replace(true));
+    let out = load();
+    NOT_HERE.with(|n| n.set(before));
+    out
 }
 
 /// Whether a tensor of `dims` loaded now would be repacked.
 pub fn repacks(dims: &[usize]) -> bool {
     cfg!(target_arch = "x86_64")
         && REPACK.load(Ordering::Relaxed)
+        && !NOT_HERE.with(|n| n.get())
         && super::simd_kernels_on()
         && dims.len() == 2
         && dims[0] > 0
@@ -605,6 +615,12 @@ mod tests {
         assert!(table.dequantize_rows(&[16], &Device::Cpu).is_err());
         let packed = QTensor::new(QStorage::Cpu(Box::new(packed)), (16, 96)).unwrap();
         assert!(packed.dequantize_rows(&[0], &Device::Cpu).is_err());
+        // A table loaded for row reads stays in the file's layout, on this thread only.
+        let before = repacks(&[16, 96]);
+        assert!(!without_repacking(|| repacks(&[16, 96])));
+        assert_eq!(repacks(&[16, 96]), before);
+        let other = std::thread::spawn(|| repacks(&[16, 96]));
+        assert_eq!(without_repacking(|| other.join().unwrap()), before);
     }
 
     /// The reference against the one-row scalar code of the type (`vec_dot_unopt`), which
