@@ -97,7 +97,9 @@ async fn a_forty_turn_group_keeps_every_member_themselves() {
         .map(|m| m.content)
         .collect();
     for r in away_replies {
-        if r.trim().len() >= 12 && all.iter().filter(|c| **c == r).count() == 1 {
+        // Unique as a passage, not only as a whole message: a small model's stock sentence
+        // ("I don't really understand this question.") also turns up inside longer replies.
+        if r.trim().len() >= 12 && all.iter().filter(|c| c.contains(r.as_str())).count() == 1 {
             away_texts.push(r);
         }
     }
@@ -135,12 +137,14 @@ async fn a_forty_turn_group_keeps_every_member_themselves() {
         );
         // What was said while Leonardo was away is in none of his later prompts.
         if speaker == "leonardo-da-vinci" {
-            let seen: String = record.messages.iter().map(|x| x.content.as_str()).collect();
             for text in &away_texts {
-                assert!(
-                    !seen.contains(text.as_str()),
-                    "Leonardo's prompt holds '{text}'"
-                );
+                if let Some(x) = record
+                    .messages
+                    .iter()
+                    .find(|x| x.content.contains(text.as_str()))
+                {
+                    panic!("Leonardo's prompt holds '{text}' in: {}", x.content);
+                }
             }
         }
     }
