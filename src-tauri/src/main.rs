@@ -7,6 +7,15 @@ use clap::Parser;
 use troupe::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // RUST_BACKTRACE=1 (set by developers and CI for panics) also makes every library error
+    // capture a backtrace, and mistral.rs formats one for each optional GGUF key it probes
+    // while reading a tokenizer: symbolising them parsed the binary's debug info, 56 MB kept
+    // for the life of the process (heaptrack, docs/PERFORMANCE.md). Panics still print theirs;
+    // RUST_LIB_BACKTRACE=1 brings the errors' back. No other thread exists yet.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    troupe::engine::one_allocator_arena();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -72,8 +72,8 @@ pub mod vocabulary {
         Progress as EvalProgress, Report, Setup, Suite,
     };
     pub use crate::settings::{
-        ApiSettings, BackupSettings, EngineChoice, InvalidSetting, Paths, RemoteSettings, Settings,
-        Theme, OLD_KEYS as OLD_SETTING_KEYS,
+        ApiSettings, BackupSettings, EngineChoice, InvalidSetting, Paths, PromptCacheMb,
+        RemoteSettings, Settings, Theme, OLD_KEYS as OLD_SETTING_KEYS,
     };
     pub use crate::store::{
         Averages as RatingAverages, CharacterSummary, Counts, Error as StoreError, Group,
@@ -168,6 +168,7 @@ impl Troupe {
         settings: &Settings,
         override_path: Option<&Path>,
     ) -> Result<(), crate::engine::Error> {
+        self.use_memory_settings(settings);
         match settings.engine {
             EngineChoice::Remote if override_path.is_none() => {
                 self.engine.connect(settings.remote.config()).await
@@ -178,6 +179,12 @@ impl Troupe {
                     .await
             }
         }
+    }
+
+    /// Applies the settings' memory bounds to the engine at once, loaded or not, without a
+    /// reload: the prompt cache's budget.
+    pub fn use_memory_settings(&self, settings: &Settings) {
+        crate::engine::mistral::set_prompt_cache_budget(settings.prompt_cache_mb.bytes());
     }
 
     /// The model manager's list: the models folder, the files the user added, and the model in

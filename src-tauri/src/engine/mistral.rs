@@ -49,11 +49,18 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
 ];
 
 /// Completed sequences the prefix cache keeps, so the next turn of a chat (or a regenerated
-/// reply) prefills only its new tokens. Each holds a whole KV cache (~50 MB for the default
-/// model at 1,000 tokens, a few hundred MB for a 7 B one), and the app needs few: the open
-/// chat's last turn and a warmed prompt or two. Bounded on CPU only thanks to our vendored
-/// mistralrs-core patch (upstream never evicts there; docs/PERFORMANCE.md).
+/// reply) prefills only its new tokens. Each holds a whole KV cache (kept in F16 and only as
+/// long as its tokens: ~20 MB for the default model at 750 tokens, ~256 MB for an 8 B one at
+/// 2,000), and the app needs few: the open chat's last turn and a warmed prompt or two. Bounded
+/// on CPU, and in bytes by `set_prompt_cache_budget`, thanks to our vendored mistralrs-core
+/// patches (upstream never evicts there; docs/PERFORMANCE.md).
 const PREFIX_CACHE_N: usize = 4;
+
+/// The bytes the prefix cache may hold (the `prompt_cache_mb` setting); applies from the next
+/// reply on, to the engine loaded now and later ones, without a reload.
+pub fn set_prompt_cache_budget(bytes: usize) {
+    mistralrs_core::set_prefix_cache_budget(bytes);
+}
 
 /// The completed sequences the prefix cache keeps: `PREFIX_CACHE_N`, or TROUPE_PREFIX_CACHE_N
 /// for measurements (0 turns it off).
@@ -206,6 +213,7 @@ async fn fast_copy(source: &Path, cache_dir: &Path) -> Result<Option<std::path::
         if !dest.is_file() {
             let started = Instant::now();
             let done = transcode::transcode(&source, &dest, |_, _| {})?;
+            transcode::remove_older_copies(&source, &dest);
             tracing::info!(
                 "transcoded {} tensors of {} to Q8_0 in {:.1} s",
                 done.tensors_converted,

@@ -425,6 +425,28 @@ pub fn check_model_file(path: &Path) -> Result<gguf::Header, Error> {
     Ok(header)
 }
 
+/// Makes glibc's allocator keep one arena for the whole process, called first thing in `main`.
+/// By default every thread that allocates gets an arena of its own (up to eight per core), and
+/// memory one thread frees stays resident in its arena for that thread alone: with the engine's
+/// worker threads, the prefix cache's entries coming and going and the activations of each
+/// turn, that kept 90–160 MB more resident in `troupe bench` on the default model than one
+/// arena does, at the same speed (prefill, decode and first token within the run-to-run spread;
+/// docs/PERFORMANCE.md, issue 24). The kernels allocate nothing in their loops, so the one
+/// arena's lock is not contended.
+pub fn one_allocator_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_ARENA_MAX: std::ffi::c_int = -8;
+        // SAFETY: glibc's mallopt takes no pointers; called before any other thread exists.
+        unsafe {
+            mallopt(M_ARENA_MAX, 1);
+        }
+    }
+}
+
 /// Hands the memory loading freed back to the system. Loading reads, transcodes and repacks
 /// tensors on every thread, and glibc keeps what those threads freed in their arenas, resident,
 /// for allocations that never come (28 MB of Qwen2.5-0.5B's loaded process here: issue 24).

@@ -124,6 +124,34 @@ pub struct Settings {
     pub language: String,
     /// The local API (`server`).
     pub api: ApiSettings,
+    /// Memory the local engine may keep for prompts it has read, so the next turn of a chat
+    /// starts at once (the prefix cache).
+    pub prompt_cache_mb: PromptCacheMb,
+}
+
+/// The prefix cache's budget in MiB: the prompts (KV caches) of recent turns the local engine
+/// keeps, so the next turn reads only its new tokens. Each is the model's KV per token times the
+/// chat's length, kept in F16: ~20 MB for the 135 M default model at 750 tokens, ~130 KB per
+/// token for an 8 B model (256 MB at 2,000 tokens). The default holds one long chat of an 8 B
+/// model or four of a small one (four is the most kept either way); a chat too long for the
+/// budget is read anew each turn. 0 turns the cache off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PromptCacheMb(pub u32);
+
+impl Default for PromptCacheMb {
+    fn default() -> Self {
+        PromptCacheMb(1024)
+    }
+}
+
+impl PromptCacheMb {
+    /// The largest budget accepted (64 GiB).
+    pub const MAX: u32 = 65_536;
+
+    pub fn bytes(self) -> usize {
+        self.0 as usize * 1024 * 1024
+    }
 }
 
 /// The local API: off until the person turns it on. Its key lives here, in the settings file
@@ -335,6 +363,7 @@ impl Settings {
             theme: serde_json::from_value(get("theme")).unwrap_or_default(),
             welcomed: get("welcomed").as_bool().unwrap_or(false),
             api: serde_json::from_value(get("api")).unwrap_or_default(),
+            prompt_cache_mb: serde_json::from_value(get("prompt_cache_mb")).unwrap_or_default(),
             language: match get("language").as_str() {
                 Some(l @ ("en" | "zh-CN")) => l.to_string(),
                 _ => String::new(),
@@ -368,6 +397,12 @@ impl Settings {
         self.sampling
             .validate()
             .map_err(|(field, problem)| InvalidSetting { field, problem })?;
+        if self.prompt_cache_mb.0 > PromptCacheMb::MAX {
+            return Err(InvalidSetting {
+                field: "promptCacheMb",
+                problem: format!("must be at most {} MB", PromptCacheMb::MAX),
+            });
+        }
         if self.engine == EngineChoice::Remote {
             let url = self.remote.base_url.trim();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -490,8 +525,17 @@ mod tests {
                 key: Some(ApiSettings::new_key()),
                 origins: vec!["http://localhost:8000".into()],
             },
+            prompt_cache_mb: PromptCacheMb(300),
         };
         assert_eq!(Settings::from_json(serde_json::to_value(&s).unwrap()), s);
+        // A file from before the setting gets the default; a budget beyond 64 GiB is refused.
+        assert_eq!(
+            Settings::from_json(serde_json::json!({})).prompt_cache_mb,
+            PromptCacheMb(1024)
+        );
+        let mut big = s.clone();
+        big.prompt_cache_mb = PromptCacheMb(PromptCacheMb::MAX + 1);
+        assert_eq!(big.validate().unwrap_err().field, "promptCacheMb");
     }
 
     #[test]

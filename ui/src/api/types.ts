@@ -121,7 +121,11 @@ language: string,
 /**
  * Where the library lives (read-only; shown in the welcome).
  */
-dataDir: string, };
+dataDir: string, 
+/**
+ * The prompt cache's budget in MB (0: off).
+ */
+promptCacheMb: number, };
 
 export type ModelFile = { path: string, fileName: string, sizeBytes: number, architecture: string | null, parameters: number | null, quantization: string | null, contextLength: number | null, 
 /**

@@ -431,6 +431,11 @@ export const messages = {
   'settings.context': ['Context (tokens)', '上下文（词元）'],
   'settings.file': ['Model file (GGUF)', '模型文件（GGUF）'],
   'settings.file.placeholder': ['Default: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M)', '默认：Qwen2.5-Coder-0.5B-Instruct（Q4_K_M）'],
+  'settings.promptCache': ['Prompt cache (MB)', '提示缓存（MB）'],
+  'settings.promptCache.hint': [
+    'Memory kept for the prompts of recent turns, so the next reply starts at once. A long chat with a large model needs a few hundred MB; a chat that does not fit is read anew each turn. 0 turns it off. Applies at once.',
+    '为最近几轮的提示保留的内存，让下一条回复立即开始。大模型的长对话需要几百 MB；放不下的对话每轮都会重新读取。0 表示关闭。立即生效。',
+  ],
   'settings.theme': ['Theme', '主题'],
   'settings.theme.system': ['As the system', '跟随系统'],
   'settings.theme.light': ['Light', '浅色'],

@@ -57,7 +57,10 @@ pub struct Options {
 
 /// Loads the model, measures, compares with llama.cpp when asked, and prints the report.
 pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> anyhow::Result<()> {
-    let path = troupe.model_file(&troupe.settings(), model.as_deref());
+    let settings = troupe.settings();
+    let path = troupe.model_file(&settings, model.as_deref());
+    // The prompt cache bounded as the app bounds it.
+    troupe.use_memory_settings(&settings);
     if let Some((bin, build)) = &opts.llama_bench {
         if !bin.is_file() {
             let arg = if *build == llama::Build::Avx2 {
@@ -92,8 +95,8 @@ pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> an
     report["memory"] = memory_breakdown(
         &path,
         figures.prompt_tokens + opts.max_tokens,
-        rss_before,
-        rss_loaded,
+        settings.prompt_cache_mb.bytes(),
+        (rss_before, rss_loaded),
     );
     if let Some((bin, build)) = &opts.llama_bench {
         // Same file (the user's original, not Troupe's transcoded copy), threads, prompt length
@@ -229,17 +232,18 @@ fn threads(asked: Option<usize>) -> usize {
 
 /// Where the peak memory went, as far as the engine can account for it: the process before the
 /// model (runtime, library, tokenizer tables), what loading added (weights and the engine's
-/// own buffers, measured), the KV cache of the sequence being written and of the prefix cache's
-/// entries (computed from the model's shape at F32 for `sequence_tokens` each, rounded up to the
-/// 512 tokens the cache grows by), and the rest (activations, allocator slack) as the difference.
+/// own buffers, measured), the KV cache of the sequence being written (computed from the
+/// model's shape at F32 for `sequence_tokens`, rounded up to the 512 tokens the cache grows by)
+/// and of the prefix cache's entries (F16, `sequence_tokens` each, as many as the count and
+/// `budget` bytes allow), and the rest (activations, allocator slack) as the difference.
 /// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
 const KV_GROWS_BY: usize = 512;
 
 fn memory_breakdown(
     model: &std::path::Path,
     sequence_tokens: usize,
-    rss_before: f64,
-    rss_loaded: f64,
+    budget: usize,
+    (rss_before, rss_loaded): (f64, f64),
 ) -> serde_json::Value {
     let peak = peak_rss_mb();
     let mb = |b: u64| b as f64 / 1_048_576.0;
@@ -247,11 +251,12 @@ fn memory_breakdown(
         .ok()
         .and_then(|h| h.kv_bytes_per_token())
         .unwrap_or(0);
-    let entries = crate::engine::mistral::prefix_cache_entries();
     let capacity = sequence_tokens.div_ceil(KV_GROWS_BY) * KV_GROWS_BY;
-    let sequence = mb(per_token * capacity as u64);
-    let kv = sequence;
-    let prefix = sequence * entries as f64;
+    let kv = mb(per_token * capacity as u64);
+    let entry = per_token / 2 * sequence_tokens as u64;
+    let entries = crate::engine::mistral::prefix_cache_entries()
+        .min((budget as u64 / entry.max(1)).min(usize::MAX as u64) as usize);
+    let prefix = mb(entry) * entries as f64;
     let weights = (rss_loaded - rss_before).max(0.0);
     let rest = (peak - rss_before - weights - kv - prefix).max(0.0);
     let r = |x: f64| x.round();
@@ -261,6 +266,8 @@ fn memory_breakdown(
         "kv_cache_mb": r(kv),
         "prefix_cache_mb": r(prefix),
         "prefix_cache_entries": entries,
+        "prefix_cache_budget_mb": r(mb(budget as u64)),
+        "prefix_cache_dtype": "F16",
         "activations_and_rest_mb": r(rest),
         "peak_mb": r(peak),
         "kv_dtype": "F32",
@@ -328,8 +335,8 @@ fn print_table(report: &serde_json::Value) {
     let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
     println!(
         "peak memory {} MB = before the model {} + weights and engine {} + KV cache {} + prefix \
-         cache {} ({} entries) + activations and the rest {} (KV at F32, {} MB per 1,000 tokens; \
-         KV figures computed from the model's shape)",
+         cache {} ({} entries, F16) + activations and the rest {} (KV at F32, {} MB per 1,000 \
+         tokens; KV figures computed from the model's shape)",
         f("peak_mb"),
         f("before_load_mb"),
         f("weights_and_engine_mb"),

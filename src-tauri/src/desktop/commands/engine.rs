@@ -61,6 +61,7 @@ pub fn save_settings(
     let new = settings.to_settings(&old);
     new.validate()?;
     save(&app, &new)?;
+    troupe.use_memory_settings(&new);
     let before = troupe.model_file(&old, state.model_override.as_deref());
     let after = troupe.model_file(&new, state.model_override.as_deref());
     let engine_changed = before != after

@@ -195,6 +195,13 @@ pub struct SettingsJson {
     /// Where the library lives (read-only; shown in the welcome).
     #[serde(default)]
     pub data_dir: String,
+    /// The prompt cache's budget in MB (0: off).
+    #[serde(default = "default_prompt_cache_mb")]
+    pub prompt_cache_mb: u32,
+}
+
+fn default_prompt_cache_mb() -> u32 {
+    domain::PromptCacheMb::default().0
 }
 
 impl SettingsJson {
@@ -227,6 +234,7 @@ impl SettingsJson {
             }
             .into(),
             welcomed: s.welcomed,
+            prompt_cache_mb: s.prompt_cache_mb.0,
             language: if s.language.is_empty() {
                 "system".into()
             } else {
@@ -274,6 +282,7 @@ impl SettingsJson {
             },
             // Settings → Local API saves on its own (`commands::server`).
             api: current.api.clone(),
+            prompt_cache_mb: domain::PromptCacheMb(self.prompt_cache_mb),
         }
     }
 }

@@ -362,13 +362,36 @@ pub enum QEmbedding {
 
 impl QEmbedding {
     pub fn new(table: QTensor, hidden: usize, device: &Device) -> Result<Self> {
+        Self::shared(Arc::new(table), hidden, device)
+    }
+
+    /// The table, possibly shared with the output layer (see `load_with_output`).
+    pub fn shared(table: Arc<QTensor>, hidden: usize, device: &Device) -> Result<Self> {
         if device.is_cpu() && table.dequantize_rows(&[0], device).is_ok() {
-            return Ok(Self::Rows {
-                table: Arc::new(table),
-                hidden,
-            });
+            return Ok(Self::Rows { table, hidden });
         }
-        Ok(Self::Dense(Embedding::new(table.dequantize(device)?, hidden)))
+        Ok(Self::Dense(Embedding::new(
+            table.dequantize(device)?,
+            hidden,
+        )))
+    }
+
+    /// Troupe patch: the embedding table and the output layer's weight. A model with its own
+    /// `output.weight` gets the table in the file's layout (read by rows) and the output as
+    /// loaded for the matmul; a model whose output is its embedding table (tied: SmolLM2,
+    /// Qwen2.5 from 1.5 B down, Llama 3.2) loads that table once, in the matmul's layout, and
+    /// reads its rows from there. Upstream loaded it twice (30 MB more for SmolLM2-135M).
+    pub fn load_with_output<R: std::io::Seek + std::io::Read>(
+        ct: &mut crate::gguf::Content<'_, R>,
+        hidden: usize,
+        device: &Device,
+    ) -> Result<(Self, Arc<QTensor>)> {
+        if ct.has_tensor("output.weight") {
+            let embedding = Self::load(ct, "token_embd.weight", hidden, device)?;
+            return Ok((embedding, Arc::new(ct.tensor("output.weight", device)?)));
+        }
+        let table = Arc::new(ct.tensor("token_embd.weight", device)?);
+        Ok((Self::shared(table.clone(), hidden, device)?, table))
     }
 
     /// Loads `name` from `ct` in the file's layout (not repacked for the matmul kernels: its

@@ -69,6 +69,8 @@ mod models;
 mod paged_attention;
 mod pipeline;
 mod prefix_cacher;
+// Troupe patch: the prefix cache's byte budget, set by the embedding app.
+pub use prefix_cacher::set_prefix_cache_budget;
 pub mod reasoning_parsers;
 mod request;
 mod response;

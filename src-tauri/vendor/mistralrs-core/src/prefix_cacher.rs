@@ -1,4 +1,6 @@
-use candle_core::{Device, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::{DType, Device, Result};
 use indexmap::IndexMap;
 use itertools::Itertools;
 use tracing::info;
@@ -28,9 +30,25 @@ impl From<Vec<u32>> for Tokens {
     }
 }
 
+/// Troupe patch: the most bytes the prefix cache's entries may hold together, oldest evicted
+/// first (an entry larger than the whole budget is not kept). Upstream bounded only the number
+/// of entries on a GPU, and an entry is a whole KV cache: from ~25 MB for a 135 M model to
+/// gigabytes for a 7 B one at a long context. One budget for the process, set by the app that
+/// embeds the engine (it runs one), so changing it needs no reload; unbounded until set.
+static BYTE_BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Troupe patch: sets the prefix cache's byte budget (see `BYTE_BUDGET`); applies from the
+/// next eviction, which follows every completed request.
+pub fn set_prefix_cache_budget(bytes: usize) {
+    BYTE_BUDGET.store(bytes, Ordering::Relaxed);
+}
+
 #[derive(Clone)]
 struct CacheElement {
+    /// Troupe patch: in the stored form (`KvCache::stored`: the tokens written, F16 on the CPU).
     cache: Vec<Option<KvCache>>,
+    /// Troupe patch: the dtype the model writes, which a hit restores the cache to.
+    dtype: Option<DType>,
     /// Recurrent state snapshots for hybrid models (one per recurrent layer)
     recurrent_snapshots: Option<Vec<RecurrentStateSnapshot>>,
     audio_hashes: Option<Vec<u64>>,
@@ -39,6 +57,26 @@ struct CacheElement {
 }
 
 impl CacheElement {
+    /// Troupe patch: what the entry holds, in bytes.
+    fn bytes(&self) -> usize {
+        self.cache.iter().flatten().map(KvCache::bytes).sum()
+    }
+
+    /// Troupe patch: the tokens whose keys and values the entry holds. A sequence's last
+    /// sampled token was never run through the model, so this is one less than its key when
+    /// it ended by length; a hit reuses at most this many (upstream reused the whole key, the
+    /// last position then attending to an unwritten row, which the capacity grown ahead had
+    /// hidden and the stored form's exact length refused: the next turn of a chat missed).
+    fn kv_len(&self) -> usize {
+        self.cache
+            .iter()
+            .flatten()
+            .filter(|layer| !layer.is_shared())
+            .map(KvCache::current_seq_len)
+            .min()
+            .unwrap_or(0)
+    }
+
     fn can_rewind_to(&self, len: usize) -> bool {
         self.cache
             .iter()
@@ -103,12 +141,26 @@ impl PrefixCacheManagerV2 {
         // For paged attention, prefix caching is handled by the KVCacheManager.
         // PrefixCacheManagerV2 only handles non-paged attention caching.
         if !self.has_paged_attention {
-            let cache = seq.normal_cache().to_vec();
+            // Troupe patch: kept in the stored form, half the bytes or less (see `KvCache::stored`).
+            let live = seq.normal_cache();
+            let dtype = live.iter().flatten().find_map(KvCache::dtype);
+            let cache: Result<Vec<Option<KvCache>>> = live
+                .iter()
+                .map(|c| c.as_ref().map(KvCache::stored).transpose())
+                .collect();
+            let cache = match cache {
+                Ok(cache) => cache,
+                Err(e) => {
+                    tracing::warn!("prefix cache: not keeping a sequence: {e}");
+                    return;
+                }
+            };
 
             self.caches.insert(
                 seq.get_toks().to_vec().into(),
                 CacheElement {
                     cache,
+                    dtype,
                     recurrent_snapshots,
                     image_hashes: seq.image_hashes().map(|x| x.to_vec()),
                     audio_hashes: seq.audio_hashes().map(|x| x.to_vec()),
@@ -182,7 +234,25 @@ impl PrefixCacheManagerV2 {
 
         self.caches.retain(|_tokens, cache| !cache.cache.is_empty());
 
+        // Troupe patch: then down to the byte budget.
+        n_evicted += self.evict_to_bytes(BYTE_BUDGET.load(Ordering::Relaxed));
+
         Ok(n_evicted)
+    }
+
+    /// Troupe patch: evicts the oldest entries until the rest hold at most `budget` bytes;
+    /// returns how many went.
+    fn evict_to_bytes(&mut self, budget: usize) -> usize {
+        let mut held: usize = self.caches.values().map(CacheElement::bytes).sum();
+        let mut n_evicted = 0;
+        while held > budget {
+            let Some((_, oldest)) = self.caches.shift_remove_index(0) else {
+                break;
+            };
+            held -= oldest.bytes();
+            n_evicted += 1;
+        }
+        n_evicted
     }
 
     /// Evict all the caches.
@@ -259,7 +329,7 @@ impl PrefixCacheManagerV2 {
         let mut best_match: Option<(usize, &CacheElement, usize, usize, usize, usize, usize)> =
             None;
         for (idx, (k, v)) in self.caches.iter().enumerate() {
-            let match_len = toks.shared_prefix_len(k);
+            let match_len = toks.shared_prefix_len(k).min(v.kv_len());
             if match_len == 0 {
                 continue;
             }
@@ -377,6 +447,7 @@ impl PrefixCacheManagerV2 {
             // sequence continues the entry (it matches all of it, or all but a last token that
             // was only a warm-up's), the entry is taken out instead: the sequence will be
             // stored longer when it completes, and no copy (up to hundreds of MB) is made.
+            // Either way the layers are restored from the stored form into new storage.
             let take = match_len + 1 >= entry_len;
             let mut cache = if take {
                 let (_, taken) = self
@@ -385,12 +456,12 @@ impl PrefixCacheManagerV2 {
                     .expect("the index came from this map");
                 taken
             } else {
-                let mut cache = cache_element.clone();
-                for layer in cache.cache.iter_mut().flatten() {
-                    layer.deep_copy()?;
-                }
-                cache
+                cache_element.clone()
             };
+            let dtype = cache.dtype.unwrap_or(DType::F32);
+            for layer in cache.cache.iter_mut().flatten() {
+                *layer = layer.restored(dtype)?;
+            }
             // Count how many input images are not already cached
             let images_to_keep = if let Some(input_hashes) = image_hashes {
                 input_hashes.len().saturating_sub(images_match_until)
@@ -470,6 +541,7 @@ mod tests {
             vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10].into(),
             CacheElement {
                 cache: vec![Some(make_rotating_kv_cache(10, 4)?)],
+                dtype: Some(DType::F32),
                 recurrent_snapshots: None,
                 audio_hashes: None,
                 image_hashes: None,
@@ -480,6 +552,7 @@ mod tests {
             vec![1, 2, 3, 4, 5, 9].into(),
             CacheElement {
                 cache: vec![Some(make_normal_kv_cache(6)?)],
+                dtype: Some(DType::F32),
                 recurrent_snapshots: None,
                 audio_hashes: None,
                 image_hashes: None,
@@ -513,6 +586,7 @@ mod tests {
             vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10].into(),
             CacheElement {
                 cache: vec![Some(make_rotating_kv_cache(10, 4)?)],
+                dtype: Some(DType::F32),
                 recurrent_snapshots: None,
                 audio_hashes: None,
                 image_hashes: None,
@@ -541,6 +615,7 @@ mod tests {
     fn entry(cache: KvCache) -> CacheElement {
         CacheElement {
             cache: vec![Some(cache)],
+            dtype: Some(DType::F32),
             recurrent_snapshots: None,
             audio_hashes: None,
             image_hashes: None,
@@ -569,9 +644,10 @@ mod tests {
     #[test]
     fn an_exact_repeat_reuses_all_but_the_last_token() -> candle_core::Result<()> {
         let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
-        prefix_cacher
-            .caches
-            .insert(vec![1, 2, 3, 4, 5, 6].into(), entry(make_normal_kv_cache(6)?));
+        prefix_cacher.caches.insert(
+            vec![1, 2, 3, 4, 5, 6].into(),
+            entry(make_normal_kv_cache(6)?),
+        );
         match prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5, 6], None, None, None)? {
             Some(MatchingCache::Normal { toks, offset, .. }) => {
                 assert_eq!(offset, 5);
@@ -629,6 +705,87 @@ mod tests {
             None => panic!("expected a hit"),
         }
         assert!(prefix_cacher.caches.is_empty());
+        Ok(())
+    }
+
+    // Troupe patch: an entry is kept in the stored form (the tokens written, F16 on the CPU) and
+    // a hit gets the model's dtype back, with the same values as far as F16 holds them.
+    #[test]
+    fn entries_are_stored_compact_and_restored_to_the_models_dtype() -> candle_core::Result<()> {
+        let values: Vec<f32> = (0..6).map(|i| i as f32 * 0.25 - 0.5).collect();
+        let src = Tensor::from_vec(values.clone(), (1, 1, 6, 1), &Device::Cpu)?;
+        let mut k = SingleCache::new(2, 4096, 512);
+        let mut v = SingleCache::new(2, 4096, 512);
+        k.append(&src)?;
+        v.append(&src)?;
+        let live = KvCache::Normal { k, v };
+        assert_eq!(
+            live.bytes(),
+            2 * 512 * 4,
+            "the live cache holds its capacity, in F32"
+        );
+        let stored = live.stored()?;
+        assert_eq!(stored.bytes(), 2 * 6 * 2, "six tokens in F16");
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        let mut element = entry(stored);
+        element.dtype = live.dtype();
+        prefix_cacher
+            .caches
+            .insert(vec![1, 2, 3, 4, 5, 6].into(), element);
+        let Some(MatchingCache::Normal {
+            mut normal, offset, ..
+        }) = prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5, 6, 7], None, None, None)?
+        else {
+            panic!("expected a hit");
+        };
+        assert_eq!(offset, 6);
+        let Some(KvCache::Normal { k, .. }) = normal[0].as_mut() else {
+            panic!("expected a normal cache");
+        };
+        let data = k.current_data()?.unwrap();
+        assert_eq!(data.dtype(), DType::F32);
+        assert_eq!(data.flatten_all()?.to_vec1::<f32>()?, values);
+        // The sequence goes on writing past the stored length.
+        k.append(&Tensor::ones((1, 1, 1, 1), DType::F32, &Device::Cpu)?)?;
+        assert_eq!(k.current_seq_len, 7);
+        Ok(())
+    }
+
+    // Troupe patch: the byte budget evicts the oldest entries first, and an entry larger than
+    // the whole budget is not kept.
+    #[test]
+    fn the_byte_budget_evicts_oldest_first() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(10, false, false);
+        for i in 0..4u32 {
+            prefix_cacher
+                .caches
+                .insert(vec![i, 1, 2].into(), entry(make_normal_kv_cache(3)?));
+        }
+        let one = prefix_cacher.caches.values().next().unwrap().bytes();
+        assert_eq!(prefix_cacher.evict_to_bytes(2 * one + 1), 2);
+        let kept: Vec<u32> = prefix_cacher.caches.keys().map(|k| k.0[0]).collect();
+        assert_eq!(kept, vec![2, 3]);
+        assert_eq!(prefix_cacher.evict_to_bytes(one - 1), 2);
+        assert!(prefix_cacher.caches.is_empty());
+        Ok(())
+    }
+
+    // Troupe patch: a sequence that ended by length holds one token fewer in its KV than in its
+    // key (the last sampled token never ran); a next turn that repeats the whole key reuses
+    // what the KV holds and feeds the rest, rather than missing.
+    #[test]
+    fn a_hit_reuses_only_the_tokens_the_kv_holds() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        let stored = make_normal_kv_cache(3)?.stored()?;
+        prefix_cacher
+            .caches
+            .insert(vec![1, 2, 3, 4].into(), entry(stored));
+        match prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5, 6], None, None, None)? {
+            Some(MatchingCache::Normal { toks, offset, .. }) => {
+                assert_eq!((offset, toks), (3, vec![4, 5, 6]));
+            }
+            None => panic!("expected a hit on the three tokens the KV holds"),
+        }
         Ok(())
     }
 }

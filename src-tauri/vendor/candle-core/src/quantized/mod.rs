@@ -493,8 +493,7 @@ pub trait QuantizedType: Send + Sync {
         })
     }
     /// Troupe patch: row `row` of a matrix with rows of `row_len` elements, as f32 into `out`
-    /// (an embedding table kept quantised, read a row per token). Storages in another form
-    /// than the file's refuse.
+    /// (an embedding table kept quantised, read a row per token). Storages that cannot refuse.
     fn dequantize_row(&self, _row: usize, _row_len: usize, _out: &mut [f32]) -> Result<()> {
         crate::bail!("this quantised storage cannot dequantise single rows")
     }

@@ -483,6 +483,23 @@ impl<T: Repack> QuantizedType for Rows8<T> {
     fn size(&self) -> usize {
         self.storage_size_in_bytes()
     }
+
+    /// Troupe patch: a row read out of its group, so a model whose output layer is its
+    /// embedding table (tied) keeps one copy, repacked for the matmul and read a row per token.
+    fn dequantize_row(&self, row: usize, row_len: usize, out: &mut [f32]) -> Result<()> {
+        let kb = self.k_in_blocks;
+        if row_len != kb * T::BLCK_SIZE || out.len() != row_len {
+            crate::bail!("a row of {row_len} elements against rows of {kb} blocks")
+        }
+        if row >= self.rows() {
+            crate::bail!("row {row} is outside the tensor")
+        }
+        let group = &self.groups[row / ROWS * kb..(row / ROWS + 1) * kb];
+        for (x, out) in group.iter().zip(out.chunks_exact_mut(T::BLCK_SIZE)) {
+            T::to_float(&[T::unpack(x, row % ROWS)], out);
+        }
+        Ok(())
+    }
 }
 
 /// A matmul's activation rows quantised as `k_quants::matmul` quantises them (Q8_0, rows in
@@ -597,24 +614,29 @@ mod tests {
     }
 
     /// Troupe patch: single rows dequantised (an embedding lookup) are the whole table's rows,
-    /// bit for bit; a repacked storage refuses rather than copying the table per lookup.
+    /// bit for bit, from the file's layout and from the repacked one (a tied output layer).
     #[test]
     fn troupe_dequantize_rows_gives_the_tables_rows() {
         use crate::quantized::{QStorage, QTensor};
         use crate::Device;
-        let q8 = weights::<BlockQ8_0>(16, 96, 4);
-        let packed = Rows8::pack(&q8, 3);
-        let table = QTensor::new(QStorage::Cpu(Box::new(q8)), (16, 96)).unwrap();
-        let whole = table.dequantize(&Device::Cpu).unwrap();
-        let rows = table.dequantize_rows(&[3, 0, 15, 3], &Device::Cpu).unwrap();
-        for (i, id) in [3usize, 0, 15, 3].into_iter().enumerate() {
-            let want: Vec<f32> = whole.get(id).unwrap().to_vec1().unwrap();
-            let got: Vec<f32> = rows.get(i).unwrap().to_vec1().unwrap();
-            assert_eq!(bits(&got), bits(&want), "row {id}");
+        fn check<T: Repack>(seed: u64) {
+            let blocks = weights::<T>(16, 96, seed);
+            let packed = Rows8::pack(&blocks, 3);
+            let table = QTensor::new(QStorage::Cpu(Box::new(blocks)), (16, 96)).unwrap();
+            let packed = QTensor::new(QStorage::Cpu(Box::new(packed)), (16, 96)).unwrap();
+            let whole = table.dequantize(&Device::Cpu).unwrap();
+            for t in [&table, &packed] {
+                let rows = t.dequantize_rows(&[3, 0, 15, 3, 9], &Device::Cpu).unwrap();
+                for (i, id) in [3usize, 0, 15, 3, 9].into_iter().enumerate() {
+                    let want: Vec<f32> = whole.get(id).unwrap().to_vec1().unwrap();
+                    let got: Vec<f32> = rows.get(i).unwrap().to_vec1().unwrap();
+                    assert_eq!(bits(&got), bits(&want), "{:?} row {id}", T::DTYPE);
+                }
+                assert!(t.dequantize_rows(&[16], &Device::Cpu).is_err());
+            }
         }
-        assert!(table.dequantize_rows(&[16], &Device::Cpu).is_err());
-        let packed = QTensor::new(QStorage::Cpu(Box::new(packed)), (16, 96)).unwrap();
-        assert!(packed.dequantize_rows(&[0], &Device::Cpu).is_err());
+        check::<BlockQ8_0>(4);
+        check::<BlockQ4_0>(5);
         // A table loaded for row reads stays in the file's layout, on this thread only.
         let before = repacks(&[16, 96]);
         assert!(!without_repacking(|| repacks(&[16, 96])));

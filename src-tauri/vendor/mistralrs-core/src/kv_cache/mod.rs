@@ -202,6 +202,55 @@ impl KvCache {
         }
     }
 
+    /// Troupe patch: what the prefix cache keeps of this cache (`SingleCache::stored`: the
+    /// tokens written, F16 on the CPU). Sliding-window caches are kept as they are.
+    pub fn stored(&self) -> candle_core::Result<Self> {
+        match self {
+            Self::Normal { k, v } => Ok(Self::Normal {
+                k: k.stored()?,
+                v: v.stored()?,
+            }),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Troupe patch: a stored cache ready for a new sequence to write to, in `dtype`, sharing
+    /// no storage with the stored entry.
+    pub fn restored(&self, dtype: candle_core::DType) -> candle_core::Result<Self> {
+        match self {
+            Self::Normal { k, v } => Ok(Self::Normal {
+                k: k.restored(dtype)?,
+                v: v.restored(dtype)?,
+            }),
+            other => {
+                let mut copy = other.clone();
+                copy.deep_copy()?;
+                Ok(copy)
+            }
+        }
+    }
+
+    /// Troupe patch: the bytes this cache's keys and values hold.
+    pub fn bytes(&self) -> usize {
+        let of = |t: Option<&candle_core::Tensor>| {
+            t.map_or(0, |d| d.elem_count() * d.dtype().size_in_bytes())
+        };
+        match self {
+            Self::Normal { k, v } => k.bytes() + v.bytes(),
+            Self::Rotating { k, v } => of(k.all_data.as_ref()) + of(v.all_data.as_ref()),
+            Self::Shared { .. } => 0,
+        }
+    }
+
+    /// Troupe patch: the dtype the model writes this cache in (`None` before any token).
+    pub fn dtype(&self) -> Option<candle_core::DType> {
+        match self {
+            Self::Normal { k, .. } => k.all_data.as_ref().map(|d| d.dtype()),
+            Self::Rotating { k, .. } => k.all_data.as_ref().map(|d| d.dtype()),
+            Self::Shared { .. } => None,
+        }
+    }
+
     pub fn is_rotating(&self) -> bool {
         matches!(self, Self::Rotating { .. })
     }

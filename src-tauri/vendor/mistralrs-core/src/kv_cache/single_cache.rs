@@ -72,6 +72,50 @@ impl SingleCache {
         Ok(())
     }
 
+    /// Troupe patch: this cache as the prefix cache keeps it: the tokens written and not the
+    /// capacity grown ahead of them (up to 511 tokens of zeros), on the CPU in F16 rather than
+    /// F32. A stored entry is only read back, once, by `restored`.
+    pub fn stored(&self) -> Result<Self> {
+        let mut out = self.clone();
+        let Some(data) = self.all_data.as_ref() else {
+            return Ok(out);
+        };
+        if self.current_seq_len == 0 {
+            out.all_data = None;
+            return Ok(out);
+        }
+        let kept = data.narrow(self.dim, 0, self.current_seq_len)?;
+        let compact = data.device().is_cpu() && data.dtype() == candle_core::DType::F32;
+        out.all_data = Some(if compact {
+            kept.to_dtype(candle_core::DType::F16)?
+        } else {
+            kept.copy()?
+        });
+        out.capacity_seq_len = self.current_seq_len;
+        Ok(out)
+    }
+
+    /// Troupe patch: a stored cache ready to be written again, in the model's `dtype`, in
+    /// storage of its own (a sequence writes its new tokens in place).
+    pub fn restored(&self, dtype: candle_core::DType) -> Result<Self> {
+        let mut out = self.clone();
+        if let Some(data) = self.all_data.as_ref() {
+            out.all_data = Some(if data.dtype() == dtype {
+                data.copy()?
+            } else {
+                data.to_dtype(dtype)?
+            });
+        }
+        Ok(out)
+    }
+
+    /// Troupe patch: the bytes this cache's tensor holds.
+    pub fn bytes(&self) -> usize {
+        self.all_data
+            .as_ref()
+            .map_or(0, |d| d.elem_count() * d.dtype().size_in_bytes())
+    }
+
     pub fn append(&mut self, src: &Tensor) -> Result<()> {
         let seq_len = src.dim(self.dim)?;
         // This doesn't seem very idiomatic but because the creation can fail, it's tricky to use

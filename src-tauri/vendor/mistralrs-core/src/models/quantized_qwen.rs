@@ -10,7 +10,7 @@ use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
 use crate::attention::SdpaParams;
 use crate::device_map::{DeviceMappedMask, DeviceMapper};
 use crate::gguf::Content;
-use crate::layers::{QEmbedding, CausalMasker, MatMul, QRmsNorm, RotaryEmbedding, Sdpa};
+use crate::layers::{CausalMasker, MatMul, QEmbedding, QRmsNorm, RotaryEmbedding, Sdpa};
 use crate::layers_masker::PastKvLenCache;
 use crate::paged_attention::{AttentionImplementation, PagedAttention};
 use crate::pipeline::text_models_inputs_processor::PagedAttentionInputMetadata;
@@ -265,15 +265,11 @@ impl ModelConfig::FromGGUF for ModelWeights {
             value_length,
         } = PropsGGUF::try_from(metadata).or_else(|err| candle_core::bail!("{err}"))?;
 
-        // Troupe patch: the table stays quantised, a row dequantised per token (`QEmbedding`).
-        let tok_embeddings =
-            QEmbedding::load(&mut ct, "token_embd.weight", embedding_length, device)?;
+        // Troupe patch: the table stays quantised, a row dequantised per token, and a tied
+        // output layer shares it (`QEmbedding`).
+        let (tok_embeddings, output) =
+            QEmbedding::load_with_output(&mut ct, embedding_length, device)?;
         let norm = QRmsNorm::new(ct.tensor("output_norm.weight", device)?, rms_norm_eps)?;
-        let output = if !ct.has_tensor("output.weight") {
-            ct.tensor("token_embd.weight", device)?
-        } else {
-            ct.tensor("output.weight", device)?
-        };
         let mut layers = Vec::with_capacity(block_count);
 
         let head_dim = key_length;
@@ -419,7 +415,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
             layers,
             norm,
             output: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                q_weight: Arc::new(output),
+                q_weight: output,
                 b: None,
             })?),
             device: device.clone(),
