@@ -50,8 +50,8 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
 
 /// Completed sequences the prefix cache keeps, so the next turn of a chat (or a regenerated
 /// reply) prefills only its new tokens. Each holds a whole KV cache (kept in F16 and only as
-/// long as its tokens: ~20 MB for the default model at 750 tokens, ~256 MB for an 8 B one at
-/// 2,000), and the app needs few: the open chat's last turn and a warmed prompt or two. Bounded
+/// long as its tokens: 17 MB for SmolLM2-135M and 9 MB for the default Qwen2.5-0.5B at 750
+/// tokens, ~256 MB for an 8 B model at 2,000), and the app needs few: the open chat's last turn and a warmed prompt or two. Bounded
 /// on CPU, and in bytes by `set_prompt_cache_budget`, thanks to our vendored mistralrs-core
 /// patches (upstream never evicts there; docs/PERFORMANCE.md).
 const PREFIX_CACHE_N: usize = 4;

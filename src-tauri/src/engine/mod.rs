@@ -429,7 +429,7 @@ pub fn check_model_file(path: &Path) -> Result<gguf::Header, Error> {
 /// By default every thread that allocates gets an arena of its own (up to eight per core), and
 /// memory one thread frees stays resident in its arena for that thread alone: with the engine's
 /// worker threads, the prefix cache's entries coming and going and the activations of each
-/// turn, that kept 90–160 MB more resident in `troupe bench` on the default model than one
+/// turn, that kept 60–130 MB more resident in `troupe bench` on SmolLM2-135M than one
 /// arena does, at the same speed (prefill, decode and first token within the run-to-run spread;
 /// docs/PERFORMANCE.md, issue 24). The kernels allocate nothing in their loops, so the one
 /// arena's lock is not contended.

@@ -131,7 +131,7 @@ pub struct Settings {
 
 /// The prefix cache's budget in MiB: the prompts (KV caches) of recent turns the local engine
 /// keeps, so the next turn reads only its new tokens. Each is the model's KV per token times the
-/// chat's length, kept in F16: ~20 MB for the 135 M default model at 750 tokens, ~130 KB per
+/// chat's length, kept in F16: 9 MB for the default Qwen2.5-0.5B at 750 tokens, ~130 KB per
 /// token for an 8 B model (256 MB at 2,000 tokens). The default holds one long chat of an 8 B
 /// model or four of a small one (four is the most kept either way); a chat too long for the
 /// budget is read anew each turn. 0 turns the cache off.
