@@ -431,6 +431,7 @@ export const messages = {
   'settings.context': ['Context (tokens)', '上下文（词元）'],
   'settings.file': ['Model file (GGUF)', '模型文件（GGUF）'],
   'settings.file.placeholder': ['Default: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M)', '默认：Qwen2.5-Coder-0.5B-Instruct（Q4_K_M）'],
+  'settings.inUse': ['In use: {path}', '正在使用：{path}'],
   'settings.promptCache': ['Prompt cache (MB)', '提示缓存（MB）'],
   'settings.promptCache.hint': [
     'Memory kept for the prompts of recent turns, so the next reply starts at once. A long chat with a large model needs a few hundred MB; a chat that does not fit is read anew each turn. 0 turns it off. Applies at once.',
