@@ -71,6 +71,8 @@ mod pipeline;
 mod prefix_cacher;
 // Troupe patch: the prefix cache's byte budget, set by the embedding app.
 pub use prefix_cacher::set_prefix_cache_budget;
+// Troupe patch: keys and values kept in F16 on the CPU, set by the embedding app.
+pub use kv_cache::set_kv_cache_f16;
 pub mod reasoning_parsers;
 mod request;
 mod response;

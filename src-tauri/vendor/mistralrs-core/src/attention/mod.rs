@@ -113,6 +113,18 @@ impl Sdpa {
         flash_params: Option<&FlashParams>,
         sdpa_params: &SdpaParams,
     ) -> Result<Tensor> {
+        // Troupe patch: keys and values in another dtype than the queries (a KV cache kept in
+        // F16 on the CPU, `kv_cache::set_kv_cache_f16`) are read as they are only by the CPU
+        // kernels (`cpu::run_flash_attn_cpu`); every other path gets them in the queries' dtype.
+        let converted;
+        let (k, v) =
+            if k.dtype() != q.dtype() && (!q.device().is_cpu() || sdpa_params.sinks.is_some()) {
+                converted = (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?);
+                (&converted.0, &converted.1)
+            } else {
+                (k, v)
+            };
+
         // If sinks are present, dispatch to the sinks backend
         if let Some(sinks) = &sdpa_params.sinks {
             return sinks_attn(q, k, v, sinks, mask, flash_params, sdpa_params);

@@ -483,7 +483,9 @@ impl Engine {
                 let n_tokens = prompt_tokens.len();
                 let required_blocks = n_tokens.div_ceil(NormalCache::CACHE_GROW_SIZE);
                 let max_seq_len = required_blocks * NormalCache::CACHE_GROW_SIZE;
-                let dtype = metadata.activation_dtype;
+                // Troupe patch: in the dtype the KV cache keeps (F16 on the CPU where the app
+                // asked for it): the sequence's cache is made in this one's dtype.
+                let dtype = crate::kv_cache::kv_dtype(metadata.activation_dtype, &device);
                 let mut layer_caches = Vec::with_capacity(model_metadata.num_layers());
                 for layer_idx in 0..model_metadata.num_layers() {
                     if !needs_preallocated_cache

@@ -21,6 +21,31 @@ pub use hybrid_cache::{
 pub use rotating_cache::RotatingCache;
 pub use single_cache::SingleCache;
 
+/// Troupe patch: whether caches on the CPU keep F32 keys and values in F16, as llama.cpp does by
+/// default: half the bytes, for the rounding of one conversion per value (the CPU attention
+/// reads F16 rows against f32 queries; `attention::backends::cpu`). Off until the embedding app
+/// turns it on; read when a request's cache is made, which keeps that dtype for its life.
+static KV_CACHE_F16: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Troupe patch: see `KV_CACHE_F16`.
+pub fn set_kv_cache_f16(on: bool) {
+    KV_CACHE_F16.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Troupe patch: the dtype a new KV cache keeps for a model computing in `model` on `device`:
+/// F16 for F32 on the CPU when the app asked for it (`KV_CACHE_F16`), else the model's.
+pub(crate) fn kv_dtype(
+    model: candle_core::DType,
+    device: &candle_core::Device,
+) -> candle_core::DType {
+    let f16 = KV_CACHE_F16.load(std::sync::atomic::Ordering::Relaxed);
+    if f16 && device.is_cpu() && model == candle_core::DType::F32 {
+        candle_core::DType::F16
+    } else {
+        model
+    }
+}
+
 pub trait CacheManager<T: CacheManagerMixin + MetadataMixin + ?Sized> {
     fn clone_in_cache(
         &self,

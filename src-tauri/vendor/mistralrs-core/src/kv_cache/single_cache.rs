@@ -1,4 +1,4 @@
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Storage, Tensor};
 
 use super::NormalCache;
 
@@ -86,10 +86,14 @@ impl SingleCache {
         }
         let kept = data.narrow(self.dim, 0, self.current_seq_len)?;
         let compact = data.device().is_cpu() && data.dtype() == candle_core::DType::F32;
+        // A view of the first tokens is strided (the capacity lies between heads): `copy` would
+        // keep that layout, and the whole capacity behind it, so it is made contiguous.
         out.all_data = Some(if compact {
             kept.to_dtype(candle_core::DType::F16)?
-        } else {
+        } else if kept.is_contiguous() {
             kept.copy()?
+        } else {
+            kept.contiguous()?
         });
         out.capacity_seq_len = self.current_seq_len;
         Ok(out)
@@ -116,7 +120,25 @@ impl SingleCache {
             .map_or(0, |d| d.elem_count() * d.dtype().size_in_bytes())
     }
 
+    /// Troupe patch: the dtype this cache keeps: what it holds already (a sequence's cache is
+    /// made in its preallocated cache's dtype, `super::kv_dtype`), else `super::kv_dtype`.
+    fn kept_dtype(&self, src: &Tensor) -> DType {
+        match &self.all_data {
+            Some(data) => data.dtype(),
+            None => super::kv_dtype(src.dtype(), src.device()),
+        }
+    }
+
     pub fn append(&mut self, src: &Tensor) -> Result<()> {
+        // Troupe patch: written in the dtype the cache keeps (see `kept_dtype`).
+        let kept = self.kept_dtype(src);
+        let converted;
+        let src = if src.dtype() == kept {
+            src
+        } else {
+            converted = to_dtype_fast(src, kept)?;
+            &converted
+        };
         let seq_len = src.dim(self.dim)?;
         // This doesn't seem very idiomatic but because the creation can fail, it's tricky to use
         // self.all_data.get_or_insert_with.
@@ -150,6 +172,60 @@ impl SingleCache {
 
         ad.slice_set(src, self.dim, self.current_seq_len)?;
         self.current_seq_len += seq_len;
+        Ok(())
+    }
+}
+
+/// Troupe patch: `src` in `dtype`; a contiguous F32 tensor on the CPU goes to F16 through the
+/// `half` crate's slice conversion (F16C where the CPU has it), several times faster than
+/// candle's per-value one. A prefill writes hundreds of keys and values per layer at once.
+fn to_dtype_fast(src: &Tensor, dtype: DType) -> Result<Tensor> {
+    use half::slice::HalfFloatSliceExt;
+    if dtype == DType::F16 && src.dtype() == DType::F32 && src.is_contiguous() {
+        let (storage, layout) = src.storage_and_layout();
+        if let Storage::Cpu(cpu) = &*storage {
+            let all = cpu.as_slice::<f32>()?;
+            let from = &all[layout.start_offset()..layout.start_offset() + src.elem_count()];
+            let mut out = vec![half::f16::ZERO; from.len()];
+            out.convert_from_f32_slice(from);
+            return Tensor::from_vec(out, src.shape(), src.device());
+        }
+    }
+    src.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    // Troupe patch: a cache kept in F16 (as on the CPU where the app asks) is stored compact and
+    // contiguous, exactly its tokens, and restored to be written again past its length (a
+    // strided stored view had made that growth fail: "slice-set only supports contiguous").
+    #[test]
+    fn an_f16_cache_is_stored_compact_and_written_again() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 40.0, &dev)?.reshape((1, 2, 5, 4))?;
+        let x16 = to_dtype_fast(&x, DType::F16)?;
+        let values = |t: &Tensor| -> Result<Vec<f32>> {
+            t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+        };
+        assert_eq!(values(&x16)?, values(&x.to_dtype(DType::F16)?)?);
+
+        let mut live = SingleCache::new(2, 4096, 512);
+        live.append(&x16)?;
+        let stored = live.stored()?;
+        let data = stored.all_data().expect("it holds the tokens");
+        assert!(data.is_contiguous());
+        assert_eq!(data.dims(), &[1, 2, 5, 4]);
+        assert_eq!(stored.bytes(), 2 * 5 * 4 * 2);
+
+        let mut again = stored.restored(DType::F16)?;
+        again.append(&x16.narrow(2, 0, 1)?.contiguous()?)?;
+        let now = again.current_data()?.expect("six tokens");
+        assert_eq!(now.dims(), &[1, 2, 6, 4]);
+        assert_eq!(values(&now.narrow(2, 0, 5)?)?, values(&x)?);
+        assert_eq!(values(&now.narrow(2, 5, 1)?)?, values(&x.narrow(2, 0, 1)?)?);
         Ok(())
     }
 }

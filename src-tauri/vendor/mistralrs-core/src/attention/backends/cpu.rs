@@ -1,6 +1,6 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 
-use candle_core::{Context, Device, Result, Storage, Tensor, WithDType};
+use candle_core::{Context, DType, Device, Layout, Result, Storage, Tensor, WithDType};
 
 use half::bf16;
 use half::f16;
@@ -78,16 +78,49 @@ const TILE_KV: usize = 16;
 /// so the compiler can vectorise it; upstream's single chain of scalar adds ran at a fraction of
 /// the speed and made attention a third of a decode step on CPU. `AVX`: f32 rows go through
 /// `vec_dot_f32_avx`; only code compiled for AVX passes true (`decode_tile_avx2`).
+/// Troupe patch: `b` may be F16 rows (the KV cache's keys, `kv_cache::set_kv_cache_f16`)
+/// against f32 `a`; in AVX code they are widened eight at a time (`vec_dot_f32_f16_avx`).
 #[inline(always)]
-fn vec_dot_f32<T: UpcastF32 + Copy, const AVX: bool>(a: &[T], b: &[T]) -> f32 {
+fn vec_dot_f32<T: UpcastF32 + Copy, K: UpcastF32 + Copy, const AVX: bool>(a: &[T], b: &[K]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if AVX {
-        if let (Some(a), Some(b)) = (T::as_f32s(a), T::as_f32s(b)) {
-            // SAFETY: AVX is true only in code that runs where the CPU has AVX2 (`simd_avx2`).
-            return unsafe { vec_dot_f32_avx(a, b) };
+        if let Some(a) = T::as_f32s(a) {
+            // SAFETY: AVX is true only in code that runs where the CPU has AVX2, FMA and F16C
+            // (`simd_avx2`).
+            if let Some(b) = K::as_f32s(b) {
+                return unsafe { vec_dot_f32_avx(a, b) };
+            }
+            if let Some(b) = K::as_f16s(b) {
+                return unsafe { vec_dot_f32_f16_avx(a, b) };
+            }
         }
     }
     vec_dot_f32_portable(a, b)
+}
+
+/// Troupe patch: `vec_dot_f32_avx` with `b` in F16, widened exactly (F16C), so the result is
+/// `vec_dot_f32_portable`'s bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn vec_dot_f32_f16_avx(a: &[f32], b: &[f16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let chunks = n / 8;
+    // Every load is within the first `8 * chunks <= n` elements.
+    let mut acc = _mm256_setzero_ps();
+    for c in 0..chunks {
+        let x = _mm256_loadu_ps(a.as_ptr().add(8 * c));
+        let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(8 * c) as *const __m128i));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+    }
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let t = _mm_add_ps(s, _mm_shuffle_ps::<0b10_11_00_01>(s, s));
+    let mut sum = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehl_ps(t, t)));
+    for i in 8 * chunks..n {
+        sum += a[i] * b[i].to_f32();
+    }
+    sum
 }
 
 /// Troupe patch: `vec_dot_f32_portable` for f32 rows in AVX registers, bit for bit: the same
@@ -119,20 +152,23 @@ unsafe fn vec_dot_f32_avx(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Troupe patch: whether this CPU runs the attention loops compiled for AVX2 (with FMA, as the
-/// quantised kernels want; no float expression here is contracted into one, so the results
-/// are the portable code's). The binary itself is built for any x86-64 CPU. A cached load.
+/// quantised kernels want, and F16C for F16 keys and values, which every AVX2 CPU has; no float
+/// expression here is contracted into one, so the results are the portable code's). The binary
+/// itself is built for any x86-64 CPU. A cached load.
 #[inline]
 fn simd_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
 
 #[inline]
-fn vec_dot_f32_portable<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
+fn vec_dot_f32_portable<T: UpcastF32 + Copy, K: UpcastF32 + Copy>(a: &[T], b: &[K]) -> f32 {
     const LANES: usize = 8;
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -153,10 +189,38 @@ fn vec_dot_f32_portable<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
 
 /// `acc += v * w` over a row. Troupe patch: slices zipped instead of indexed, so there are no
 /// bounds checks in the loop and it vectorises.
-#[inline]
-fn axpy_f32<T: UpcastF32 + Copy>(acc: &mut [f32], v: &[T], w: f32) {
+#[inline(always)]
+fn axpy_f32<T: UpcastF32 + Copy, const AVX: bool>(acc: &mut [f32], v: &[T], w: f32) {
+    // Troupe patch: F16 rows (the KV cache's values) widened eight at a time in AVX code.
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        if let Some(v) = T::as_f16s(v) {
+            // SAFETY: AVX is true only where the CPU has AVX2, FMA and F16C (`simd_avx2`).
+            return unsafe { axpy_f16_avx(acc, v, w) };
+        }
+    }
     for (a, x) in acc.iter_mut().zip(v) {
         *a += x.to_f32() * w;
+    }
+}
+
+/// Troupe patch: `axpy_f32` for F16 rows, bit for bit (an exact widening, then a multiply and an
+/// add per value, as the portable loop does).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn axpy_f16_avx(acc: &mut [f32], v: &[f16], w: f32) {
+    use std::arch::x86_64::*;
+    let n = acc.len().min(v.len());
+    let chunks = n / 8;
+    let wv = _mm256_set1_ps(w);
+    for c in 0..chunks {
+        let x = _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(8 * c) as *const __m128i));
+        let a = acc.as_mut_ptr().add(8 * c);
+        _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(x, wv)));
+    }
+    for i in 8 * chunks..n {
+        acc[i] += v[i].to_f32() * w;
     }
 }
 
@@ -398,6 +462,15 @@ pub trait UpcastF32 {
     {
         None
     }
+
+    /// Troupe patch: the slice itself where it is F16 (for `vec_dot_f32_f16_avx`).
+    #[inline(always)]
+    fn as_f16s(_xs: &[Self]) -> Option<&[f16]>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl UpcastF32 for f32 {
@@ -416,6 +489,11 @@ impl UpcastF32 for f16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self.to_f32()
+    }
+
+    #[inline(always)]
+    fn as_f16s(xs: &[f16]) -> Option<&[f16]> {
+        Some(xs)
     }
 }
 
@@ -436,6 +514,10 @@ pub fn run_flash_attn_cpu<T>(
 where
     T: WithDType + Sum + num_traits::real::Real + DowncastF32 + UpcastF32 + Copy,
 {
+    // Troupe patch: f32 queries against keys and values the KV cache keeps in F16.
+    if T::DTYPE == DType::F32 && k.dtype() == DType::F16 && v.dtype() == DType::F16 {
+        return run_with_f16_kv(q, k, v, mask, sdpa_params);
+    }
     // Inline CPU slice extraction for q, k, v, and optional mask
     let (q_guard, q_layout) = q.storage_and_layout();
     let q_data: &[T] = if let Storage::Cpu(cpu) = &*q_guard {
@@ -552,11 +634,106 @@ where
     )
 }
 
+/// Troupe patch: the CPU data of a tensor from its first element on, as `T`.
+fn cpu_data<'a, T: WithDType>(
+    storage: &'a Storage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    match storage {
+        Storage::Cpu(cpu) => Ok(&cpu.as_slice::<T>()?[layout.start_offset()..]),
+        _ => Err(candle_core::Error::Msg(format!(
+            "Expected CPU storage for {what}"
+        ))),
+    }
+}
+
+/// Troupe patch: `data` (a view's storage from its start) widened to f32 as far as the view
+/// with `dims` and `stride` reaches, so the f32 kernels read it with the same strides. Through
+/// the `half` crate's slice conversion (F16C where the CPU has it).
+fn widened(data: &[f16], dims: &[usize], stride: &[usize]) -> Vec<f32> {
+    use half::slice::HalfFloatSliceExt;
+    let reach = if dims.contains(&0) {
+        0
+    } else {
+        1 + dims
+            .iter()
+            .zip(stride)
+            .map(|(d, s)| (d - 1) * s)
+            .sum::<usize>()
+    };
+    let mut out = vec![0f32; reach];
+    data[..reach].convert_to_f32_slice(&mut out);
+    out
+}
+
+/// Troupe patch: attention with f32 queries over F16 keys and values (the KV cache keeps them
+/// in F16 where the app asks: `kv_cache::set_kv_cache_f16`, half its bytes). A decode step
+/// reads the F16 rows as they are (`decode_tile` widens them as it goes); a prefill widens the
+/// keys and values once and runs the f32 matrix products, whose work grows with the query rows
+/// times the keys while the widening grows with the keys alone.
+fn run_with_f16_kv(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    sdpa_params: &SdpaParams,
+) -> Result<Tensor> {
+    let softcap = sdpa_params.softcap.unwrap_or(0.0);
+    let gemm = softcap == 0.0
+        && k.shape().dims()[2] == v.shape().dims()[2]
+        && k.shape().dims()[3] == q.shape().dims()[3];
+    if q.shape().dims()[1] > 1 && !gemm {
+        // The generic loop reads one dtype throughout.
+        let (k, v) = (k.to_dtype(DType::F32)?, v.to_dtype(DType::F32)?);
+        return run_flash_attn_cpu::<f32>(q, &k, &v, mask, sdpa_params);
+    }
+    let (q_guard, q_layout) = q.storage_and_layout();
+    let (k_guard, k_layout) = k.storage_and_layout();
+    let (v_guard, v_layout) = v.storage_and_layout();
+    let q_data = cpu_data::<f32>(&q_guard, q_layout, "q")?;
+    let k_data = cpu_data::<f16>(&k_guard, k_layout, "k")?;
+    let v_data = cpu_data::<f16>(&v_guard, v_layout, "v")?;
+    let mask_dims = mask.map(|m| m.shape().dims().to_vec());
+    let mask_buffer = match mask {
+        Some(m) => {
+            let (guard, layout) = m.storage_and_layout();
+            Some(cpu_data::<f32>(&guard, layout, "mask")?.to_vec())
+        }
+        None => None,
+    };
+    let (mask_slice, mask_dims) = (mask_buffer.as_deref(), mask_dims.as_deref());
+    let (qd, kd, vd) = (q.shape().dims(), k.shape().dims(), v.shape().dims());
+    let (qs, ks, vs) = (q.stride(), k.stride(), v.stride());
+    if qd[1] == 1 {
+        let scale = sdpa_params.softmax_scale;
+        return flash_attn_cpu_single_q::<f32, f16>(
+            q_data, k_data, v_data, mask_slice, mask_dims, qd, kd, vd, qs, ks, vs, scale, 0.0,
+            softcap,
+        );
+    }
+    let (k32, v32) = (widened(k_data, kd, ks), widened(v_data, vd, vs));
+    prefill_attn_gemm(
+        q_data,
+        &k32,
+        &v32,
+        mask_slice,
+        mask_dims,
+        qd,
+        kd,
+        vd,
+        qs,
+        ks,
+        vs,
+        sdpa_params.softmax_scale,
+    )
+}
+
 /// Troupe patch: one head's keys `start..end` in a decode step (one tile), for `decode_tile`.
-struct DecodeTile<'a, T> {
+struct DecodeTile<'a, T, K> {
     q_row: &'a [T],
-    k_data: &'a [T],
-    v_data: &'a [T],
+    k_data: &'a [K],
+    v_data: &'a [K],
     kstride: &'a [usize],
     vstride: &'a [usize],
     mask_info: Option<&'a MaskInfo<'a>>,
@@ -581,8 +758,8 @@ struct DecodeTile<'a, T> {
 /// per key. At a few thousand tokens of context this halves a decode step. Compiled twice:
 /// portable, and for AVX2 (`decode_tile_avx2`), since the binary targets any x86-64 CPU.
 #[inline(always)]
-fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
-    t: &DecodeTile<'_, T>,
+fn decode_tile<T: UpcastF32 + Copy, K: UpcastF32 + Copy, const AVX: bool>(
+    t: &DecodeTile<'_, T, K>,
     vkq: &mut [f32],
 ) -> (f32, f32) {
     let (kstride, vstride) = (t.kstride, t.vstride);
@@ -606,7 +783,7 @@ fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
             // cache outgrows the caches).
             let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
             let v_row = t.v_data[v_base..v_base + dv].as_ptr() as *const u8;
-            let row_bytes = dv * std::mem::size_of::<T>();
+            let row_bytes = dv * std::mem::size_of::<K>();
             for off in (0..row_bytes).step_by(64) {
                 // SAFETY: `off` < the row's length in bytes: within the slice above.
                 unsafe { prefetch(v_row.add(off)) };
@@ -614,7 +791,7 @@ fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
         }
         let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
         let k_row = &t.k_data[k_base..k_base + d];
-        let mut s_val = vec_dot_f32::<T, AVX>(t.q_row, k_row) * t.scale;
+        let mut s_val = vec_dot_f32::<T, K, AVX>(t.q_row, k_row) * t.scale;
         if t.logit_softcap != 0.0 {
             s_val = t.logit_softcap * (s_val / t.logit_softcap).tanh();
         }
@@ -633,7 +810,7 @@ fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
         exp_tile(&mut scores, m);
         for (j, kv_pos) in (start..end).enumerate() {
             let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-            axpy_f32(vkq, &t.v_data[v_base..v_base + dv], scores[j]);
+            axpy_f32::<K, AVX>(vkq, &t.v_data[v_base..v_base + dv], scores[j]);
             s += scores[j];
         }
     }
@@ -642,30 +819,30 @@ fn decode_tile<T: UpcastF32 + Copy, const AVX: bool>(
 
 /// `decode_tile` compiled for AVX2; call only where the CPU has AVX2 and FMA (`simd_avx2`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,avx2,fma")]
-unsafe fn decode_tile_avx2<T: UpcastF32 + Copy>(
-    t: &DecodeTile<'_, T>,
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn decode_tile_avx2<T: UpcastF32 + Copy, K: UpcastF32 + Copy>(
+    t: &DecodeTile<'_, T, K>,
     vkq: &mut [f32],
 ) -> (f32, f32) {
-    decode_tile::<T, true>(t, vkq)
+    decode_tile::<T, K, true>(t, vkq)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn decode_tile_avx2<T: UpcastF32 + Copy>(
-    t: &DecodeTile<'_, T>,
+unsafe fn decode_tile_avx2<T: UpcastF32 + Copy, K: UpcastF32 + Copy>(
+    t: &DecodeTile<'_, T, K>,
     vkq: &mut [f32],
 ) -> (f32, f32) {
-    decode_tile::<T, false>(t, vkq)
+    decode_tile::<T, K, false>(t, vkq)
 }
 
 /// Optimised path for the common decode case: q_len == 1 but kv_len ≫ 1.
 /// All intermediate maths is done in `f32`; we down‑cast to `T` exactly once
 /// when writing the output buffer.
 #[allow(clippy::too_many_arguments)]
-fn flash_attn_cpu_single_q<T>(
+fn flash_attn_cpu_single_q<T, K>(
     q_data: &[T],
-    k_data: &[T],
-    v_data: &[T],
+    k_data: &[K],
+    v_data: &[K],
     mask_vec: Option<&[f32]>,
     mask_dims: Option<&[usize]>,
     qshape: &[usize],
@@ -680,6 +857,7 @@ fn flash_attn_cpu_single_q<T>(
 ) -> Result<Tensor>
 where
     T: WithDType + Copy + UpcastF32 + DowncastF32,
+    K: Copy + UpcastF32 + Sync,
 {
     let (b, _q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
     let kv_len = kshape[1];
@@ -764,7 +942,7 @@ where
                         // SAFETY: the CPU has AVX2 and FMA (`simd_avx2`).
                         unsafe { decode_tile_avx2(&tile, vkq) }
                     } else {
-                        decode_tile::<T, false>(&tile, vkq)
+                        decode_tile::<T, K, false>(&tile, vkq)
                     };
 
                     unsafe {
@@ -1146,7 +1324,7 @@ where
                         }
                         let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
                         let k_row = &k_data[k_base..k_base + d];
-                        let mut s_val = vec_dot_f32::<T, false>(q_row, k_row) * scale_applied;
+                        let mut s_val = vec_dot_f32::<T, T, false>(q_row, k_row) * scale_applied;
                         if logit_softcap != 0.0 {
                             s_val = logit_softcap * s_val.tanh();
                         }
@@ -1176,7 +1354,7 @@ where
                             }
                             let v_base =
                                 b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                            axpy_f32(&mut vkq, &v_data[v_base..v_base + dv], scores[j]);
+                            axpy_f32::<T, false>(&mut vkq, &v_data[v_base..v_base + dv], scores[j]);
                             s += scores[j];
                         }
                     }
@@ -1295,7 +1473,7 @@ mod tests {
                 .map(|i| ((i * 104729) % 89) as f32 / 40.0 - 1.0)
                 .collect();
             let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let got = vec_dot_f32::<f32, false>(&a, &b) as f64;
+            let got = vec_dot_f32::<f32, f32, false>(&a, &b) as f64;
             assert!(
                 (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                 "n={n}: {got} vs {want}"
@@ -1357,13 +1535,141 @@ mod tests {
             };
             let mut plain = vec![0f32; d];
             let mut avx = vec![0f32; d];
-            let (s0, m0) = decode_tile::<f32, false>(&tile, &mut plain);
+            let (s0, m0) = decode_tile::<f32, f32, false>(&tile, &mut plain);
             let (s1, m1) = unsafe { decode_tile_avx2(&tile, &mut avx) };
             assert!(s0 > 0.0 && m0.is_finite());
             assert_eq!((s0.to_bits(), m0.to_bits()), (s1.to_bits(), m1.to_bits()));
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&plain), bits(&avx), "masked: {masked}");
         }
+    }
+
+    // Troupe patch: F16 keys and values (the KV cache kept in F16) read against f32 queries
+    // give what the f32 kernels give on the same, widened, values, bit for bit, in the portable
+    // tile and the AVX2 one; and a whole decode step and prefill through `run_flash_attn_cpu`
+    // stay within F16's rounding of the f32 result.
+    #[test]
+    fn f16_keys_and_values_read_as_their_f32_values() -> CandleResult<()> {
+        let (d, kv_len) = (64usize, 21usize);
+        let val = |i: usize, p: usize, m: usize| ((i * p) % m) as f32 / (m as f32 / 2.0) - 1.0;
+        let q: Vec<f32> = (0..d).map(|i| val(i, 7919, 97)).collect();
+        let k16: Vec<f16> = (0..kv_len * d)
+            .map(|i| f16::from_f32(val(i, 104729, 89)))
+            .collect();
+        let v16: Vec<f16> = (0..kv_len * d)
+            .map(|i| f16::from_f32(val(i, 15485863, 83)))
+            .collect();
+        let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+        let v32: Vec<f32> = v16.iter().map(|x| x.to_f32()).collect();
+        let stride = [kv_len * d, d, d, 1];
+        let tile = |k: &[f32], v: &[f32], avx: bool| {
+            let t = DecodeTile {
+                q_row: &q,
+                k_data: k,
+                v_data: v,
+                kstride: &stride,
+                vstride: &stride,
+                mask_info: None,
+                b_i: 0,
+                h_i: 0,
+                k_head: 0,
+                v_head: 0,
+                d,
+                dv: d,
+                slope: 1.0,
+                scale: 0.125,
+                logit_softcap: 0.0,
+                start: 0,
+                end: TILE_KV.min(kv_len),
+            };
+            let mut out = vec![0f32; d];
+            let (s, m) = if avx {
+                unsafe { decode_tile_avx2(&t, &mut out) }
+            } else {
+                decode_tile::<f32, f32, false>(&t, &mut out)
+            };
+            (
+                s.to_bits(),
+                m.to_bits(),
+                out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        let tile16 = |avx: bool| {
+            let t = DecodeTile {
+                q_row: &q,
+                k_data: &k16,
+                v_data: &v16,
+                kstride: &stride,
+                vstride: &stride,
+                mask_info: None,
+                b_i: 0,
+                h_i: 0,
+                k_head: 0,
+                v_head: 0,
+                d,
+                dv: d,
+                slope: 1.0,
+                scale: 0.125,
+                logit_softcap: 0.0,
+                start: 0,
+                end: TILE_KV.min(kv_len),
+            };
+            let mut out = vec![0f32; d];
+            let (s, m) = if avx {
+                unsafe { decode_tile_avx2(&t, &mut out) }
+            } else {
+                decode_tile::<f32, f16, false>(&t, &mut out)
+            };
+            (
+                s.to_bits(),
+                m.to_bits(),
+                out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(tile16(false), tile(&k32, &v32, false));
+        if simd_avx2() {
+            assert_eq!(tile16(true), tile(&k32, &v32, true));
+        }
+
+        // Whole steps: (b, seq, heads, d), two query heads over one key/value head.
+        let dev = Device::Cpu;
+        let (h, kv_h, q_len) = (2usize, 1usize, 5usize);
+        let sdpa = SdpaParams {
+            n_kv_groups: h / kv_h,
+            softcap: None,
+            softmax_scale: 0.125,
+            sliding_window: None,
+            sinks: None,
+        };
+        let k = Tensor::from_vec(k32.clone(), (1, kv_len, kv_h, d), &dev)?;
+        let v = Tensor::from_vec(v32.clone(), (1, kv_len, kv_h, d), &dev)?;
+        let (k16t, v16t) = (k.to_dtype(DType::F16)?, v.to_dtype(DType::F16)?);
+        let causal: Vec<f32> = (0..q_len * kv_len)
+            .map(|i| {
+                if i % kv_len > kv_len - q_len + i / kv_len {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for rows in [1usize, q_len] {
+            let qs: Vec<f32> = (0..rows * h * d).map(|i| val(i, 7919, 97)).collect();
+            let q = Tensor::from_vec(qs, (1, rows, h, d), &dev)?;
+            let mask = (rows > 1)
+                .then(|| Tensor::from_vec(causal.clone(), (1, 1, rows, kv_len), &dev))
+                .transpose()?;
+            let want = run_flash_attn_cpu::<f32>(&q, &k, &v, mask.as_ref(), &sdpa)?;
+            let got = run_flash_attn_cpu::<f32>(&q, &k16t, &v16t, mask.as_ref(), &sdpa)?;
+            assert_eq!(got.dims(), want.dims());
+            let diff = (got - want)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0, "{rows} query rows");
+        }
+        Ok(())
     }
 
     #[test]
