@@ -27,12 +27,13 @@ pub struct Header {
 }
 
 impl Header {
-    /// Bytes of F32 KV cache per token of context (keys and values, every layer); `None` when
-    /// the header lacks the shape.
+    /// Bytes of KV cache per token of context (keys and values, every layer), as the local
+    /// engine keeps it (`super::kv_bytes_per_value`: F16 unless asked for F32); `None` when the
+    /// header lacks the shape.
     pub fn kv_bytes_per_token(&self) -> Option<u64> {
         let (layers, heads, embedding) = (self.layers?, self.heads?, self.embedding?);
         let kv_heads = self.kv_heads.unwrap_or(heads);
-        Some(layers * 2 * kv_heads * (embedding / heads.max(1)) * 4)
+        Some(layers * 2 * kv_heads * (embedding / heads.max(1)) * super::kv_bytes_per_value())
     }
 }
 

@@ -462,3 +462,21 @@ pub(crate) fn release_freed_memory() {
         }
     }
 }
+
+/// Whether the local engine keeps its KV cache (every layer's keys and values) in F16, as
+/// llama.cpp does by default, rather than F32: half the memory, which at the long contexts of
+/// the 1–12 B models people run outweighs the weights (an 8 B model's 8,000 tokens: 1 GB
+/// rather than 2), for perplexity within 0.1% of F32's (docs/PERFORMANCE.md, issue 24).
+/// `TROUPE_KV_CACHE=f32` keeps F32, for comparisons; read at each load.
+pub fn kv_cache_f16() -> bool {
+    std::env::var("TROUPE_KV_CACHE").map_or(true, |v| !v.eq_ignore_ascii_case("f32"))
+}
+
+/// Bytes the local engine's KV cache holds per key or value (see `kv_cache_f16`).
+pub fn kv_bytes_per_value() -> u64 {
+    if kv_cache_f16() {
+        2
+    } else {
+        4
+    }
+}

@@ -233,9 +233,10 @@ fn threads(asked: Option<usize>) -> usize {
 /// Where the peak memory went, as far as the engine can account for it: the process before the
 /// model (runtime, library, tokenizer tables), what loading added (weights and the engine's
 /// own buffers, measured), the KV cache of the sequence being written (computed from the
-/// model's shape at F32 for `sequence_tokens`, rounded up to the 512 tokens the cache grows by)
-/// and of the prefix cache's entries (F16, `sequence_tokens` each, as many as the count and
-/// `budget` bytes allow), and the rest (activations, allocator slack) as the difference.
+/// model's shape, in the dtype the engine keeps it, for `sequence_tokens` rounded up to the 512
+/// tokens the cache grows by) and of the prefix cache's entries (F16, `sequence_tokens` each,
+/// as many as the count and `budget` bytes allow), and the rest (activations, allocator slack)
+/// as the difference.
 /// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
 const KV_GROWS_BY: usize = 512;
 
@@ -253,7 +254,8 @@ fn memory_breakdown(
         .unwrap_or(0);
     let capacity = sequence_tokens.div_ceil(KV_GROWS_BY) * KV_GROWS_BY;
     let kv = mb(per_token * capacity as u64);
-    let entry = per_token / 2 * sequence_tokens as u64;
+    // Entries are kept in F16 whatever the live cache's dtype.
+    let entry = per_token * 2 / crate::engine::kv_bytes_per_value() * sequence_tokens as u64;
     let entries = crate::engine::mistral::prefix_cache_entries()
         .min((budget as u64 / entry.max(1)).min(usize::MAX as u64) as usize);
     let prefix = mb(entry) * entries as f64;
@@ -270,7 +272,7 @@ fn memory_breakdown(
         "prefix_cache_dtype": "F16",
         "activations_and_rest_mb": r(rest),
         "peak_mb": r(peak),
-        "kv_dtype": "F32",
+        "kv_dtype": if crate::engine::kv_cache_f16() { "F16" } else { "F32" },
         "kv_mb_per_1000_tokens": r(mb(per_token * 1000)),
         "kv_tokens_per_sequence": capacity,
     })
@@ -335,7 +337,7 @@ fn print_table(report: &serde_json::Value) {
     let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
     println!(
         "peak memory {} MB = before the model {} + weights and engine {} + KV cache {} + prefix \
-         cache {} ({} entries, F16) + activations and the rest {} (KV at F32, {} MB per 1,000 \
+         cache {} ({} entries, F16) + activations and the rest {} (KV at {}, {} MB per 1,000 \
          tokens; KV figures computed from the model's shape)",
         f("peak_mb"),
         f("before_load_mb"),
@@ -344,6 +346,7 @@ fn print_table(report: &serde_json::Value) {
         f("prefix_cache_mb"),
         m["prefix_cache_entries"],
         f("activations_and_rest_mb"),
+        m["kv_dtype"].as_str().unwrap_or(""),
         f("kv_mb_per_1000_tokens"),
     );
     let Some(l) = report.get("llama_cpp") else {
