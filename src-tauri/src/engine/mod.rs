@@ -464,9 +464,9 @@ pub(crate) fn release_freed_memory() {
 }
 
 /// Whether the local engine keeps its KV cache (every layer's keys and values) in F16, as
-/// llama.cpp does by default, rather than F32: half the memory, which at the long contexts of
-/// the 1–12 B models people run outweighs the weights (an 8 B model's 8,000 tokens: 1 GB
-/// rather than 2), for perplexity within 0.1% of F32's (docs/PERFORMANCE.md, issue 24).
+/// llama.cpp does by default, rather than F32: half the memory, a large share of the whole at
+/// the long contexts of the 1–12 B models people run (an 8 B model's 8,000 tokens: 1 GB rather
+/// than 2), for perplexity within 0.1% of F32's (docs/PERFORMANCE.md, issue 24).
 /// `TROUPE_KV_CACHE=f32` keeps F32, for comparisons; read at each load.
 pub fn kv_cache_f16() -> bool {
     std::env::var("TROUPE_KV_CACHE").map_or(true, |v| !v.eq_ignore_ascii_case("f32"))

@@ -230,16 +230,17 @@ fn threads(asked: Option<usize>) -> usize {
         })
 }
 
+/// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
+const KV_GROWS_BY: usize = 512;
+
 /// Where the peak memory went, as far as the engine can account for it: the process before the
-/// model (runtime, library, tokenizer tables), what loading added (weights and the engine's
+/// model (the binary's pages and the libraries it links, WebKitGTK's among them, the runtime,
+/// the library database), what loading added (weights, tokenizer and the engine's
 /// own buffers, measured), the KV cache of the sequence being written (computed from the
 /// model's shape, in the dtype the engine keeps it, for `sequence_tokens` rounded up to the 512
 /// tokens the cache grows by) and of the prefix cache's entries (F16, `sequence_tokens` each,
 /// as many as the count and `budget` bytes allow), and the rest (activations, allocator slack)
 /// as the difference.
-/// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
-const KV_GROWS_BY: usize = 512;
-
 fn memory_breakdown(
     model: &std::path::Path,
     sequence_tokens: usize,
