@@ -6,7 +6,7 @@ use super::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1, PackedQ8x4, QK8_0, QK8_1, QK_K,
 };
-use super::repack::{BlockQ4_0x8, BlockQ8_0x8};
+use super::repack::{BlockQ4_0x8, BlockQ5_0x8, BlockQ8_0x8};
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
 
@@ -1725,25 +1725,115 @@ macro_rules! troupe_rows8_x4 {
     };
 }
 
-/// A repacked Q4_0 block's nibbles: low ones of chunk `c` at `c`, high ones at `4 + c`.
+/// The nibbles of a repacked Q4_0 or Q5_0 block (`qs`, four chunks): low ones of chunk `c` at
+/// `c`, high ones at `4 + c`.
 #[inline]
 #[target_feature(enable = "avx,avx2,fma,f16c")]
-unsafe fn q4_0x8_nibbles(x: &BlockQ4_0x8) -> [__m256i; 8] {
+unsafe fn nibbles8(qs: *const u8) -> [__m256i; 8] {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut w = [_mm256_setzero_si256(); 8];
     for c in 0..4 {
-        let v = chunk(x.qs.as_ptr(), c);
+        let v = chunk(qs, c);
         w[c] = _mm256_and_si256(v, m4);
         w[4 + c] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
     }
     w
 }
 
+/// A repacked Q5_0 block's values plus 16 (0..=31), in `nibbles8`'s order: each nibble with its
+/// fifth bit spread from `qh` (`bytes_from_bits_32`).
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn q5_0x8_values(x: &BlockQ5_0x8) -> [__m256i; 8] {
+    let mut w = nibbles8(x.qs.as_ptr());
+    let fifth = _mm256_set1_epi8(0x10);
+    for (w, qh) in w.iter_mut().zip(&x.qh) {
+        *w = _mm256_or_si256(*w, _mm256_and_si256(bytes_from_bits_32(qh), fifth));
+    }
+    w
+}
+
+/// `q5_0x8_values` with AVX-512's byte masks: 16 added where the word's bit is set.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn q5_0x8_values_avx512(x: &BlockQ5_0x8) -> [__m256i; 8] {
+    let mut w = nibbles8(x.qs.as_ptr());
+    let fifth = _mm256_set1_epi8(0x10);
+    for (w, qh) in w.iter_mut().zip(&x.qh) {
+        *w = _mm256_mask_add_epi8(*w, u32::from_le_bytes(*qh), *w, fifth);
+    }
+    w
+}
+
+/// The exact integer dots of eight Q5_0 rows' values (`q5_0x8_values`) with one activation
+/// block, on AVX2: `vpmaddubsw` pair sums of the low chunks, and apart those of the high ones,
+/// add up in 16 bits without overflow (4 × 2 × 31 × 127 = 31496; the eight of Q4_0's sum would
+/// not fit here), widened, plus the -16 × sum offset.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn q5_0x8_idot(w: &[__m256i; 8], y: *const i32, sum: i32) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    let mut lo = _mm256_setzero_si256();
+    let mut hi = _mm256_setzero_si256();
+    for c in 0..4 {
+        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[c], quad(y, c)));
+        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[4 + c], quad(y, 4 + c)));
+    }
+    let lanes = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+    _mm256_add_epi32(lanes, _mm256_set1_epi32(-16 * sum))
+}
+
+/// `q5_0x8_idot` with `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q5_0x8_idot_vnni(w: &[__m256i; 8], y: *const i32, sum: i32) -> __m256i {
+    let mut lo = _mm256_set1_epi32(-16 * sum);
+    let mut hi = _mm256_setzero_si256();
+    for c in 0..4 {
+        lo = _mm256_dpbusd_epi32(lo, w[c], quad(y, c));
+        hi = _mm256_dpbusd_epi32(hi, w[4 + c], quad(y, 4 + c));
+    }
+    _mm256_add_epi32(lo, hi)
+}
+
+// Q5_0, as Q4_0: the values plus 16 are the unsigned operand and each lane starts at -16 × the
+// block's activation sum: sum((q - 16) y) = sum(q y) - 16 sum(y).
+troupe_rows8!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q5_0x8_q8_0,
+    BlockQ5_0x8,
+    |x, y, sum| q5_0x8_idot(&q5_0x8_values(x), y, sum)
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q5_0x8_q8_0_vnni,
+    BlockQ5_0x8,
+    |x, y, sum| q5_0x8_idot_vnni(&q5_0x8_values_avx512(x), y, sum)
+);
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q5_0x8_q8_0_x4,
+    BlockQ5_0x8,
+    |x| q5_0x8_values(x),
+    |w, y, sum| q5_0x8_idot(&w, y, sum)
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q5_0x8_q8_0_x4_vnni,
+    BlockQ5_0x8,
+    |x| q5_0x8_values_avx512(x),
+    |w, y, sum| q5_0x8_idot_vnni(&w, y, sum)
+);
+
 troupe_rows8_x4!(
     #[target_feature(enable = "avx,avx2,fma,f16c")]
     vec_dot_q4_0x8_q8_0_x4,
     BlockQ4_0x8,
-    |x| q4_0x8_nibbles(x),
+    |x| nibbles8(x.qs.as_ptr()),
     |w, y, sum| {
         let mut lo = _mm256_setzero_si256();
         let mut hi = _mm256_setzero_si256();
@@ -1760,7 +1850,7 @@ troupe_rows8_x4!(
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     vec_dot_q4_0x8_q8_0_x4_vnni,
     BlockQ4_0x8,
-    |x| q4_0x8_nibbles(x),
+    |x| nibbles8(x.qs.as_ptr()),
     |w, y, sum| {
         let mut lo = _mm256_set1_epi32(-8 * sum);
         let mut hi = _mm256_setzero_si256();

@@ -1,14 +1,14 @@
-//! Troupe patch: Q4_0 and Q8_0 weight matrices repacked at load into groups of eight rows, for
-//! the quantised matmuls (decode and prefill) on x86-64 CPUs with AVX2.
+//! Troupe patch: Q4_0, Q5_0 and Q8_0 weight matrices repacked at load into groups of eight rows,
+//! for the quantised matmuls (decode and prefill) on x86-64 CPUs with AVX2.
 //!
 //! Why: with one row per kernel pass each weight block costs, per row, an unpacking, an integer
 //! dot spread over eight lanes, a conversion and three float operations: on one core that, not
-//! the memory, set a decode step's pace. Here block `i` of eight rows
-//! lies in one 144-byte (Q4_0) or 272-byte (Q8_0) piece, four bytes of each row side by side,
-//! so one `vpdpbusd` (AVX2: `vpmaddubsw`) against four activation bytes broadcast to every
-//! lane adds four products to each of the eight rows at once. The eight rows' exact integer
-//! dots end in one register, and the float work (one conversion, one multiply, one fused
-//! multiply-add) is done once per eight rows. llama.cpp repacks Q4_0 in the same spirit
+//! the memory, set a decode step's pace. Here block `i` of eight rows lies in one 144-byte
+//! (Q4_0), 176-byte (Q5_0) or 272-byte (Q8_0) piece, four bytes of each row side by side, so
+//! one `vpdpbusd` (AVX2: `vpmaddubsw`) against four activation bytes broadcast to every lane
+//! adds four products to each of the eight rows at once. The eight rows' exact integer dots end
+//! in one register, and the float work (one conversion, one multiply, one fused multiply-add)
+//! is done once per eight rows. llama.cpp repacks Q4_0 in the same spirit
 //! (`q4_0_8x8`).
 //!
 //! Contract:
@@ -26,7 +26,7 @@
 //!   level runs that reference.
 //! - Tensors are repacked only on x86-64 with SIMD kernels on, only 2-D ones whose row count is
 //!   a multiple of eight, and not after [`set_repack_weights`]`(false)`.
-use super::k_quants::{BlockQ4_0, BlockQ8_0, GgmlType, QK4_0, QK8_0};
+use super::k_quants::{BlockQ4_0, BlockQ5_0, BlockQ8_0, GgmlType, QK4_0, QK5_0, QK8_0};
 use super::{GgmlDType, QuantizedType};
 use crate::{CpuStorage, Result};
 use half::f16;
@@ -80,6 +80,21 @@ pub struct BlockQ4_0x8 {
     pub(crate) qs: [u8; ROWS * QK4_0 / 2],
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4_0x8>() == ROWS * 18);
+
+/// Block `i` of eight Q5_0 rows: their scales, their fifth bits, then their nibbles as
+/// [`BlockQ4_0x8`] holds them. `qh[m]` holds one bit per byte of nibble chunk `m` (the low
+/// nibbles of chunk `c` at `m = c`, its high ones at `m = 4 + c`): bit `4r + j` of the
+/// little-endian word is the fifth bit of row `r`'s element `4m + j`, so a kernel turns a word
+/// into the 32 bytes' fifth bits with one mask (AVX-512) or one bit spread (AVX2). Kept as 5-bit
+/// values rather than widened to Q8_0: 22 bytes a row-block instead of 34.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5_0x8 {
+    pub(crate) d: [f16; ROWS],
+    pub(crate) qh: [[u8; 4]; 8],
+    pub(crate) qs: [u8; ROWS * QK5_0 / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ5_0x8>() == ROWS * 22);
 
 /// Block `i` of eight Q8_0 rows: their scales, then eight chunks of 32 bytes, chunk `c` holding
 /// elements `4c..4c + 4` of each row in row order.
@@ -210,6 +225,104 @@ impl Repack for BlockQ4_0 {
             // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
             super::CpuKernels::Avx2 => unsafe {
                 return super::avx::vec_dot_q4_0x8_q8_0_x4(xs, ys, dys, sums);
+            },
+            super::CpuKernels::Scalar => {}
+        }
+        let _ = sums;
+        std::array::from_fn(|a| dot8_reference::<Self>(xs, ys[a], dys[a]))
+    }
+}
+
+impl Repack for BlockQ5_0 {
+    type X8 = BlockQ5_0x8;
+
+    fn pack(rows: [&Self; ROWS]) -> BlockQ5_0x8 {
+        let mut x = BlockQ5_0x8 {
+            d: rows.map(|b| b.d),
+            qh: [[0; 4]; 8],
+            qs: [0; ROWS * QK5_0 / 2],
+        };
+        for c in 0..4 {
+            for (r, b) in rows.iter().enumerate() {
+                let at = c * 32 + r * 4;
+                x.qs[at..at + 4].copy_from_slice(&b.qs[c * 4..c * 4 + 4]);
+            }
+        }
+        for (m, qh) in x.qh.iter_mut().enumerate() {
+            let mut word = 0u32;
+            for (r, b) in rows.iter().enumerate() {
+                word |= ((u32::from_le_bytes(b.qh) >> (4 * m)) & 0xF) << (4 * r);
+            }
+            *qh = word.to_le_bytes();
+        }
+        x
+    }
+
+    fn unpack(x: &BlockQ5_0x8, r: usize) -> Self {
+        let mut qs = [0u8; QK5_0 / 2];
+        for c in 0..4 {
+            let at = c * 32 + r * 4;
+            qs[c * 4..c * 4 + 4].copy_from_slice(&x.qs[at..at + 4]);
+        }
+        let mut qh = 0u32;
+        for (m, word) in x.qh.iter().enumerate() {
+            qh |= ((u32::from_le_bytes(*word) >> (4 * r)) & 0xF) << (4 * m);
+        }
+        BlockQ5_0 {
+            d: x.d[r],
+            qh: qh.to_le_bytes(),
+            qs,
+        }
+    }
+
+    fn scale(x: &BlockQ5_0x8, r: usize) -> f16 {
+        x.d[r]
+    }
+
+    fn int_dot(x: &BlockQ5_0x8, r: usize, y: &BlockQ8_0) -> i32 {
+        let b = Self::unpack(x, r);
+        let qh = u32::from_le_bytes(b.qh);
+        (0..QK5_0 / 2)
+            .map(|j| {
+                let lo = ((b.qs[j] & 0x0F) as i32 | (((qh >> j) & 1) << 4) as i32) - 16;
+                let hi = ((b.qs[j] >> 4) as i32 | (((qh >> (j + 16)) & 1) << 4) as i32) - 16;
+                lo * y.qs[j] as i32 + hi * y.qs[j + QK5_0 / 2] as i32
+            })
+            .sum()
+    }
+
+    fn dot8_rows(xs: &[BlockQ5_0x8], ys: &[BlockQ8_0], dys: &[f32], sums: &[i32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                return super::avx::vec_dot_q5_0x8_q8_0_vnni(xs, ys, dys, sums, out);
+            },
+            // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
+            super::CpuKernels::Avx2 => unsafe {
+                return super::avx::vec_dot_q5_0x8_q8_0(xs, ys, dys, sums, out);
+            },
+            super::CpuKernels::Scalar => {}
+        }
+        let _ = sums;
+        dot8_rows_reference::<Self>(xs, ys, dys, out)
+    }
+
+    fn dot8_x4(
+        xs: &[BlockQ5_0x8],
+        ys: [&[BlockQ8_0]; 4],
+        dys: [&[f32]; 4],
+        sums: [&[i32]; 4],
+    ) -> [[f32; ROWS]; 4] {
+        #[cfg(target_arch = "x86_64")]
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                return super::avx::vec_dot_q5_0x8_q8_0_x4_vnni(xs, ys, dys, sums);
+            },
+            // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
+            super::CpuKernels::Avx2 => unsafe {
+                return super::avx::vec_dot_q5_0x8_q8_0_x4(xs, ys, dys, sums);
             },
             super::CpuKernels::Scalar => {}
         }
@@ -594,11 +707,15 @@ mod tests {
     fn troupe_packing_round_trips() {
         let q4 = weights::<BlockQ4_0>(16, 96, 1);
         let q8 = weights::<BlockQ8_0>(16, 96, 2);
+        let q5 = weights::<BlockQ5_0>(16, 96, 3);
         let p4 = Rows8::pack(&q4, 3);
         let p8 = Rows8::pack(&q8, 3);
+        let p5 = Rows8::pack(&q5, 3);
         assert_eq!(p4.unpack_all(), q4);
         assert_eq!(p8.unpack_all(), q8);
+        assert_eq!(p5.unpack_all(), q5);
         assert_eq!(p4.storage_size_in_bytes(), q4.len() * 18);
+        assert_eq!(p5.storage_size_in_bytes(), q5.len() * 22);
         assert_eq!(p8.data().len(), q8.len() * 34);
         // `data` gives the file's bytes.
         let file: &[u8] =
@@ -637,6 +754,7 @@ mod tests {
         }
         check::<BlockQ8_0>(4);
         check::<BlockQ4_0>(5);
+        check::<BlockQ5_0>(6);
         // A table loaded for row reads stays in the file's layout, on this thread only.
         let before = repacks(&[16, 96]);
         assert!(!without_repacking(|| repacks(&[16, 96])));
@@ -670,12 +788,13 @@ mod tests {
             }
             check(&weights::<BlockQ4_0>(8, k, 3), &y, &dys, k);
             check(&weights::<BlockQ8_0>(8, k, 4), &y, &dys, k);
+            check(&weights::<BlockQ5_0>(8, k, 5), &y, &dys, k);
         }
     }
 
     /// Every kernel level gives the reference's bits: random rows, weights at the ends of their
-    /// range (Q8_0 -128 and 127, Q4_0 nibbles 0 and 15) against activations at -127 and 127,
-    /// where `vpmaddubsw` would saturate if a sum could.
+    /// range (Q8_0 -128 and 127, Q4_0 nibbles 0 and 15, Q5_0 values -16 and 15) against
+    /// activations at -127 and 127, where `vpmaddubsw` would saturate if a sum could.
     #[test]
     fn troupe_kernels_match_the_reference_bit_for_bit() {
         let best = best_cpu_kernels();
@@ -693,6 +812,10 @@ mod tests {
             q8[0].qs = [-128; 32];
             q8[1].qs = [127; 32];
             q8[kb].qs = [-128; 32];
+            let mut q5 = weights::<BlockQ5_0>(rows, k, k as u64 + 2);
+            (q5[0].qs, q5[0].qh) = ([0; 16], [0; 4]);
+            (q5[1].qs, q5[1].qh) = ([0xff; 16], [0xff; 4]);
+            (q5[kb].qs, q5[kb].qh) = ([0xff; 16], [0xff; 4]);
             let mut y = vec![BlockQ8_0::zeros(); kb];
             BlockQ8_0::from_float(&activations(k, 11), &mut y);
             y[0].qs = [-127; 32];
@@ -706,10 +829,13 @@ mod tests {
                 .collect();
             let p4 = Rows8::pack(&q4, kb);
             let p8 = Rows8::pack(&q8, kb);
+            let p5 = Rows8::pack(&q5, kb);
             let mut want4 = vec![0f32; rows];
             let mut want8 = vec![0f32; rows];
+            let mut want5 = vec![0f32; rows];
             dot8_rows_reference::<BlockQ4_0>(&p4.groups, &y, &dys, &mut want4);
             dot8_rows_reference::<BlockQ8_0>(&p8.groups, &y, &dys, &mut want8);
+            dot8_rows_reference::<BlockQ5_0>(&p5.groups, &y, &dys, &mut want5);
             let mut got = vec![0f32; rows];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: each form runs only where the CPU has its features.
@@ -720,12 +846,16 @@ mod tests {
                     assert_eq!(bits(&got), bits(&want4), "Q4_0 AVX2 k={k}");
                     avx::vec_dot_q8_0x8_q8_0(&p8.groups, &y, &dys, &sums, &mut got);
                     assert_eq!(bits(&got), bits(&want8), "Q8_0 AVX2 k={k}");
+                    avx::vec_dot_q5_0x8_q8_0(&p5.groups, &y, &dys, &sums, &mut got);
+                    assert_eq!(bits(&got), bits(&want5), "Q5_0 AVX2 k={k}");
                 }
                 if best == CpuKernels::Avx512Vnni {
                     avx::vec_dot_q4_0x8_q8_0_vnni(&p4.groups, &y, &dys, &sums, &mut got);
                     assert_eq!(bits(&got), bits(&want4), "Q4_0 VNNI k={k}");
                     avx::vec_dot_q8_0x8_q8_0_vnni(&p8.groups, &y, &dys, &sums, &mut got);
                     assert_eq!(bits(&got), bits(&want8), "Q8_0 VNNI k={k}");
+                    avx::vec_dot_q5_0x8_q8_0_vnni(&p5.groups, &y, &dys, &sums, &mut got);
+                    assert_eq!(bits(&got), bits(&want5), "Q5_0 VNNI k={k}");
                 }
             }
             // The prefill kernels: four activation rows (the one above and three more) against
@@ -755,11 +885,15 @@ mod tests {
             for g in 0..rows / ROWS {
                 let g4 = &p4.groups[g * kb..(g + 1) * kb];
                 let g8 = &p8.groups[g * kb..(g + 1) * kb];
+                let g5 = &p5.groups[g * kb..(g + 1) * kb];
                 let want4: Vec<Vec<u32>> = (0..4)
                     .map(|a| bits(&dot8_reference::<BlockQ4_0>(g4, ys4[a], dys4[a])))
                     .collect();
                 let want8: Vec<Vec<u32>> = (0..4)
                     .map(|a| bits(&dot8_reference::<BlockQ8_0>(g8, ys4[a], dys4[a])))
+                    .collect();
+                let want5: Vec<Vec<u32>> = (0..4)
+                    .map(|a| bits(&dot8_reference::<BlockQ5_0>(g5, ys4[a], dys4[a])))
                     .collect();
                 let all = |v: [[f32; ROWS]; 4]| v.iter().map(|r| bits(r)).collect::<Vec<_>>();
                 #[cfg(target_arch = "x86_64")]
@@ -771,15 +905,19 @@ mod tests {
                         assert_eq!(all(got), want4, "Q4_0 AVX2 x4 k={k}");
                         let got = avx::vec_dot_q8_0x8_q8_0_x4(g8, ys4, dys4, sums4);
                         assert_eq!(all(got), want8, "Q8_0 AVX2 x4 k={k}");
+                        let got = avx::vec_dot_q5_0x8_q8_0_x4(g5, ys4, dys4, sums4);
+                        assert_eq!(all(got), want5, "Q5_0 AVX2 x4 k={k}");
                     }
                     if best == CpuKernels::Avx512Vnni {
                         let got = avx::vec_dot_q4_0x8_q8_0_x4_vnni(g4, ys4, dys4, sums4);
                         assert_eq!(all(got), want4, "Q4_0 VNNI x4 k={k}");
                         let got = avx::vec_dot_q8_0x8_q8_0_x4_vnni(g8, ys4, dys4, sums4);
                         assert_eq!(all(got), want8, "Q8_0 VNNI x4 k={k}");
+                        let got = avx::vec_dot_q5_0x8_q8_0_x4_vnni(g5, ys4, dys4, sums4);
+                        assert_eq!(all(got), want5, "Q5_0 VNNI x4 k={k}");
                     }
                 }
-                let _ = (&want4, &want8, &all);
+                let _ = (&want4, &want8, &want5, &all);
             }
             // The scalar level runs the reference.
             let _ = (&mut got, &sums);
@@ -831,5 +969,6 @@ mod tests {
         }
         check::<BlockQ4_0>(5);
         check::<BlockQ8_0>(6);
+        check::<BlockQ5_0>(7);
     }
 }

@@ -550,6 +550,8 @@ impl Loader for GGUFLoader {
             Model::Qwen3(ref p) => p.max_seq_len,
             Model::Qwen3MoE(ref p) => p.max_seq_len,
         };
+        // Troupe patch: the tokenizer shared with the token environment (`llg.rs`), not cloned.
+        let tokenizer = Arc::new(tokenizer);
         let llg_factory = build_llg_factory(tokenizer.clone())?;
         let num_hidden_layers = match model {
             Model::Llama(ref model) => model.cache.normal().0.len(),
