@@ -82,12 +82,12 @@ impl MistralEngine {
     /// Loads the GGUF at `path`. Checks the file first (missing, damaged, unsupported), then
     /// loads on a blocking thread; a panic inside mistral.rs becomes `Error::LoadFailed`.
     ///
-    /// With a `cache_dir`, a file with tensors candle runs slowly (Q4_1, Q5_1) is transcoded
-    /// once into a Q8_0 copy there, which is loaded (`transcode.rs`; `TROUPE_NO_TRANSCODE=1`
-    /// turns it off). `TROUPE_CPU_KERNELS=avx2|scalar` lowers candle's kernels from the best the
-    /// CPU has (`ModelInfo::device` says which run). Q4_0, Q5_0 and Q8_0 weights are repacked
-    /// at load into groups of eight rows (vendored candle, `quantized/repack.rs`;
-    /// `TROUPE_NO_REPACK=1` keeps the file's layout). Both switches are for comparisons.
+    /// With a `cache_dir`, a file with tensors candle runs slowly (Q5_1; off x86-64 Q4_1, Q5_0)
+    /// is transcoded once into a Q8_0 copy there, which is loaded (`transcode.rs`;
+    /// `TROUPE_NO_TRANSCODE=1` turns it off). `TROUPE_CPU_KERNELS=avx2|scalar` lowers candle's
+    /// kernels from the best the CPU has (`ModelInfo::device` says which run). Q4_0, Q4_1, Q5_0
+    /// and Q8_0 weights are repacked at load into groups of eight rows (vendored candle,
+    /// `quantized/repack.rs`; `TROUPE_NO_REPACK=1` keeps the file's layout, for comparisons).
     pub async fn load(path: &Path, cache_dir: Option<&Path>) -> Result<MistralEngine, Error> {
         let header = check_model_file(path)?;
         let source = path.to_path_buf();
@@ -775,7 +775,7 @@ fn finished(
     EngineEvent::Finished { reason, usage }
 }
 
-/// The file to run and its quantisation as shown: a Q8_0 copy of a Q4_1/Q5_1 file from
+/// The file to run and its quantisation as shown: a Q8_0 copy of a slow file (`transcode`) from
 /// the cache (made on first use; `TROUPE_NO_TRANSCODE` turns it off), else the file itself.
 async fn runnable_copy(
     source: &Path,

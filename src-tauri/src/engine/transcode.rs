@@ -1,11 +1,11 @@
 //! Rewrites a GGUF so every tensor has a quantisation that candle multiplies at full speed.
 //!
-//! The vendored candle repacks Q4_0, Q5_0 and Q8_0 weights into groups of eight rows for its
-//! fastest kernels (`quantized/repack.rs`, x86-64); Q4_1 and Q5_1 have only one-row AVX2 kernels,
-//! slower than a Q8_0 copy (docs/PERFORMANCE.md). The small model is Q4_1. So on first load such
-//! a file is transcoded, once, into a cached copy where those tensors are Q8_0 (on other CPUs,
-//! Q5_0 too, which has no SIMD kernel there: Q4_K_M files of small models fall back to Q5_0 for
-//! rows not divisible by 256):
+//! The vendored candle repacks Q4_0, Q4_1, Q5_0 and Q8_0 weights into groups of eight rows for
+//! its fastest kernels (`quantized/repack.rs`, x86-64); Q5_1 has only a one-row AVX2 kernel,
+//! slower than a Q8_0 copy, and on other CPUs Q4_1 and Q5_0 have no SIMD kernel at all (the
+//! small model is Q4_1; Q4_K_M files of small models fall back to Q5_0 for rows not divisible
+//! by 256). So on first load such a file is transcoded, once, into a cached copy where those
+//! tensors are Q8_0:
 //!
 //! - Q5_0 → Q8_0 is exact (a Q5_0 block is 32 integers in -16..15 times one scale; Q8_0 keeps the
 //!   same scale and integers);
@@ -29,10 +29,11 @@ const Q5_0: u32 = 6;
 const Q5_1: u32 = 7;
 const Q8_0: u32 = 8;
 
-/// Tensor types candle runs slower than their Q8_0 copy, which the transcoder rewrites. Q5_0
-/// is kept where it is repacked: as fast as Q8_0 there, in 22 bytes a block instead of 34.
+/// Tensor types candle runs slower than their Q8_0 copy, which the transcoder rewrites. Q4_1
+/// and Q5_0 are kept where they are repacked: at least as fast as Q8_0 there, in 20 or 22
+/// bytes a block instead of 34 (docs/PERFORMANCE.md).
 fn is_slow(ty: u32) -> bool {
-    matches!(ty, Q4_1 | Q5_1) || (ty == Q5_0 && !cfg!(target_arch = "x86_64"))
+    ty == Q5_1 || (matches!(ty, Q4_1 | Q5_0) && !cfg!(target_arch = "x86_64"))
 }
 
 /// Whether `t` is rewritten: a slow type, unless it is an embedding table that is only read a
@@ -46,8 +47,8 @@ fn rewrites(layout: &Layout, t: &TensorInfo) -> bool {
 }
 
 /// Bumped when what a copy holds changes, so copies made by an older build are replaced.
-/// 2: untied embedding tables kept as they are. 3: Q5_0 kept on x86-64.
-const REVISION: u32 = 3;
+/// 2: untied embedding tables kept as they are. 3: Q5_0 kept on x86-64. 4: Q4_1 too.
+const REVISION: u32 = 4;
 
 struct TensorInfo {
     name: String,
@@ -468,9 +469,9 @@ mod tests {
     #[test]
     fn an_untied_embedding_table_is_kept_and_a_tied_one_rewritten() {
         let untied = layout(&[
-            ("token_embd.weight", Q4_1),
+            ("token_embd.weight", Q5_1),
             ("output.weight", Q8_0),
-            ("blk.0.ffn_up.weight", Q4_1),
+            ("blk.0.ffn_up.weight", Q5_1),
         ]);
         let kept: Vec<bool> = untied
             .tensors
@@ -478,18 +479,20 @@ mod tests {
             .map(|t| rewrites(&untied, t))
             .collect();
         assert_eq!(kept, [false, false, true]);
-        let tied = layout(&[("token_embd.weight", Q4_1), ("blk.0.ffn_up.weight", Q4_1)]);
+        let tied = layout(&[("token_embd.weight", Q5_1), ("blk.0.ffn_up.weight", Q5_1)]);
         assert!(tied.tensors.iter().all(|t| rewrites(&tied, t)));
     }
 
     #[test]
-    fn q5_0_is_kept_where_candle_repacks_it() {
+    fn q4_1_and_q5_0_are_kept_where_candle_repacks_them() {
         let file = layout(&[
             ("blk.0.ffn_up.weight", Q5_0),
+            ("blk.0.ffn_gate.weight", Q4_1),
             ("blk.0.ffn_down.weight", Q5_1),
         ]);
         let rewritten: Vec<bool> = file.tensors.iter().map(|t| rewrites(&file, t)).collect();
-        assert_eq!(rewritten, [!cfg!(target_arch = "x86_64"), true]);
+        let off_x86 = !cfg!(target_arch = "x86_64");
+        assert_eq!(rewritten, [off_x86, off_x86, true]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1, PackedQ8x4, QK8_0, QK8_1, QK_K,
 };
-use super::repack::{BlockQ4_0x8, BlockQ5_0x8, BlockQ8_0x8};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8};
 use byteorder::{ByteOrder, LittleEndian};
 use half::f16;
 
@@ -1547,9 +1547,14 @@ pub(crate) fn quantize_row_q8_0(xs: &[f32], ys: &mut [BlockQ8_0]) {
 // products to each row's lane; after a block's chunks each lane holds its row's exact integer
 // dot (`sums`: each activation block's sum, for the offsets), and the float work, as
 // `repack::dot8_reference` does it, is done once for the eight rows. Bit for bit the reference's
-// results (tests in `repack.rs`).
+// results (tests in `repack.rs`). A type with block minimums (Q4_1) gives them as `mins` (eight
+// f32), and each block adds minimum × (activation scale × sum) by a second fused multiply-add.
 macro_rules! troupe_rows8 {
     (#[$tf:meta] $name:ident, $x:ty, |$xb:ident, $y:ident, $sum:ident| $idot:expr) => {
+        troupe_rows8!(#[$tf] $name, $x, |$xb, $y, $sum| $idot, mins: |_x| None);
+    };
+    (#[$tf:meta] $name:ident, $x:ty, |$xb:ident, $y:ident, $sum:ident| $idot:expr,
+        mins: |$xm:ident| $mins:expr) => {
         #[$tf]
         pub(crate) unsafe fn $name(
             xs: &[$x],
@@ -1569,11 +1574,17 @@ macro_rules! troupe_rows8 {
                     let $y = ys.get_unchecked(i).qs.as_ptr() as *const i32;
                     let $sum = *sums.get_unchecked(i);
                     let dot: __m256i = $idot;
+                    let dy = *dys.get_unchecked(i);
                     let d = _mm256_mul_ps(
                         _mm256_cvtph_ps(_mm_loadu_si128($xb.d.as_ptr() as *const __m128i)),
-                        _mm256_set1_ps(*dys.get_unchecked(i)),
+                        _mm256_set1_ps(dy),
                     );
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc);
+                    let $xm = $xb;
+                    let mins: Option<__m256> = $mins;
+                    if let Some(m) = mins {
+                        acc = _mm256_fmadd_ps(m, _mm256_set1_ps(dy * $sum as f32), acc);
+                    }
                 }
                 _mm256_storeu_ps(out.as_mut_ptr(), acc);
                 group = group.add(nb);
@@ -1692,6 +1703,10 @@ troupe_rows8!(
 // same float operations in the same order).
 macro_rules! troupe_rows8_x4 {
     (#[$tf:meta] $name:ident, $x:ty, |$xb:ident| $unpack:expr, |$w:ident, $y:ident, $sum:ident| $idot:expr) => {
+        troupe_rows8_x4!(#[$tf] $name, $x, |$xb| $unpack, |$w, $y, $sum| $idot, mins: |_x| None);
+    };
+    (#[$tf:meta] $name:ident, $x:ty, |$xb:ident| $unpack:expr, |$w:ident, $y:ident, $sum:ident| $idot:expr,
+        mins: |$xm:ident| $mins:expr) => {
         #[$tf]
         pub(crate) unsafe fn $name(
             xs: &[$x],
@@ -1708,12 +1723,18 @@ macro_rules! troupe_rows8_x4 {
                 let $xb = xs.get_unchecked(i);
                 let $w = $unpack;
                 let dw = _mm256_cvtph_ps(_mm_loadu_si128($xb.d.as_ptr() as *const __m128i));
+                let $xm = $xb;
+                let mins: Option<__m256> = $mins;
                 for a in 0..4 {
                     let $y = ys[a].get_unchecked(i).qs.as_ptr() as *const i32;
                     let $sum = *sums[a].get_unchecked(i);
                     let dot: __m256i = $idot;
-                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(*dys[a].get_unchecked(i)));
+                    let dy = *dys[a].get_unchecked(i);
+                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(dy));
                     acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc[a]);
+                    if let Some(m) = mins {
+                        acc[a] = _mm256_fmadd_ps(m, _mm256_set1_ps(dy * $sum as f32), acc[a]);
+                    }
                 }
             }
             let mut out = [[0f32; 8]; 4];
@@ -1827,6 +1848,75 @@ troupe_rows8_x4!(
     BlockQ5_0x8,
     |x| q5_0x8_values_avx512(x),
     |w, y, sum| q5_0x8_idot_vnni(&w, y, sum)
+);
+
+/// A repacked Q4_1 block's eight minimums as f32.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn q4_1x8_mins(x: &BlockQ4_1x8) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(x.m.as_ptr() as *const __m128i))
+}
+
+/// The exact integer dots of eight Q4_1 rows' nibbles (0..=15, no offset: the minimum is added
+/// apart) with one activation block, on AVX2: the eight `vpmaddubsw` pair sums of a lane add up
+/// in 16 bits, at most 8 × 2 × 15 × 127 = 30480.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn q4_1x8_idot(w: &[__m256i; 8], y: *const i32) -> __m256i {
+    let mut pairs = _mm256_setzero_si256();
+    for c in 0..8 {
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], quad(y, c)));
+    }
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+/// `q4_1x8_idot` with `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q4_1x8_idot_vnni(w: &[__m256i; 8], y: *const i32) -> __m256i {
+    let mut lo = _mm256_setzero_si256();
+    let mut hi = _mm256_setzero_si256();
+    for c in 0..4 {
+        lo = _mm256_dpbusd_epi32(lo, w[c], quad(y, c));
+        hi = _mm256_dpbusd_epi32(hi, w[4 + c], quad(y, 4 + c));
+    }
+    _mm256_add_epi32(lo, hi)
+}
+
+// Q4_1: value = scale × nibble + minimum, so a block gives scale × activation scale × (the
+// nibbles' integer dot) + minimum × activation scale × (the activations' sum).
+troupe_rows8!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q4_1x8_q8_0,
+    BlockQ4_1x8,
+    |x, y, _sum| q4_1x8_idot(&nibbles8(x.qs.as_ptr()), y),
+    mins: |x| Some(q4_1x8_mins(x))
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q4_1x8_q8_0_vnni,
+    BlockQ4_1x8,
+    |x, y, _sum| q4_1x8_idot_vnni(&nibbles8(x.qs.as_ptr()), y),
+    mins: |x| Some(q4_1x8_mins(x))
+);
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx,avx2,fma,f16c")]
+    vec_dot_q4_1x8_q8_0_x4,
+    BlockQ4_1x8,
+    |x| nibbles8(x.qs.as_ptr()),
+    |w, y, _sum| q4_1x8_idot(&w, y),
+    mins: |x| Some(q4_1x8_mins(x))
+);
+#[cfg(target_arch = "x86_64")]
+troupe_rows8_x4!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    vec_dot_q4_1x8_q8_0_x4_vnni,
+    BlockQ4_1x8,
+    |x| nibbles8(x.qs.as_ptr()),
+    |w, y, _sum| q4_1x8_idot_vnni(&w, y),
+    mins: |x| Some(q4_1x8_mins(x))
 );
 
 troupe_rows8_x4!(

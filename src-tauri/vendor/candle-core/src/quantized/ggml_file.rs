@@ -178,7 +178,7 @@ pub fn qtensor_from_ggml(
             from_raw_data_rows8::<k_quants::BlockQ4_0>(raw_data, size_in_bytes, dims, device)
         }
         GgmlDType::Q4_1 => {
-            from_raw_data::<k_quants::BlockQ4_1>(raw_data, size_in_bytes, dims, device)
+            from_raw_data_rows8::<k_quants::BlockQ4_1>(raw_data, size_in_bytes, dims, device)
         }
         GgmlDType::Q5_0 => {
             from_raw_data_rows8::<k_quants::BlockQ5_0>(raw_data, size_in_bytes, dims, device)

@@ -1,10 +1,10 @@
-//! Troupe patch: Q4_0, Q5_0 and Q8_0 weight matrices repacked at load into groups of eight rows,
-//! for the quantised matmuls (decode and prefill) on x86-64 CPUs with AVX2.
+//! Troupe patch: Q4_0, Q4_1, Q5_0 and Q8_0 weight matrices repacked at load into groups of eight
+//! rows, for the quantised matmuls (decode and prefill) on x86-64 CPUs with AVX2.
 //!
 //! Why: with one row per kernel pass each weight block costs, per row, an unpacking, an integer
 //! dot spread over eight lanes, a conversion and three float operations: on one core that, not
 //! the memory, set a decode step's pace. Here block `i` of eight rows lies in one 144-byte
-//! (Q4_0), 176-byte (Q5_0) or 272-byte (Q8_0) piece, four bytes of each row side by side, so
+//! (Q4_0), 160-byte (Q4_1), 176-byte (Q5_0) or 272-byte (Q8_0) piece, four bytes of each row side by side, so
 //! one `vpdpbusd` (AVX2: `vpmaddubsw`) against four activation bytes broadcast to every lane
 //! adds four products to each of the eight rows at once. The eight rows' exact integer dots end
 //! in one register, and the float work (one conversion, one multiply, one fused multiply-add)
@@ -17,7 +17,8 @@
 //!   reads the tensor's blocks sees the GGUF's blocks.
 //! - A matmul gives, for each weight row and activation row, `sum over blocks of (exact
 //!   integer dot) × (weight scale × activation scale)`, added in block order with one fused
-//!   multiply-add per block: ggml's reference formula. The one-row kernels (`avx::vec_dot_*_rows`) add eight
+//!   multiply-add per block: ggml's reference formula. A type with block minimums (Q4_1) adds
+//!   `minimum × (activation scale × activation sum)` after each block's product, by a second. The one-row kernels (`avx::vec_dot_*_rows`) add eight
 //!   partial sums per block instead, so the two differ by float rounding; the engine A/B test
 //!   in Troupe's `tests/engine.rs` bounds what that does to the model's perplexity.
 //! - A prefill matmul (m > 1) runs four activation rows at a time through each group, each
@@ -26,7 +27,9 @@
 //!   level runs that reference.
 //! - Tensors are repacked only on x86-64 with SIMD kernels on, only 2-D ones whose row count is
 //!   a multiple of eight, and not after [`set_repack_weights`]`(false)`.
-use super::k_quants::{BlockQ4_0, BlockQ5_0, BlockQ8_0, GgmlType, QK4_0, QK5_0, QK8_0};
+use super::k_quants::{
+    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, GgmlType, QK4_0, QK4_1, QK5_0, QK8_0,
+};
 use super::{GgmlDType, QuantizedType};
 use crate::{CpuStorage, Result};
 use half::f16;
@@ -81,6 +84,18 @@ pub struct BlockQ4_0x8 {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4_0x8>() == ROWS * 18);
 
+/// Block `i` of eight Q4_1 rows: their scales, their minimums, then their nibbles as
+/// [`BlockQ4_0x8`] holds them. Kept as Q4_1 rather than widened to Q8_0: 20 bytes a row-block
+/// instead of 34.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4_1x8 {
+    pub(crate) d: [f16; ROWS],
+    pub(crate) m: [f16; ROWS],
+    pub(crate) qs: [u8; ROWS * QK4_1 / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_1x8>() == ROWS * 20);
+
 /// Block `i` of eight Q5_0 rows: their scales, their fifth bits, then their nibbles as
 /// [`BlockQ4_0x8`] holds them. `qh[m]` holds one bit per byte of nibble chunk `m` (the low
 /// nibbles of chunk `c` at `m = c`, its high ones at `m = 4 + c`): bit `4r + j` of the
@@ -106,8 +121,9 @@ pub struct BlockQ8_0x8 {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ8_0x8>() == ROWS * 34);
 
-/// A block type that has an eight-row form.
-pub trait Repack: GgmlType<VecDotType = BlockQ8_0> + 'static {
+/// A block type that has an eight-row form. Its matmuls quantise the activations to Q8_0
+/// whatever the type's own `VecDotType`.
+pub trait Repack: GgmlType + 'static {
     type X8: Copy + Send + Sync + 'static;
     /// One block index of eight rows, interleaved.
     fn pack(rows: [&Self; ROWS]) -> Self::X8;
@@ -115,6 +131,10 @@ pub trait Repack: GgmlType<VecDotType = BlockQ8_0> + 'static {
     fn unpack(x: &Self::X8, r: usize) -> Self;
     /// Row `r`'s weight scale.
     fn scale(x: &Self::X8, r: usize) -> f16;
+    /// Row `r`'s block minimum, for a type whose values are scale × quant + minimum.
+    fn min(_x: &Self::X8, _r: usize) -> Option<f16> {
+        None
+    }
     /// The exact integer dot of row `r`'s block with `y`'s.
     fn int_dot(x: &Self::X8, r: usize, y: &BlockQ8_0) -> i32;
     /// `dot8_reference` of consecutive groups (`out.len() / 8` groups of `ys.len()` blocks
@@ -132,14 +152,19 @@ pub trait Repack: GgmlType<VecDotType = BlockQ8_0> + 'static {
 }
 
 /// Eight rows against one activation row: per row, the blocks' exact integer dots times
-/// (weight scale × activation scale), added in block order by fused multiply-adds. What every
-/// kernel of this module gives, bit for bit.
+/// (weight scale × activation scale), added in block order by fused multiply-adds, each
+/// followed, for a type with minimums, by minimum × (activation scale × activation sum). What
+/// every kernel of this module gives, bit for bit.
 pub fn dot8_reference<T: Repack>(xs: &[T::X8], ys: &[BlockQ8_0], dys: &[f32]) -> [f32; ROWS] {
     let mut acc = [0f32; ROWS];
     for ((x, y), &dy) in xs.iter().zip(ys).zip(dys) {
+        let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
         for (r, acc) in acc.iter_mut().enumerate() {
             let d = T::scale(x, r).to_f32() * dy;
             *acc = (T::int_dot(x, r, y) as f32).mul_add(d, *acc);
+            if let Some(m) = T::min(x, r) {
+                *acc = m.to_f32().mul_add(dy * sum as f32, *acc);
+            }
         }
     }
     acc
@@ -225,6 +250,96 @@ impl Repack for BlockQ4_0 {
             // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
             super::CpuKernels::Avx2 => unsafe {
                 return super::avx::vec_dot_q4_0x8_q8_0_x4(xs, ys, dys, sums);
+            },
+            super::CpuKernels::Scalar => {}
+        }
+        let _ = sums;
+        std::array::from_fn(|a| dot8_reference::<Self>(xs, ys[a], dys[a]))
+    }
+}
+
+impl Repack for BlockQ4_1 {
+    type X8 = BlockQ4_1x8;
+
+    fn pack(rows: [&Self; ROWS]) -> BlockQ4_1x8 {
+        let mut x = BlockQ4_1x8 {
+            d: rows.map(|b| b.d),
+            m: rows.map(|b| b.m),
+            qs: [0; ROWS * QK4_1 / 2],
+        };
+        for c in 0..4 {
+            for (r, b) in rows.iter().enumerate() {
+                let at = c * 32 + r * 4;
+                x.qs[at..at + 4].copy_from_slice(&b.qs[c * 4..c * 4 + 4]);
+            }
+        }
+        x
+    }
+
+    fn unpack(x: &BlockQ4_1x8, r: usize) -> Self {
+        let mut qs = [0u8; QK4_1 / 2];
+        for c in 0..4 {
+            let at = c * 32 + r * 4;
+            qs[c * 4..c * 4 + 4].copy_from_slice(&x.qs[at..at + 4]);
+        }
+        BlockQ4_1 {
+            d: x.d[r],
+            m: x.m[r],
+            qs,
+        }
+    }
+
+    fn scale(x: &BlockQ4_1x8, r: usize) -> f16 {
+        x.d[r]
+    }
+
+    fn min(x: &BlockQ4_1x8, r: usize) -> Option<f16> {
+        Some(x.m[r])
+    }
+
+    fn int_dot(x: &BlockQ4_1x8, r: usize, y: &BlockQ8_0) -> i32 {
+        let b = Self::unpack(x, r);
+        (0..QK4_1 / 2)
+            .map(|j| {
+                let lo = (b.qs[j] & 0x0F) as i32;
+                let hi = (b.qs[j] >> 4) as i32;
+                lo * y.qs[j] as i32 + hi * y.qs[j + QK4_1 / 2] as i32
+            })
+            .sum()
+    }
+
+    fn dot8_rows(xs: &[BlockQ4_1x8], ys: &[BlockQ8_0], dys: &[f32], sums: &[i32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                return super::avx::vec_dot_q4_1x8_q8_0_vnni(xs, ys, dys, sums, out);
+            },
+            // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
+            super::CpuKernels::Avx2 => unsafe {
+                return super::avx::vec_dot_q4_1x8_q8_0(xs, ys, dys, sums, out);
+            },
+            super::CpuKernels::Scalar => {}
+        }
+        let _ = sums;
+        dot8_rows_reference::<Self>(xs, ys, dys, out)
+    }
+
+    fn dot8_x4(
+        xs: &[BlockQ4_1x8],
+        ys: [&[BlockQ8_0]; 4],
+        dys: [&[f32]; 4],
+        sums: [&[i32]; 4],
+    ) -> [[f32; ROWS]; 4] {
+        #[cfg(target_arch = "x86_64")]
+        match super::cpu_kernels() {
+            // SAFETY: the level is Avx512Vnni only where the CPU has those features.
+            super::CpuKernels::Avx512Vnni => unsafe {
+                return super::avx::vec_dot_q4_1x8_q8_0_x4_vnni(xs, ys, dys, sums);
+            },
+            // SAFETY: the level is Avx2 only where the CPU has AVX, AVX2, FMA and F16C.
+            super::CpuKernels::Avx2 => unsafe {
+                return super::avx::vec_dot_q4_1x8_q8_0_x4(xs, ys, dys, sums);
             },
             super::CpuKernels::Scalar => {}
         }
@@ -708,6 +823,10 @@ mod tests {
         let q4 = weights::<BlockQ4_0>(16, 96, 1);
         let q8 = weights::<BlockQ8_0>(16, 96, 2);
         let q5 = weights::<BlockQ5_0>(16, 96, 3);
+        let q41 = weights::<BlockQ4_1>(16, 96, 4);
+        let p41 = Rows8::pack(&q41, 3);
+        assert_eq!(p41.unpack_all(), q41);
+        assert_eq!(p41.storage_size_in_bytes(), q41.len() * 20);
         let p4 = Rows8::pack(&q4, 3);
         let p8 = Rows8::pack(&q8, 3);
         let p5 = Rows8::pack(&q5, 3);
@@ -755,6 +874,7 @@ mod tests {
         check::<BlockQ8_0>(4);
         check::<BlockQ4_0>(5);
         check::<BlockQ5_0>(6);
+        check::<BlockQ4_1>(7);
         // A table loaded for row reads stays in the file's layout, on this thread only.
         let before = repacks(&[16, 96]);
         assert!(!without_repacking(|| repacks(&[16, 96])));
@@ -772,7 +892,12 @@ mod tests {
             let mut y = vec![BlockQ8_0::zeros(); kb];
             BlockQ8_0::from_float(&activations(k, 7), &mut y);
             let dys: Vec<f32> = y.iter().map(|b| b.d.to_f32()).collect();
-            fn check<T: Repack>(w: &[T], y: &[BlockQ8_0], dys: &[f32], k: usize) {
+            fn check<T: Repack + GgmlType<VecDotType = BlockQ8_0>>(
+                w: &[T],
+                y: &[BlockQ8_0],
+                dys: &[f32],
+                k: usize,
+            ) {
                 let kb = k / 32;
                 let p = Rows8::pack(w, kb);
                 let got = dot8_reference::<T>(&p.groups[..kb], y, dys);
@@ -789,6 +914,26 @@ mod tests {
             check(&weights::<BlockQ4_0>(8, k, 3), &y, &dys, k);
             check(&weights::<BlockQ8_0>(8, k, 4), &y, &dys, k);
             check(&weights::<BlockQ5_0>(8, k, 5), &y, &dys, k);
+            // Q4_1's scalar code takes Q8_1 activations: against the f32 dot of the
+            // dequantised weights and activations instead.
+            let w = weights::<BlockQ4_1>(8, k, 6);
+            let got = dot8_reference::<BlockQ4_1>(&Rows8::pack(&w, kb).groups[..kb], &y, &dys);
+            let mut wf = vec![0f32; 8 * k];
+            let mut yf = vec![0f32; k];
+            BlockQ4_1::to_float(&w, &mut wf);
+            BlockQ8_0::to_float(&y, &mut yf);
+            for r in 0..ROWS {
+                let want: f32 = wf[r * k..(r + 1) * k]
+                    .iter()
+                    .zip(&yf)
+                    .map(|(a, b)| a * b)
+                    .sum();
+                assert!(
+                    (got[r] - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "Q4_1 k={k} row {r}: {} vs {want}",
+                    got[r]
+                );
+            }
         }
     }
 
@@ -816,6 +961,10 @@ mod tests {
             (q5[0].qs, q5[0].qh) = ([0; 16], [0; 4]);
             (q5[1].qs, q5[1].qh) = ([0xff; 16], [0xff; 4]);
             (q5[kb].qs, q5[kb].qh) = ([0xff; 16], [0xff; 4]);
+            let mut q41 = weights::<BlockQ4_1>(rows, k, k as u64 + 3);
+            q41[0].qs = [0; 16];
+            q41[1].qs = [0xff; 16];
+            q41[kb].qs = [0xff; 16];
             let mut y = vec![BlockQ8_0::zeros(); kb];
             BlockQ8_0::from_float(&activations(k, 11), &mut y);
             y[0].qs = [-127; 32];
@@ -830,6 +979,9 @@ mod tests {
             let p4 = Rows8::pack(&q4, kb);
             let p8 = Rows8::pack(&q8, kb);
             let p5 = Rows8::pack(&q5, kb);
+            let p41 = Rows8::pack(&q41, kb);
+            let mut want41 = vec![0f32; rows];
+            dot8_rows_reference::<BlockQ4_1>(&p41.groups, &y, &dys, &mut want41);
             let mut want4 = vec![0f32; rows];
             let mut want8 = vec![0f32; rows];
             let mut want5 = vec![0f32; rows];
@@ -848,6 +1000,8 @@ mod tests {
                     assert_eq!(bits(&got), bits(&want8), "Q8_0 AVX2 k={k}");
                     avx::vec_dot_q5_0x8_q8_0(&p5.groups, &y, &dys, &sums, &mut got);
                     assert_eq!(bits(&got), bits(&want5), "Q5_0 AVX2 k={k}");
+                    avx::vec_dot_q4_1x8_q8_0(&p41.groups, &y, &dys, &sums, &mut got);
+                    assert_eq!(bits(&got), bits(&want41), "Q4_1 AVX2 k={k}");
                 }
                 if best == CpuKernels::Avx512Vnni {
                     avx::vec_dot_q4_0x8_q8_0_vnni(&p4.groups, &y, &dys, &sums, &mut got);
@@ -856,6 +1010,8 @@ mod tests {
                     assert_eq!(bits(&got), bits(&want8), "Q8_0 VNNI k={k}");
                     avx::vec_dot_q5_0x8_q8_0_vnni(&p5.groups, &y, &dys, &sums, &mut got);
                     assert_eq!(bits(&got), bits(&want5), "Q5_0 VNNI k={k}");
+                    avx::vec_dot_q4_1x8_q8_0_vnni(&p41.groups, &y, &dys, &sums, &mut got);
+                    assert_eq!(bits(&got), bits(&want41), "Q4_1 VNNI k={k}");
                 }
             }
             // The prefill kernels: four activation rows (the one above and three more) against
@@ -886,6 +1042,10 @@ mod tests {
                 let g4 = &p4.groups[g * kb..(g + 1) * kb];
                 let g8 = &p8.groups[g * kb..(g + 1) * kb];
                 let g5 = &p5.groups[g * kb..(g + 1) * kb];
+                let g41 = &p41.groups[g * kb..(g + 1) * kb];
+                let want41: Vec<Vec<u32>> = (0..4)
+                    .map(|a| bits(&dot8_reference::<BlockQ4_1>(g41, ys4[a], dys4[a])))
+                    .collect();
                 let want4: Vec<Vec<u32>> = (0..4)
                     .map(|a| bits(&dot8_reference::<BlockQ4_0>(g4, ys4[a], dys4[a])))
                     .collect();
@@ -907,6 +1067,8 @@ mod tests {
                         assert_eq!(all(got), want8, "Q8_0 AVX2 x4 k={k}");
                         let got = avx::vec_dot_q5_0x8_q8_0_x4(g5, ys4, dys4, sums4);
                         assert_eq!(all(got), want5, "Q5_0 AVX2 x4 k={k}");
+                        let got = avx::vec_dot_q4_1x8_q8_0_x4(g41, ys4, dys4, sums4);
+                        assert_eq!(all(got), want41, "Q4_1 AVX2 x4 k={k}");
                     }
                     if best == CpuKernels::Avx512Vnni {
                         let got = avx::vec_dot_q4_0x8_q8_0_x4_vnni(g4, ys4, dys4, sums4);
@@ -915,12 +1077,14 @@ mod tests {
                         assert_eq!(all(got), want8, "Q8_0 VNNI x4 k={k}");
                         let got = avx::vec_dot_q5_0x8_q8_0_x4_vnni(g5, ys4, dys4, sums4);
                         assert_eq!(all(got), want5, "Q5_0 VNNI x4 k={k}");
+                        let got = avx::vec_dot_q4_1x8_q8_0_x4_vnni(g41, ys4, dys4, sums4);
+                        assert_eq!(all(got), want41, "Q4_1 VNNI x4 k={k}");
                     }
                 }
-                let _ = (&want4, &want8, &want5, &all);
+                let _ = (&want4, &want8, &want5, &want41, &all);
             }
             // The scalar level runs the reference.
-            let _ = (&mut got, &sums);
+            let _ = (&mut got, &sums, &want41);
         }
     }
 
@@ -929,7 +1093,9 @@ mod tests {
     /// level this CPU has; and that is close to what the unrepacked tensor gives.
     #[test]
     fn troupe_repacked_matmul_gives_the_reference() {
-        fn check<T: Repack>(seed: u64) {
+        // `tol`: how close to the unrepacked matmul. Q4_1's takes Q8_1 activations, whose
+        // block sums are rounded to f16.
+        fn check<T: Repack>(seed: u64, tol: f32) {
             let (k, n) = (128, 48);
             let kb = k / 32;
             let w = weights::<T>(n, k, seed);
@@ -956,7 +1122,7 @@ mod tests {
                 }
                 for (a, b) in packed.iter().zip(&plain) {
                     assert!(
-                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        (a - b).abs() <= tol * b.abs().max(1.0),
                         "{:?}: {a} vs {b}",
                         T::DTYPE
                     );
@@ -967,8 +1133,9 @@ mod tests {
                 .matmul_t((1, k, 40), &activations(k, 1), &mut bad)
                 .is_err());
         }
-        check::<BlockQ4_0>(5);
-        check::<BlockQ8_0>(6);
-        check::<BlockQ5_0>(7);
+        check::<BlockQ4_0>(5, 1e-4);
+        check::<BlockQ8_0>(6, 1e-4);
+        check::<BlockQ5_0>(7, 1e-4);
+        check::<BlockQ4_1>(8, 2e-3);
     }
 }
