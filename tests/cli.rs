@@ -691,10 +691,13 @@ fn perplexity_tells_english_from_noise() {
     );
     assert!(e["windows"].as_u64().unwrap() >= 2, "{e}");
     assert!(e["tokens"].as_u64().unwrap() > 1024, "{e}");
-    assert!(
-        e["quantization"].as_str().unwrap().ends_with("→ Q8_0"),
-        "the default model runs as its Q8_0 copy: {e}"
-    );
+    // Scored as the engine runs the file: Q4_1 as it is on x86-64, its Q8_0 copy elsewhere.
+    let runs_as = if cfg!(target_arch = "x86_64") {
+        "Q4_1"
+    } else {
+        "Q4_1 → Q8_0"
+    };
+    assert_eq!(e["quantization"].as_str().unwrap(), runs_as, "{e}");
 
     let out = troupe(
         dir.path(),

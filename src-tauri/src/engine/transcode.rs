@@ -36,14 +36,23 @@ fn is_slow(ty: u32) -> bool {
     ty == Q5_1 || (matches!(ty, Q4_1 | Q5_0) && !cfg!(target_arch = "x86_64"))
 }
 
+/// Every type the transcoder can rewrite, slow here or not ([`transcode_all`]).
+fn has_q8_0_form(ty: u32) -> bool {
+    matches!(ty, Q4_1 | Q5_0 | Q5_1)
+}
+
 /// Whether `t` is rewritten: a slow type, unless it is an embedding table that is only read a
 /// row at a time (the file has its own output layer). No matmul runs on such a table, and as
 /// Q8_0 it would only take more memory (Qwen2.5-0.5B's: 94 MB as Q5_0, 145 MB as Q8_0). A tied
 /// table is the output layer's weight too, and is rewritten.
 fn rewrites(layout: &Layout, t: &TensorInfo) -> bool {
+    rewrites_of(layout, t, is_slow)
+}
+
+fn rewrites_of(layout: &Layout, t: &TensorInfo, types: fn(u32) -> bool) -> bool {
     let read_by_rows =
         t.name == "token_embd.weight" && layout.tensors.iter().any(|o| o.name == "output.weight");
-    is_slow(t.ty) && !read_by_rows
+    types(t.ty) && !read_by_rows
 }
 
 /// Bumped when what a copy holds changes, so copies made by an older build are replaced.
@@ -220,6 +229,26 @@ pub struct Transcoded {
 pub fn transcode(
     source: &Path,
     dest: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<Transcoded, String> {
+    transcode_types(source, dest, is_slow, progress)
+}
+
+/// [`transcode`] with every Q4_1, Q5_0 and Q5_1 tensor rewritten, whether or not this CPU runs
+/// it fast: the copy the engine ran before it kept those types, on which the A/B reference of
+/// the unpatched engine was recorded (`tests/engine.rs`).
+pub fn transcode_all(
+    source: &Path,
+    dest: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<Transcoded, String> {
+    transcode_types(source, dest, has_q8_0_form, progress)
+}
+
+fn transcode_types(
+    source: &Path,
+    dest: &Path,
+    types: fn(u32) -> bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Transcoded, String> {
     let layout = read_layout(source)?;
@@ -259,7 +288,11 @@ pub fn transcode(
         let mut new = Vec::with_capacity(layout.tensors.len());
         let mut offset = 0u64;
         for t in &layout.tensors {
-            let ty = if rewrites(&layout, t) { Q8_0 } else { t.ty };
+            let ty = if rewrites_of(&layout, t, types) {
+                Q8_0
+            } else {
+                t.ty
+            };
             if ty != t.ty && t.elems() % 32 != 0 {
                 return Err(format!("tensor {} has a partial block", t.name));
             }
