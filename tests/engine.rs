@@ -128,17 +128,20 @@ async fn dry_ends_a_loop_the_greedy_model_falls_into() {
     let engine = MistralEngine::load(&model, Some(&troupe::settings::Paths::model_cache()))
         .await
         .expect("the model loads");
-    // SmolLM2 answers this by telling what it is designed for, again and again.
+    // SmolLM2 answers this by telling what it is designed for, again and again. (The prompt
+    // is the model's, not the test's: "Say hello and goodbye over and over again, forever."
+    // looped on the Q8_0 copy Troupe ran before, and ends after two rounds on the file's own
+    // Q4_1 values.)
     let ask = vec![ChatMessage::new(
         ChatRole::User,
-        "Say hello and goodbye over and over again, forever.",
+        "What are you designed for? Tell me again and again and again.",
     )];
     let reply = |dry: f64| {
         engine.generate(
             ask.clone(),
             Sampling {
                 dry_multiplier: dry,
-                ..sampling(96)
+                ..sampling(160)
             },
         )
     };
@@ -148,6 +151,7 @@ async fn dry_ends_a_loop_the_greedy_model_falls_into() {
         "the greedy model should loop here: {without}"
     );
     let with = collect(reply(0.8)).await;
+    eprintln!("without DRY: {without}\nwith DRY: {with}");
     assert!(
         !troupe::eval::metrics::loops(&with, &[]),
         "DRY should end the loop: {with}"
