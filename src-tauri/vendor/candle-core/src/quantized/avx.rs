@@ -1746,8 +1746,8 @@ macro_rules! troupe_rows8_x4 {
     };
 }
 
-/// The nibbles of a repacked Q4_0 or Q5_0 block (`qs`, four chunks): low ones of chunk `c` at
-/// `c`, high ones at `4 + c`.
+/// The nibbles of a repacked Q4_0, Q4_1 or Q5_0 block (`qs`, four chunks): low ones of chunk
+/// `c` at `c`, high ones at `4 + c`.
 #[inline]
 #[target_feature(enable = "avx,avx2,fma,f16c")]
 unsafe fn nibbles8(qs: *const u8) -> [__m256i; 8] {
