@@ -460,8 +460,14 @@ impl Engine {
             ) {
                 let (metadata, device, needs_preallocated_cache) = {
                     let pipeline = get_mut_arcmutex!(self.pipeline);
+                    // Troupe patch: no preallocated cache on the CPU. It was only a template
+                    // there (`set_none_cache` makes the model's cache as `zeros_like` of it), so
+                    // each sequence held a second, never-written KV cache the size of its prompt
+                    // rounded up to 512 tokens for its whole life. Without one the model's
+                    // cache is made by its first append, sized to the prompt.
+                    let on_cpu = pipeline.device().is_cpu();
                     let needs_preallocated_cache = match pipeline.cache() {
-                        crate::pipeline::EitherCache::Normal(normal) => normal
+                        crate::pipeline::EitherCache::Normal(normal) if !on_cpu => normal
                             .lock()
                             .unwrap()
                             .0

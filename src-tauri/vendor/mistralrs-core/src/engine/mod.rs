@@ -317,6 +317,12 @@ impl Engine {
             let scheduler_idle = waiting_len == 0 && running_len == 0;
 
             if scheduler_idle {
+                // Troupe patch: with nothing running, the model lets go of the last sequence's
+                // KV cache. Upstream kept it until the next request replaced it: the whole
+                // cache held while idle (the prefix cache keeps its own copy) and still held
+                // while the next request restored a prefix hit beside it.
+                release_model_cache(&*get_mut_arcmutex!(self.pipeline));
+                last_completion_ids.clear();
                 if should_terminate() {
                     self.replicate_request_to_daemons(&Request::Terminate);
                     break 'lp;
@@ -872,6 +878,17 @@ impl Engine {
                 let req = format!("{}\n", serde_json::to_string(&request).unwrap());
                 writer.write_all(req.as_bytes()).unwrap();
             }
+        }
+    }
+}
+
+/// Troupe patch: drops the model's own KV cache (see the idle branch of `Engine::run`); the
+/// next request's prefill or `clone_in_cache` makes it anew. Layers a shared cache points at
+/// are left as they are, and so are caches other than the normal one.
+fn release_model_cache(pipeline: &dyn Pipeline) {
+    if let crate::pipeline::EitherCache::Normal(normal) = pipeline.cache() {
+        for layer in normal.lock().expect("the model's cache lock").0.iter_mut() {
+            layer.reset();
         }
     }
 }

@@ -395,6 +395,15 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                     }
                 }
             };
+            // Troupe patch: one sequence: the model writes into the sequence's own cache (its
+            // storage shared; `clone_out_cache` hands the same tensors back). Upstream made a
+            // zeroed batch and copied the sequence in, a second whole KV cache at the first
+            // decode step of every request and after every switch between sequences.
+            if batch_len == 1 {
+                new_k_cache.push(Some(first_k));
+                new_v_cache.push(Some(first_v));
+                continue;
+            }
             // Build dims for batched cache
             let mut dims_k = first_k.dims().to_vec();
             let mut dims_v = first_v.dims().to_vec();

@@ -143,6 +143,11 @@ impl SingleCache {
         // This doesn't seem very idiomatic but because the creation can fail, it's tricky to use
         // self.all_data.get_or_insert_with.
         if self.all_data.is_none() {
+            // Troupe patch: a new cache is sized to what is written first (a prompt), in steps of
+            // CACHE_GROW_SIZE. Upstream kept the capacity of whatever the cache last held (after
+            // `reset`, a long chat's), or started at one step and grew at once, copying.
+            let grow = NormalCache::CACHE_GROW_SIZE;
+            self.capacity_seq_len = (seq_len.div_ceil(grow).max(1) * grow).min(self.max_seq_len);
             let mut shape = src.dims().to_vec();
             shape[self.dim] = self.capacity_seq_len;
             let ad = Tensor::zeros(shape, src.dtype(), src.device())?;
@@ -226,6 +231,34 @@ mod tests {
         assert_eq!(now.dims(), &[1, 2, 6, 4]);
         assert_eq!(values(&now.narrow(2, 0, 5)?)?, values(&x)?);
         assert_eq!(values(&now.narrow(2, 5, 1)?)?, values(&x.narrow(2, 0, 1)?)?);
+        Ok(())
+    }
+
+    // Troupe patch: a new cache is sized to its first write in steps of 512 tokens: a prompt of
+    // 600 gets room for 1,024 at once (upstream: 512, then grown by a copy), and after a long
+    // chat a reset cache starts small again (upstream kept the long chat's capacity).
+    #[test]
+    fn a_new_cache_is_sized_to_its_first_write() -> Result<()> {
+        let dev = Device::Cpu;
+        let tokens = |n: usize| Tensor::ones((1, 2, n, 4), DType::F16, &dev);
+        let mut cache = SingleCache::new(2, 4096, 512);
+        cache.append(&tokens(600)?)?;
+        assert_eq!(cache.capacity_seq_len, 1024);
+        cache.append(&tokens(900)?)?;
+        assert_eq!(cache.capacity_seq_len, 1536);
+        assert_eq!(cache.current_seq_len, 1500);
+
+        cache.reset();
+        cache.append(&tokens(10)?)?;
+        assert_eq!(cache.capacity_seq_len, 512);
+        let data = cache.all_data().expect("written");
+        assert_eq!(data.dims(), &[1, 2, 512, 4]);
+        let written = cache.current_data()?.expect("ten tokens");
+        assert_eq!(written.dims(), &[1, 2, 10, 4]);
+
+        let mut short = SingleCache::new(2, 256, 512);
+        short.append(&tokens(100)?)?;
+        assert_eq!(short.capacity_seq_len, 256);
         Ok(())
     }
 }
