@@ -648,23 +648,72 @@ fn cpu_data<'a, T: WithDType>(
     }
 }
 
-/// Troupe patch: `data` (a view's storage from its start) widened to f32 as far as the view
-/// with `dims` and `stride` reaches, so the f32 kernels read it with the same strides. Through
-/// the `half` crate's slice conversion (F16C where the CPU has it).
-fn widened(data: &[f16], dims: &[usize], stride: &[usize]) -> Vec<f32> {
-    use half::slice::HalfFloatSliceExt;
-    let reach = if dims.contains(&0) {
-        0
-    } else {
-        1 + dims
-            .iter()
-            .zip(stride)
-            .map(|(d, s)| (d - 1) * s)
-            .sum::<usize>()
+/// Troupe patch: a key or value view (`dims` [batch, tokens, heads, head dim] with `stride`, over
+/// `data`, its storage from its start) widened to f32 for the prefill's matrix products, with
+/// the strides to read the result by. Only the tokens the view holds are widened, not the
+/// cache's capacity past them: in the cache's layout each head's tokens are one run, widened
+/// as one and kept as one. Through our own F16C loop (`widen_f16_avx`): the `half` crate's
+/// slice conversion had cost a call per eight values or none, depending on how the compiler
+/// split this crate's code (docs/PERFORMANCE.md, "Tried and reverted").
+fn widened(data: &[f16], dims: &[usize], stride: &[usize]) -> Result<(Vec<f32>, [usize; 4])> {
+    let &[b, t, h, d] = dims else {
+        candle_core::bail!("attention expects 4 dims, got {dims:?}")
     };
-    let mut out = vec![0f32; reach];
-    data[..reach].convert_to_f32_slice(&mut out);
-    out
+    let mut out = vec![0f32; b * t * h * d];
+    if out.is_empty() {
+        return Ok((out, [t * h * d, h * d, d, 1]));
+    }
+    if stride[3] == 1 && stride[1] == d {
+        // Each (batch, head)'s tokens are `t * d` values in a row, in `data` and in `out`.
+        let run = t * d;
+        for (i, dst) in out.chunks_exact_mut(run).enumerate() {
+            let from = (i / h) * stride[0] + (i % h) * stride[2];
+            widen_into(&data[from..from + run], dst);
+        }
+        return Ok((out, [h * run, d, run, 1]));
+    }
+    let mut o = 0;
+    for bi in 0..b {
+        for ti in 0..t {
+            for hi in 0..h {
+                let row = bi * stride[0] + ti * stride[1] + hi * stride[2];
+                for di in 0..d {
+                    out[o] = data[row + di * stride[3]].to_f32();
+                    o += 1;
+                }
+            }
+        }
+    }
+    Ok((out, [t * h * d, h * d, d, 1]))
+}
+
+/// Troupe patch: `dst[i] = src[i]` widened to f32, exactly.
+fn widen_into(src: &[f16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_avx2() {
+        // SAFETY: the CPU has F16C (`simd_avx2`).
+        return unsafe { widen_f16_avx(src, dst) };
+    }
+    for (o, x) in dst.iter_mut().zip(src) {
+        *o = x.to_f32();
+    }
+}
+
+/// Troupe patch: `widen_into`, eight values per F16C conversion.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn widen_f16_avx(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len().min(dst.len());
+    let chunks = n / 8;
+    // Every load and store is within the first `8 * chunks <= n` elements.
+    for c in 0..chunks {
+        let x = _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().add(8 * c) as *const __m128i));
+        _mm256_storeu_ps(dst.as_mut_ptr().add(8 * c), x);
+    }
+    for i in 8 * chunks..n {
+        dst[i] = src[i].to_f32();
+    }
 }
 
 /// Troupe patch: attention with f32 queries over F16 keys and values (the KV cache keeps them
@@ -712,7 +761,7 @@ fn run_with_f16_kv(
             softcap,
         );
     }
-    let (k32, v32) = (widened(k_data, kd, ks), widened(v_data, vd, vs));
+    let ((k32, ks), (v32, vs)) = (widened(k_data, kd, ks)?, widened(v_data, vd, vs)?);
     prefill_attn_gemm(
         q_data,
         &k32,
@@ -723,8 +772,8 @@ fn run_with_f16_kv(
         kd,
         vd,
         qs,
-        ks,
-        vs,
+        &ks,
+        &vs,
         sdpa_params.softmax_scale,
     )
 }
@@ -1668,6 +1717,63 @@ mod tests {
                 .max(0)?
                 .to_scalar::<f32>()?;
             assert_eq!(diff, 0.0, "{rows} query rows");
+        }
+        Ok(())
+    }
+
+    // Troupe patch: a prefill over F16 keys and values laid out as the KV cache lays them out
+    // (heads first, a capacity past the tokens written, viewed as (b, seq, heads, d)) and laid
+    // out token first gives what the f32 kernels give on the same values, bit for bit: the
+    // widening reads only the tokens in view, each from where the view's strides put it.
+    #[test]
+    fn a_prefill_widens_the_cache_views_tokens_where_they_lie() -> CandleResult<()> {
+        let dev = Device::Cpu;
+        let (d, kv_h, h, capacity, kv_len, q_len) = (64usize, 2usize, 4usize, 40, 29, 6);
+        let val = |i: usize, p: usize, m: usize| ((i * p) % m) as f32 / (m as f32 / 2.0) - 1.0;
+        let cache = |p: usize, m: usize| -> CandleResult<Tensor> {
+            let xs: Vec<f32> = (0..kv_h * capacity * d).map(|i| val(i, p, m)).collect();
+            Tensor::from_vec(xs, (1, kv_h, capacity, d), &dev)?.to_dtype(DType::F16)
+        };
+        let (k_cache, v_cache) = (cache(104729, 89)?, cache(15485863, 83)?);
+        // As the cache hands them out: the tokens written, then (b, seq, heads, d).
+        let view = |c: &Tensor| c.narrow(2, 0, kv_len)?.transpose(1, 2);
+        let (k16, v16) = (view(&k_cache)?, view(&v_cache)?);
+        assert_ne!(
+            k16.stride()[2],
+            kv_len * d,
+            "the view must reach past its tokens"
+        );
+        // The same values, token first (another stride order).
+        let (k16c, v16c) = (k16.contiguous()?, v16.contiguous()?);
+        let (k32, v32) = (k16.to_dtype(DType::F32)?, v16.to_dtype(DType::F32)?);
+        let sdpa = SdpaParams {
+            n_kv_groups: h / kv_h,
+            softcap: None,
+            softmax_scale: 0.125,
+            sliding_window: None,
+            sinks: None,
+        };
+        let causal: Vec<f32> = (0..q_len * kv_len)
+            .map(|i| {
+                if i % kv_len > kv_len - q_len + i / kv_len {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(causal, (1, 1, q_len, kv_len), &dev)?;
+        let qs: Vec<f32> = (0..q_len * h * d).map(|i| val(i, 7919, 97)).collect();
+        let q = Tensor::from_vec(qs, (1, q_len, h, d), &dev)?;
+        let want = run_flash_attn_cpu::<f32>(&q, &k32, &v32, Some(&mask), &sdpa)?;
+        for (k, v, layout) in [(&k16, &v16, "the cache's"), (&k16c, &v16c, "token first")] {
+            let got = run_flash_attn_cpu::<f32>(&q, k, v, Some(&mask), &sdpa)?;
+            let diff = (got - &want)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0, "{layout} layout");
         }
         Ok(())
     }
