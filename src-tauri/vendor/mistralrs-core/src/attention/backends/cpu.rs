@@ -884,6 +884,149 @@ unsafe fn decode_tile_avx2<T: UpcastF32 + Copy, K: UpcastF32 + Copy>(
     decode_tile::<T, K, false>(t, vkq)
 }
 
+/// Troupe patch: the most query heads one grouped decode tile takes (`decode_tile_group_f16`):
+/// eight accumulators and two operands fit AVX2's sixteen registers.
+const GROUP_MAX: usize = 8;
+
+/// Troupe patch: `decode_tile` for `N` query heads that share one key/value head (grouped-query
+/// attention: 3 per key/value head in SmolLM2, 7 in Qwen2.5-0.5B, 4 in Llama 3 8B), keys and
+/// values in F16 against f32 queries, no ALiBi slope or soft cap. Each key and value row is
+/// widened once for the `N` heads instead of once per head, and the heads' dot products run as
+/// `N` independent chains of adds where one head's tile waited on a single chain. Per head every
+/// operation is `decode_tile`'s, in the same order (the eight-lane dot product and its horizontal
+/// sum, the scale, the mask, the max, the exponentials, the weighted sum of V and the weights'
+/// sum), so the results are bit for bit the same. `q_rows[g]` is head `t.h_i + g`'s query; its
+/// weighted sum goes to `vkq[g * dv..][..dv]`; returns each head's (sum of weights, max score).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma,f16c")]
+unsafe fn decode_tile_group_f16<const N: usize>(
+    t: &DecodeTile<'_, f32, f16>,
+    q_rows: &[&[f32]; N],
+    vkq: &mut [f32],
+) -> [(f32, f32); N] {
+    use std::arch::x86_64::*;
+    let (kstride, vstride) = (t.kstride, t.vstride);
+    let (b_i, d, dv) = (t.b_i, t.d, t.dv);
+    let (start, end) = (t.start, t.end);
+    let n = end - start;
+    let mut scores = [[f32::NEG_INFINITY; TILE_KV]; N];
+    let (k_chunks, v_chunks) = (d / 8, dv / 8);
+    for (j, kv_pos) in (start..end).enumerate() {
+        // The same look-ahead as `decode_tile`: the next K row, and this key's V row.
+        if kv_pos + 1 < end {
+            let next_k_base = b_i * kstride[0] + (kv_pos + 1) * kstride[1] + t.k_head * kstride[2];
+            prefetch(t.k_data.as_ptr().add(next_k_base) as *const u8);
+        }
+        let v_base = b_i * vstride[0] + kv_pos * vstride[1] + t.v_head * vstride[2];
+        let v_row = t.v_data[v_base..v_base + dv].as_ptr() as *const u8;
+        for off in (0..dv * 2).step_by(64) {
+            prefetch(v_row.add(off));
+        }
+        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + t.k_head * kstride[2];
+        let k_row = &t.k_data[k_base..k_base + d];
+        let mut acc = [_mm256_setzero_ps(); N];
+        for c in 0..k_chunks {
+            // Every load is within the first `8 * k_chunks <= d` elements of each row.
+            let y = _mm256_cvtph_ps(_mm_loadu_si128(k_row.as_ptr().add(8 * c) as *const __m128i));
+            for g in 0..N {
+                let x = _mm256_loadu_ps(q_rows[g].as_ptr().add(8 * c));
+                acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(x, y));
+            }
+        }
+        for g in 0..N {
+            let s = _mm_add_ps(
+                _mm256_castps256_ps128(acc[g]),
+                _mm256_extractf128_ps::<1>(acc[g]),
+            );
+            let u = _mm_add_ps(s, _mm_shuffle_ps::<0b10_11_00_01>(s, s));
+            let mut sum = _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)));
+            for i in 8 * k_chunks..d {
+                sum += q_rows[g][i] * k_row[i].to_f32();
+            }
+            let mask_delta = t
+                .mask_info
+                .map(|mask| t.slope * mask.value(b_i, t.h_i + g, 0, kv_pos))
+                .unwrap_or(0.0);
+            scores[g][j] = sum * t.scale + mask_delta;
+        }
+    }
+    let mut out = [(0f32, f32::NEG_INFINITY); N];
+    for g in 0..N {
+        let m = scores[g][..n]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        if m != f32::NEG_INFINITY {
+            exp_tile(&mut scores[g], m);
+        }
+        out[g].1 = m;
+    }
+    for (j, kv_pos) in (start..end).enumerate() {
+        let v_base = b_i * vstride[0] + kv_pos * vstride[1] + t.v_head * vstride[2];
+        let v_row = &t.v_data[v_base..v_base + dv];
+        for c in 0..v_chunks {
+            let x = _mm256_cvtph_ps(_mm_loadu_si128(v_row.as_ptr().add(8 * c) as *const __m128i));
+            for g in 0..N {
+                if out[g].1 != f32::NEG_INFINITY {
+                    let a = vkq[g * dv..][..dv].as_mut_ptr().add(8 * c);
+                    let w = _mm256_set1_ps(scores[g][j]);
+                    _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(x, w)));
+                }
+            }
+        }
+        for g in 0..N {
+            if out[g].1 != f32::NEG_INFINITY {
+                for i in 8 * v_chunks..dv {
+                    vkq[g * dv + i] += v_row[i].to_f32() * scores[g][j];
+                }
+                out[g].0 += scores[g][j];
+            }
+        }
+    }
+    out
+}
+
+/// Troupe patch: `decode_tile_group_f16` for as many heads as `q_rows` holds (1 to
+/// `GROUP_MAX`); returns each head's (sum of weights, max score), in the first `q_rows.len()`
+/// places. Call only where the CPU has AVX2, FMA and F16C (`simd_avx2`).
+#[cfg(target_arch = "x86_64")]
+unsafe fn decode_group_f16(
+    t: &DecodeTile<'_, f32, f16>,
+    q_rows: &[&[f32]],
+    vkq: &mut [f32],
+) -> [(f32, f32); GROUP_MAX] {
+    macro_rules! run {
+        ($n:literal) => {{
+            let mut out = [(0f32, f32::NEG_INFINITY); GROUP_MAX];
+            let rows = q_rows
+                .try_into()
+                .expect("as many rows as the match arm's heads");
+            out[..$n].copy_from_slice(&decode_tile_group_f16::<$n>(t, rows, vkq));
+            out
+        }};
+    }
+    match q_rows.len() {
+        1 => run!(1),
+        2 => run!(2),
+        3 => run!(3),
+        4 => run!(4),
+        5 => run!(5),
+        6 => run!(6),
+        7 => run!(7),
+        8 => run!(8),
+        n => unreachable!("{n} heads in one group (at most GROUP_MAX)"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn decode_group_f16(
+    _t: &DecodeTile<'_, f32, f16>,
+    _q_rows: &[&[f32]],
+    _vkq: &mut [f32],
+) -> [(f32, f32); GROUP_MAX] {
+    unreachable!("grouped tiles run only where the CPU has AVX2 (`simd_avx2`)")
+}
+
 /// Optimised path for the common decode case: q_len == 1 but kv_len ≫ 1.
 /// All intermediate maths is done in `f32`; we down‑cast to `T` exactly once
 /// when writing the output buffer.
@@ -938,13 +1081,67 @@ where
     };
 
     let avx2 = simd_avx2();
+    // Troupe patch: heads sharing a key/value head run one grouped tile where it applies.
+    let grouped = (avx2 && max_bias == 0.0 && logit_softcap == 0.0 && rk2 == rv2 && rk2 > 1)
+        .then(|| {
+            Some((
+                T::as_f32s(q_data)?,
+                K::as_f16s(k_data)?,
+                K::as_f16s(v_data)?,
+            ))
+        })
+        .flatten();
     FLASH_ATTN_POOL.install(|| {
         (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
             let start = tile_idx * TILE_KV;
             let end = (start + TILE_KV).min(kv_len);
 
             for b_i in 0..b {
-                for h_i in 0..h {
+                let mut h_i = 0;
+                while h_i < h {
+                    if let Some((q32, k16, v16)) = grouped {
+                        let heads = (rk2 - h_i % rk2).min(GROUP_MAX);
+                        let mut rows: [&[f32]; GROUP_MAX] = [&[]; GROUP_MAX];
+                        for (g, row) in rows[..heads].iter_mut().enumerate() {
+                            *row = &q32[b_i * qstride[0] + (h_i + g) * qstride[2]..][..d];
+                        }
+                        let q_rows = &rows[..heads];
+                        let tile = DecodeTile {
+                            q_row: q_rows[0],
+                            k_data: k16,
+                            v_data: v16,
+                            kstride,
+                            vstride,
+                            mask_info: mask_info.as_ref(),
+                            b_i,
+                            h_i,
+                            k_head: h_i / rk2,
+                            v_head: h_i / rv2,
+                            d,
+                            dv,
+                            slope: 1.0,
+                            scale,
+                            logit_softcap,
+                            start,
+                            end,
+                        };
+                        let first = tile_idx * h + h_i;
+                        // SAFETY: this tile's heads' rows of the scratch buffers, which no
+                        // other tile or head touches; the CPU has AVX2, FMA and F16C (`avx2`).
+                        unsafe {
+                            let vkq = std::slice::from_raw_parts_mut(
+                                (scratch_ptr as *mut f32).add(first * dv),
+                                heads * dv,
+                            );
+                            let sm = decode_group_f16(&tile, q_rows, vkq);
+                            for (g, &(s, m)) in sm[..heads].iter().enumerate() {
+                                *((scratch_s_ptr as *mut f32).add(first + g)) = s;
+                                *((scratch_m_ptr as *mut f32).add(first + g)) = m;
+                            }
+                        }
+                        h_i += heads;
+                        continue;
+                    }
                     // Per‑head slope for ALiBi / NTK bias.
                     let slope = if max_bias > 0.0 {
                         2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
@@ -998,6 +1195,7 @@ where
                         *((scratch_s_ptr as *mut f32).add(base_s as usize)) = s;
                         *((scratch_m_ptr as *mut f32).add(base_s as usize)) = m;
                     }
+                    h_i += 1;
                 }
             }
         });
@@ -1774,6 +1972,139 @@ mod tests {
                 .max(0)?
                 .to_scalar::<f32>()?;
             assert_eq!(diff, 0.0, "{layout} layout");
+        }
+        Ok(())
+    }
+
+    // Troupe patch: a grouped decode tile (heads sharing a key/value head, F16 keys and values)
+    // gives each head what the one-head tile gives it, bit for bit: 1 to GROUP_MAX heads, a
+    // partial tile, a row length with a tail past the last eight, a masked key and a head whose
+    // every key is masked. Then whole decode steps through `flash_attn_cpu_single_q` (groups of
+    // 7 and of 9, split 8 + 1, over three tiles) against the f32 path on the same values.
+    #[test]
+    fn grouped_decode_tiles_match_one_head_at_a_time_bit_for_bit() -> CandleResult<()> {
+        if !simd_avx2() {
+            eprintln!("no AVX2 here: grouped tiles do not run");
+            return Ok(());
+        }
+        let val = |i: usize, p: usize, m: usize| ((i * p) % m) as f32 / (m as f32 / 2.0) - 1.0;
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for d in [64usize, 68] {
+            let kv_len = 13usize;
+            let k: Vec<f16> = (0..kv_len * d)
+                .map(|i| f16::from_f32(val(i, 104729, 89)))
+                .collect();
+            let v: Vec<f16> = (0..kv_len * d)
+                .map(|i| f16::from_f32(val(i, 15485863, 83)))
+                .collect();
+            let stride = [kv_len * d, d, d, 1];
+            for n in 1..=GROUP_MAX {
+                let q: Vec<Vec<f32>> = (0..n)
+                    .map(|g| (0..d).map(|i| val(i + g * d, 7919, 97)).collect())
+                    .collect();
+                let mut mask = vec![0f32; n * kv_len];
+                mask[3] = f32::NEG_INFINITY;
+                if n > 2 {
+                    mask[2 * kv_len..3 * kv_len].fill(f32::NEG_INFINITY);
+                }
+                let dims = [1usize, n, 1, kv_len];
+                let mask_info = MaskInfo {
+                    data: &mask,
+                    dims: &dims,
+                    b: 1,
+                    h: n,
+                };
+                let tile = |h_i: usize| DecodeTile {
+                    q_row: &q[h_i],
+                    k_data: &k,
+                    v_data: &v,
+                    kstride: &stride,
+                    vstride: &stride,
+                    mask_info: Some(&mask_info),
+                    b_i: 0,
+                    h_i,
+                    k_head: 0,
+                    v_head: 0,
+                    d,
+                    dv: d,
+                    slope: 1.0,
+                    scale: 0.125,
+                    logit_softcap: 0.0,
+                    start: 0,
+                    end: kv_len,
+                };
+                let rows: Vec<&[f32]> = q.iter().map(|r| r.as_slice()).collect();
+                let mut grouped = vec![0f32; n * d];
+                let sm = unsafe { decode_group_f16(&tile(0), &rows, &mut grouped) };
+                for g in 0..n {
+                    let mut one = vec![0f32; d];
+                    let (s, m) = unsafe { decode_tile_avx2(&tile(g), &mut one) };
+                    let (gs, gm) = sm[g];
+                    assert_eq!((gs.to_bits(), gm.to_bits()), (s.to_bits(), m.to_bits()));
+                    assert_eq!(
+                        bits(&grouped[g * d..][..d]),
+                        bits(&one),
+                        "d {d}, head {g}/{n}"
+                    );
+                }
+            }
+        }
+
+        for (h, kv_h) in [(14usize, 2usize), (18, 2)] {
+            let (d, kv_len) = (64usize, 37usize);
+            let q: Vec<f32> = (0..h * d).map(|i| val(i, 7919, 97)).collect();
+            let k16: Vec<f16> = (0..kv_len * kv_h * d)
+                .map(|i| f16::from_f32(val(i, 104729, 89)))
+                .collect();
+            let v16: Vec<f16> = (0..kv_len * kv_h * d)
+                .map(|i| f16::from_f32(val(i, 15485863, 83)))
+                .collect();
+            let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+            let v32: Vec<f32> = v16.iter().map(|x| x.to_f32()).collect();
+            let mask: Vec<f32> = (0..h * kv_len)
+                .map(|i| if i % 11 == 5 { f32::NEG_INFINITY } else { 0.0 })
+                .collect();
+            let mdims = [1usize, h, 1, kv_len];
+            let (qshape, kshape) = ([1usize, 1, h, d], [1usize, kv_len, kv_h, d]);
+            let (qstride, kstride) = ([h * d, h * d, d, 1], [kv_len * kv_h * d, kv_h * d, d, 1]);
+            let step = |k: &[f32], v: &[f32]| {
+                flash_attn_cpu_single_q::<f32, f32>(
+                    &q,
+                    k,
+                    v,
+                    Some(&mask),
+                    Some(&mdims),
+                    &qshape,
+                    &kshape,
+                    &kshape,
+                    &qstride,
+                    &kstride,
+                    &kstride,
+                    0.125,
+                    0.0,
+                    0.0,
+                )
+            };
+            let want = step(&k32, &v32)?.flatten_all()?.to_vec1::<f32>()?;
+            let got = flash_attn_cpu_single_q::<f32, f16>(
+                &q,
+                &k16,
+                &v16,
+                Some(&mask),
+                Some(&mdims),
+                &qshape,
+                &kshape,
+                &kshape,
+                &qstride,
+                &kstride,
+                &kstride,
+                0.125,
+                0.0,
+                0.0,
+            )?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+            assert_eq!(bits(&got), bits(&want), "{h} heads over {kv_h}");
         }
         Ok(())
     }
