@@ -271,6 +271,7 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
     let models_dir = dir.path().join("models");
     std::fs::create_dir_all(&models_dir).unwrap();
     std::os::unix::fs::symlink(common::small_model(), models_dir.join("smol.gguf")).unwrap();
+    std::os::unix::fs::symlink(common::model(), models_dir.join("default.gguf")).unwrap();
     let out = troupe(dir.path(), &["models"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let list = text(&out.stdout);
@@ -281,6 +282,9 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
         "{line}"
     );
     assert!(line.contains("fits: needs about"), "{line}");
+    // The default model is a Q4_K_M file, named so (its most common tensor type is Q5_0).
+    let line = list.lines().find(|l| l.contains("default.gguf")).expect(&list);
+    assert!(line.contains("Q4_K_M"), "{line}");
 
     let bogus = dir.path().join("notes.gguf");
     std::fs::write(&bogus, "not a model").unwrap();

@@ -16,7 +16,8 @@ pub struct Header {
     pub n_tensors: u64,
     /// Parameters, summed over tensor shapes.
     pub n_params: u64,
-    /// The most common tensor type, e.g. "Q4_1".
+    /// The file's quantisation as llama.cpp names it (`general.file_type`, e.g. "Q4_K_M"),
+    /// else its most common tensor type (e.g. "Q4_1").
     pub quantization: String,
     /// Transformer blocks (layers), attention heads, key/value heads and hidden size, where
     /// the header says: what the KV cache of a context costs.
@@ -74,6 +75,7 @@ pub fn read_header_from(inner: impl Read + Seek, file_len: u64) -> Result<Header
     let mut architecture = None;
     let mut name = None;
     let mut alignment = 32u64;
+    let mut file_type = None;
     // Numbers under `<arch>.`, read before we know the architecture (it is usually first).
     let shape_keys = [
         ".context_length",
@@ -91,6 +93,7 @@ pub fn read_header_from(inner: impl Read + Seek, file_len: u64) -> Result<Header
             ("general.architecture", 8) => architecture = Some(r.string()?),
             ("general.name", 8) => name = Some(r.string()?),
             ("general.alignment", 4) => alignment = u64::from(r.u32()?).max(1),
+            ("general.file_type", 4) => file_type = Some(r.u32()?),
             (k, 4) if shape => numbers.push((k.to_string(), u64::from(r.u32()?))),
             (k, 10) if shape => numbers.push((k.to_string(), r.u64()?)),
             _ => r.skip_value(ty)?,
@@ -148,7 +151,10 @@ pub fn read_header_from(inner: impl Read + Seek, file_len: u64) -> Result<Header
             file_len
         ));
     }
-    let quantization = main_quantization(&counts);
+    let quantization = file_type
+        .and_then(file_type_name)
+        .map(str::to_string)
+        .unwrap_or_else(|| main_quantization(&counts));
 
     Ok(Header {
         version,
@@ -215,8 +221,49 @@ pub fn read_vocabulary(path: &Path) -> Result<Vocabulary, String> {
     Ok(vocab)
 }
 
-/// The file's quantisation: the type that holds the most elements, float tensors (the norms)
-/// aside; `counts` is (type, elements) per type.
+/// The name llama.cpp gives a file type (`general.file_type`, its `llama_ftype`), for the types
+/// it still writes. A "Q4_K_M" file mixes Q4_K, Q6_K and often Q5_0 or Q8_0 tensors, so no
+/// tensor type names it: the most common one had labelled Qwen2.5's Q4_K_M file "Q5_0".
+fn file_type_name(file_type: u32) -> Option<&'static str> {
+    Some(match file_type {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        _ => return None,
+    })
+}
+
+/// A file's quantisation where its header names none: the type that holds the most elements,
+/// float tensors (the norms) aside; `counts` is (type, elements) per type.
 fn main_quantization(counts: &[(u32, u64)]) -> String {
     counts
         .iter()
@@ -364,11 +411,17 @@ mod tests {
 
     /// A tiny, valid GGUF: one llama tensor of 64 F32 values.
     pub(crate) fn tiny_gguf(arch: &str) -> Vec<u8> {
+        tiny_gguf_of_type(arch, None)
+    }
+
+    /// `tiny_gguf`, its header naming `file_type` as its `general.file_type` where given.
+    fn tiny_gguf_of_type(arch: &str, file_type: Option<u32>) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(b"GGUF");
         b.extend_from_slice(&3u32.to_le_bytes());
         b.extend_from_slice(&1u64.to_le_bytes()); // tensors
-        b.extend_from_slice(&2u64.to_le_bytes()); // kvs
+        let kvs = 2 + u64::from(file_type.is_some());
+        b.extend_from_slice(&kvs.to_le_bytes());
         let s = |b: &mut Vec<u8>, s: &str| {
             b.extend_from_slice(&(s.len() as u64).to_le_bytes());
             b.extend_from_slice(s.as_bytes());
@@ -379,6 +432,11 @@ mod tests {
         s(&mut b, &format!("{arch}.context_length"));
         b.extend_from_slice(&4u32.to_le_bytes());
         b.extend_from_slice(&2048u32.to_le_bytes());
+        if let Some(t) = file_type {
+            s(&mut b, "general.file_type");
+            b.extend_from_slice(&4u32.to_le_bytes());
+            b.extend_from_slice(&t.to_le_bytes());
+        }
         s(&mut b, "w");
         b.extend_from_slice(&1u32.to_le_bytes());
         b.extend_from_slice(&64u64.to_le_bytes());
@@ -434,6 +492,17 @@ mod tests {
         assert_eq!(h.context_length, Some(2048));
         assert_eq!((h.n_tensors, h.n_params), (1, 64));
         assert_eq!(h.quantization, "F32");
+    }
+
+    #[test]
+    fn the_quantisation_is_the_files_type_as_llama_cpp_names_it() {
+        // Its tensors are F32, but the header names the file's type: that name wins.
+        let named = |t| read_header(write(&tiny_gguf_of_type("llama", Some(t))).path());
+        assert_eq!(named(15).unwrap().quantization, "Q4_K_M");
+        assert_eq!(named(3).unwrap().quantization, "Q4_1");
+        // A type llama.cpp no longer writes (or never did): the most common tensor type.
+        assert_eq!(named(4).unwrap().quantization, "F32");
+        assert_eq!(named(1024).unwrap().quantization, "F32");
     }
 
     #[test]
