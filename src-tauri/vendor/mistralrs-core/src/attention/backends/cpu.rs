@@ -654,7 +654,7 @@ fn cpu_data<'a, T: WithDType>(
 /// cache's capacity past them: in the cache's layout each head's tokens are one run, widened
 /// as one and kept as one. Through our own F16C loop (`widen_f16_avx`): the `half` crate's
 /// slice conversion had cost a call per eight values or none, depending on how the compiler
-/// split this crate's code (docs/PERFORMANCE.md, "Tried and reverted").
+/// split this crate's code (docs/PERFORMANCE.md, "A decode step's query heads grouped").
 fn widened(data: &[f16], dims: &[usize], stride: &[usize]) -> Result<(Vec<f32>, [usize; 4])> {
     let &[b, t, h, d] = dims else {
         candle_core::bail!("attention expects 4 dims, got {dims:?}")
