@@ -283,7 +283,10 @@ fn models_are_listed_with_their_fit_and_bad_files_are_refused() {
     );
     assert!(line.contains("fits: needs about"), "{line}");
     // The default model is a Q4_K_M file, named so (its most common tensor type is Q5_0).
-    let line = list.lines().find(|l| l.contains("default.gguf")).expect(&list);
+    let line = list
+        .lines()
+        .find(|l| l.contains("default.gguf"))
+        .expect(&list);
     assert!(line.contains("Q4_K_M"), "{line}");
 
     let bogus = dir.path().join("notes.gguf");
