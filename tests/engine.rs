@@ -114,6 +114,43 @@ async fn collect(mut gen: engine::Generation) -> String {
     text
 }
 
+/// A prompt longer than a prefill chunk runs through the model in chunks (a vendored patch that
+/// bounds the activations a forward pass holds) and gets the reply it gets run whole: the same
+/// greedy tokens, from two engines on one file so that neither is served the other's prompt from
+/// its prefix cache. The chunk length is one setting for the process: another test loading an
+/// engine meanwhile sets the default (256), and then two chunkings are compared, which must
+/// agree as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_run_in_chunks_gets_the_reply_it_gets_whole() {
+    let whole = MistralEngine::load(&common::small_model(), None)
+        .await
+        .unwrap();
+    let chunked = MistralEngine::load(&common::small_model(), None)
+        .await
+        .unwrap();
+    let long = format!(
+        "{}Which loaf sold out first today, and why?",
+        "The bell over the shop door rang again and another neighbour came in from the rain. "
+            .repeat(16)
+    );
+    let messages = chat(&long);
+    let tokens = whole.count_prompt_tokens(&messages).await.unwrap();
+    assert!(
+        tokens > 4 * 64,
+        "{tokens} tokens: too few for several chunks"
+    );
+    mistralrs_core::set_prefill_chunk(0);
+    let as_whole = collect(whole.generate(messages.clone(), sampling(24))).await;
+    mistralrs_core::set_prefill_chunk(64);
+    let in_chunks = collect(chunked.generate(messages, sampling(24))).await;
+    mistralrs_core::set_prefill_chunk(engine::prefill_chunk());
+    assert!(!as_whole.trim().is_empty(), "an empty reply");
+    assert_eq!(
+        in_chunks, as_whole,
+        "run in chunks of 64 tokens, then whole"
+    );
+}
+
 /// DRY on the real model: a prompt that makes the greedy model loop loops without DRY and
 /// does not with it; the breakers come from the model's own vocabulary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,7 @@ impl MistralEngine {
         candle_core::quantized::set_cpu_kernels(cpu_kernels_asked());
         candle_core::quantized::set_repack_weights(std::env::var_os("TROUPE_NO_REPACK").is_none());
         mistralrs_core::set_kv_cache_f16(super::kv_cache_f16());
+        mistralrs_core::set_prefill_chunk(super::prefill_chunk());
         // A model that cannot fit this machine's memory is refused now, in a sentence, instead
         // of after minutes of swapping or an out-of-memory kill.
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -472,6 +472,21 @@ pub fn kv_cache_f16() -> bool {
     std::env::var("TROUPE_KV_CACHE").map_or(true, |v| !v.eq_ignore_ascii_case("f32"))
 }
 
+/// The most prompt tokens one forward pass of the local engine runs: a longer prompt goes
+/// through in chunks of this many, as llama.cpp's micro-batches do, so the activations held at
+/// once are sized to the chunk and not the prompt (the MLP's rows: 24 MB for Qwen2.5-0.5B at 621
+/// tokens, over 200 MB for an 8 B model at 2,000). Prefill speed holds: a matmul over 256 rows
+/// keeps the cores as busy as one over the whole prompt (docs/PERFORMANCE.md, issue 24).
+/// `TROUPE_PREFILL_CHUNK=0` runs a prompt whole, for comparisons; read at each load.
+pub fn prefill_chunk() -> usize {
+    std::env::var("TROUPE_PREFILL_CHUNK")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PREFILL_CHUNK)
+}
+
+const PREFILL_CHUNK: usize = 256;
+
 /// Bytes the local engine's KV cache holds per key or value (see `kv_cache_f16`).
 pub fn kv_bytes_per_value() -> u64 {
     if kv_cache_f16() {

@@ -73,6 +73,8 @@ mod prefix_cacher;
 pub use prefix_cacher::set_prefix_cache_budget;
 // Troupe patch: keys and values kept in F16 on the CPU, set by the embedding app.
 pub use kv_cache::set_kv_cache_f16;
+// Troupe patch: a long prompt runs on the CPU in chunks, set by the embedding app.
+pub use pipeline::prefill_chunks::set_prefill_chunk;
 pub mod reasoning_parsers;
 mod request;
 mod response;

@@ -506,7 +506,7 @@ mod tests {
     use candle_core::{DType, Device, Tensor};
 
     use super::{CacheElement, MatchingCache, PrefixCacheManagerV2};
-    use crate::kv_cache::{KvCache, RotatingCache, SingleCache};
+    use crate::kv_cache::{KvCache, NormalCache, RotatingCache, SingleCache};
 
     fn make_cache_tensor(len: usize) -> candle_core::Result<Tensor> {
         Tensor::zeros((1, 1, len, 1), DType::F32, &Device::Cpu)
@@ -721,7 +721,7 @@ mod tests {
         let live = KvCache::Normal { k, v };
         assert_eq!(
             live.bytes(),
-            2 * 512 * 4,
+            2 * NormalCache::CACHE_GROW_SIZE * 4,
             "the live cache holds its capacity, in F32"
         );
         let stored = live.stored()?;

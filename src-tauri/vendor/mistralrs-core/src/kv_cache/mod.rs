@@ -296,8 +296,13 @@ pub enum NormalCacheType {
 }
 
 impl NormalCache {
-    /// The number of tokens to grow the cache by
-    pub const CACHE_GROW_SIZE: usize = 512;
+    /// The number of tokens to grow the cache by.
+    ///
+    /// Troupe patch: 256, the step llama.cpp pads its context to (upstream: 512). A sequence's
+    /// cache holds up to a step of zeros past its tokens: on the CPU, where a prompt is sized to
+    /// its first write (`SingleCache::append`), 255 tokens at most rather than 511 (6 MB for
+    /// SmolLM2-135M, 32 MB for an 8 B model), for a copy of the cache every 256 tokens.
+    pub const CACHE_GROW_SIZE: usize = 256;
 
     pub fn new(len: usize, max_seq_len: usize) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Self(vec![

@@ -73,7 +73,7 @@ impl SingleCache {
     }
 
     /// Troupe patch: this cache as the prefix cache keeps it: the tokens written and not the
-    /// capacity grown ahead of them (up to 511 tokens of zeros), on the CPU in F16 rather than
+    /// capacity grown ahead of them (up to 255 tokens of zeros), on the CPU in F16 rather than
     /// F32. A stored entry is only read back, once, by `restored`.
     pub fn stored(&self) -> Result<Self> {
         let mut out = self.clone();
@@ -234,25 +234,25 @@ mod tests {
         Ok(())
     }
 
-    // Troupe patch: a new cache is sized to its first write in steps of 512 tokens: a prompt of
-    // 600 gets room for 1,024 at once (upstream: 512, then grown by a copy), and after a long
-    // chat a reset cache starts small again (upstream kept the long chat's capacity).
+    // Troupe patch: a new cache is sized to its first write in steps of 256 tokens: a prompt of
+    // 600 gets room for 768 at once (upstream: 512, then grown by a copy to 1,024), and after a
+    // long chat a reset cache starts small again (upstream kept the long chat's capacity).
     #[test]
     fn a_new_cache_is_sized_to_its_first_write() -> Result<()> {
         let dev = Device::Cpu;
         let tokens = |n: usize| Tensor::ones((1, 2, n, 4), DType::F16, &dev);
         let mut cache = SingleCache::new(2, 4096, 512);
         cache.append(&tokens(600)?)?;
-        assert_eq!(cache.capacity_seq_len, 1024);
+        assert_eq!(cache.capacity_seq_len, 768);
         cache.append(&tokens(900)?)?;
         assert_eq!(cache.capacity_seq_len, 1536);
         assert_eq!(cache.current_seq_len, 1500);
 
         cache.reset();
         cache.append(&tokens(10)?)?;
-        assert_eq!(cache.capacity_seq_len, 512);
+        assert_eq!(cache.capacity_seq_len, 256);
         let data = cache.all_data().expect("written");
-        assert_eq!(data.dims(), &[1, 2, 512, 4]);
+        assert_eq!(data.dims(), &[1, 2, 256, 4]);
         let written = cache.current_data()?.expect("ten tokens");
         assert_eq!(written.dims(), &[1, 2, 10, 4]);
 

@@ -778,6 +778,13 @@ impl Pipeline for GGUFPipeline {
         // matmul. From inside the pool a matmul forks and joins by work stealing, and this
         // thread waits once per forward pass.
         let logits = rayon::scope(|_| -> Result<Tensor, candle_core::Error> {
+            // Troupe patch: a long prompt runs in chunks (`prefill_chunks`).
+            let paged = paged_attn_meta.is_some();
+            if let Some(logits) =
+                self.forward_in_chunks(&input_ids, &seqlen_offsets, &context_lens, paged)?
+            {
+                return Ok(logits);
+            }
             Ok(match self.model {
                 Model::Llama(ref model) => {
                     model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
@@ -847,3 +854,51 @@ impl Pipeline for GGUFPipeline {
 
 // TODO
 impl AnyMoePipelineMixin for GGUFPipeline {}
+
+impl GGUFPipeline {
+    /// Troupe patch: one sequence's prompt on the CPU run in chunks (`prefill_chunks`), or `None`
+    /// to run it whole: a batch, paged attention, a prompt one chunk long, logits wanted from
+    /// before the last chunk, or a model whose forward pass takes no `context_lens` (the X-LoRA
+    /// models, Phi-3, Starcoder2).
+    fn forward_in_chunks(
+        &self,
+        input_ids: &Tensor,
+        seqlen_offsets: &[usize],
+        context_lens: &[(usize, usize)],
+        paged: bool,
+    ) -> Result<Option<Tensor>, candle_core::Error> {
+        let (batch, len) = input_ids.dims2()?;
+        let chunkable = matches!(
+            self.model,
+            Model::Llama(_)
+                | Model::Phi2(_)
+                | Model::Qwen(_)
+                | Model::Qwen3(_)
+                | Model::Qwen3MoE(_)
+        );
+        if paged || batch != 1 || !input_ids.device().is_cpu() || !chunkable {
+            return Ok(None);
+        }
+        let [logits] = context_lens else {
+            return Ok(None);
+        };
+        let Some(pieces) = super::prefill_chunks::pieces(len, *logits) else {
+            return Ok(None);
+        };
+        let mut last = None;
+        for piece in pieces {
+            let ids = input_ids.narrow(1, piece.from, piece.len)?;
+            let offsets = [seqlen_offsets[0] + piece.from];
+            let wanted = vec![piece.logits];
+            last = Some(match self.model {
+                Model::Llama(ref model) => model.forward(&ids, &offsets, wanted, None)?,
+                Model::Phi2(ref model) => model.forward(&ids, &offsets, wanted, None)?,
+                Model::Qwen(ref model) => model.forward(&ids, &offsets, wanted, None)?,
+                Model::Qwen3(ref model) => model.forward(&ids, &offsets, wanted, None)?,
+                Model::Qwen3MoE(ref model) => model.forward(&ids, &offsets, wanted, None)?,
+                _ => unreachable!("checked chunkable above"),
+            });
+        }
+        Ok(last)
+    }
+}

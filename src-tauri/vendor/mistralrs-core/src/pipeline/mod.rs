@@ -14,6 +14,8 @@ mod macros;
 mod multimodal;
 mod normal;
 mod paths;
+// Troupe patch: a long prompt runs on the CPU in chunks (see the module).
+pub(crate) mod prefill_chunks;
 mod processing;
 mod response;
 mod sampling;
