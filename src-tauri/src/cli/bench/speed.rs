@@ -80,7 +80,8 @@ pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> an
     let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let rss_loaded = rss_mb();
     let character = bench_character(troupe)?;
-    let figures = measure(&engine, &character, opts.runs, opts.max_tokens).await?;
+    let budget = settings.prompt_cache_mb.bytes();
+    let figures = measure(&engine, &character, opts.runs, opts.max_tokens, budget).await?;
     let threads = threads(opts.threads);
     let mut report = serde_json::json!({
         "model": engine.info().name,
@@ -95,7 +96,7 @@ pub async fn bench(troupe: &Troupe, model: Option<PathBuf>, opts: Options) -> an
     report["memory"] = memory_breakdown(
         &path,
         figures.prompt_tokens + opts.max_tokens,
-        settings.prompt_cache_mb.bytes(),
+        budget,
         (rss_before, rss_loaded),
     );
     if let Some((bin, build)) = &opts.llama_bench {
@@ -140,19 +141,26 @@ struct Figures {
     ttft: Vec<f64>,
     prefill: Vec<f64>,
     decode: Vec<f64>,
+    /// The process's peak memory over llama-bench's workload (load, fresh chats, no prompt
+    /// cache), before the chats that use the prompt cache.
+    peak_uncached_mb: f64,
     /// The next turn's first token, its prefix cached.
     warm: Vec<f64>,
     /// A warmed chat's first reply's first token.
     opened: Vec<f64>,
 }
 
-/// One warm-up and `runs` measured runs, each three ways: a fresh chat, the next turn of the
-/// same chat, and a chat warmed the way the window warms one.
+/// Two parts, each a warm-up and `runs` measured runs. First llama-bench's workload: fresh
+/// chats (a cold prompt, then the reply) with the prompt cache held empty, so the peak memory
+/// so far compares like for like with llama-bench, which keeps none. Then, with the prompt
+/// cache bounded by `budget` as the app bounds it, a chat and its next turn, and a chat warmed
+/// the way the window warms one.
 async fn measure(
     engine: &MistralEngine,
     character: &Character,
     runs: usize,
     max_tokens: usize,
+    budget: usize,
 ) -> anyhow::Result<Figures> {
     // Greedy and without stop strings, so every run generates the same, full length.
     let sampling = Sampling::greedy(max_tokens);
@@ -161,9 +169,23 @@ async fn measure(
         ..sampling.clone()
     };
     let mut f = Figures::default();
+    crate::engine::mistral::set_prompt_cache_budget(0);
     for i in 0..=runs {
-        let messages = bench_messages(character, i);
-        let (run, reply) = one_run(engine, messages.clone(), &sampling).await?;
+        let (run, _) = one_run(engine, bench_messages(character, i), &sampling).await?;
+        if i == 0 {
+            continue; // warm-up
+        }
+        f.prompt_tokens = run.tokens;
+        f.ttft.push(run.ttft_ms);
+        f.prefill.push(run.prefill_tps);
+        f.decode.push(run.decode_tps);
+    }
+    f.peak_uncached_mb = peak_rss_mb();
+    crate::engine::mistral::set_prompt_cache_budget(budget);
+    for i in 0..=runs {
+        // Conversations numbered after the first part's, so none starts as one of those did.
+        let messages = bench_messages(character, runs + 1 + 2 * i);
+        let (_, reply) = one_run(engine, messages.clone(), &sampling).await?;
         // The next turn of the same chat: its prefix is cached, only the new tokens prefill.
         let mut next = messages;
         next.push(ChatMessage::new(ChatRole::Assistant, reply.trim()));
@@ -174,7 +196,7 @@ async fn measure(
         let (follow, _) = one_run(engine, next, &one_token).await?;
         // A chat the app warmed when it opened (`conversation::warm`): everything but the
         // user's message was prefilled in the background; the first reply pays only the rest.
-        let fresh = bench_messages(character, runs + 1 + i);
+        let fresh = bench_messages(character, runs + 2 + 2 * i);
         let before_user = fresh[..fresh.len() - 1].to_vec();
         one_run(engine, before_user, &one_token).await?;
         let (first, _) = one_run(engine, fresh, &one_token).await?;
@@ -182,10 +204,6 @@ async fn measure(
             continue; // warm-up
         }
         f.opened.push(first.ttft_ms);
-        f.prompt_tokens = run.tokens;
-        f.ttft.push(run.ttft_ms);
-        f.prefill.push(run.prefill_tps);
-        f.decode.push(run.decode_tps);
         f.warm.push(follow.ttft_ms);
     }
     Ok(f)
@@ -201,6 +219,7 @@ impl Figures {
             "next_turn_ttft_ms": stats(&self.warm)["median"],
             "warmed_first_reply_ttft_ms": stats(&self.opened)["median"],
             "peak_rss_mb": (peak_rss_mb()).round(),
+            "peak_rss_mb_no_prompt_cache": self.peak_uncached_mb.round(),
             "load_ms": load_ms.round(),
             "idle_rss_mb_before_load": rss_before.round(),
             "idle_rss_mb_loaded": rss_loaded.round(),
@@ -231,13 +250,13 @@ fn threads(asked: Option<usize>) -> usize {
 }
 
 /// Tokens mistral.rs's KV cache grows by (`NormalCache::CACHE_GROW_SIZE`).
-const KV_GROWS_BY: usize = 512;
+const KV_GROWS_BY: usize = 256;
 
 /// Where the peak memory went, as far as the engine can account for it: the process before the
 /// model (the binary's pages and the libraries it links, WebKitGTK's among them, the runtime,
 /// the library database), what loading added (weights, tokenizer and the engine's
 /// own buffers, measured), the KV cache of the sequence being written (computed from the
-/// model's shape, in the dtype the engine keeps it, for `sequence_tokens` rounded up to the 512
+/// model's shape, in the dtype the engine keeps it, for `sequence_tokens` rounded up to the 256
 /// tokens the cache grows by) and of the prefix cache's entries (F16, `sequence_tokens` each,
 /// as many as the count and `budget` bytes allow), and the rest (activations, allocator slack)
 /// as the difference.
@@ -281,23 +300,25 @@ fn memory_breakdown(
 
 /// Adds llama.cpp's figures and Troupe's ratio to them.
 fn add_ratios(report: &mut serde_json::Value, l: serde_json::Value) {
-    let ratio = |k: &str| {
-        let (a, b) = (
-            report["troupe"][k].as_f64().unwrap_or(0.0),
-            l[k].as_f64().unwrap_or(0.0),
-        );
+    let of = |a: f64, b: f64| {
         serde_json::json!(if b > 0.0 {
             (a / b * 100.0).round() / 100.0
         } else {
             0.0
         })
     };
-    report["ratio"] = serde_json::json!({
-        "decode_tps": ratio("decode_tps"),
-        "prefill_tps": ratio("prefill_tps"),
-        "ttft_ms": ratio("ttft_ms"),
-        "peak_rss_mb": ratio("peak_rss_mb"),
+    let ours = |k: &str| report["troupe"][k].as_f64().unwrap_or(0.0);
+    let theirs = |k: &str| l[k].as_f64().unwrap_or(0.0);
+    let ratio = serde_json::json!({
+        "decode_tps": of(ours("decode_tps"), theirs("decode_tps")),
+        "prefill_tps": of(ours("prefill_tps"), theirs("prefill_tps")),
+        "ttft_ms": of(ours("ttft_ms"), theirs("ttft_ms")),
+        "peak_rss_mb": of(ours("peak_rss_mb"), theirs("peak_rss_mb")),
+        // llama-bench keeps no prompt cache: our peak over the same work against its peak.
+        "peak_rss_mb_no_prompt_cache":
+            of(ours("peak_rss_mb_no_prompt_cache"), theirs("peak_rss_mb")),
     });
+    report["ratio"] = ratio;
     report["llama_cpp"] = l;
 }
 
@@ -331,8 +352,13 @@ fn print_table(report: &serde_json::Value) {
         );
     }
     println!(
-        "model load {} ms · RSS {} MB before load, {} MB loaded, peak {} MB",
-        t["load_ms"], t["idle_rss_mb_before_load"], t["idle_rss_mb_loaded"], t["peak_rss_mb"]
+        "model load {} ms · RSS {} MB before load, {} MB loaded, peak {} MB ({} MB before the \
+         chats that use the prompt cache)",
+        t["load_ms"],
+        t["idle_rss_mb_before_load"],
+        t["idle_rss_mb_loaded"],
+        t["peak_rss_mb"],
+        t["peak_rss_mb_no_prompt_cache"]
     );
     let m = &report["memory"];
     let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
@@ -364,18 +390,27 @@ fn print_table(report: &serde_json::Value) {
         "{:<28}{:>10}{:>10}{:>10}",
         "", "troupe", "llama.cpp", "ratio"
     );
-    for (label, key) in [
-        ("time to first token (ms)", "ttft_ms"),
-        ("prefill (tokens/s)", "prefill_tps"),
-        ("decode (tokens/s)", "decode_tps"),
-        ("peak memory (MB)", "peak_rss_mb"),
+    for (label, ours, theirs) in [
+        ("time to first token (ms)", "ttft_ms", "ttft_ms"),
+        ("prefill (tokens/s)", "prefill_tps", "prefill_tps"),
+        ("decode (tokens/s)", "decode_tps", "decode_tps"),
+        (
+            "peak memory, no prompt cache",
+            "peak_rss_mb_no_prompt_cache",
+            "peak_rss_mb",
+        ),
+        ("peak memory, whole run (MB)", "peak_rss_mb", "peak_rss_mb"),
     ] {
         let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
         println!(
             "{label:<28}{:>10.1}{:>10.1}{:>9.2}x",
-            f(&t[key]),
-            f(&l[key]),
-            f(&report["ratio"][key])
+            f(&t[ours]),
+            f(&l[theirs]),
+            f(&report["ratio"][ours])
         );
     }
+    println!(
+        "(llama-bench keeps no prompt cache: the first memory row is Troupe over the same work, \
+         before the chats that use its prompt cache)"
+    );
 }
