@@ -479,13 +479,15 @@ fn personas_memories_prompt_and_search_from_the_command_line() {
     );
 }
 
-/// An older CPU, for real: the same binary on an emulated Westmere (2010: SSE4.2, no AVX, AVX2,
-/// FMA or F16C), through qemu's user-mode emulator. It must start, load the model, answer, and
-/// say it runs the scalar kernels. A binary built for x86-64-v3 (as Troupe was until issue 6)
-/// dies here with an illegal instruction before printing anything. The reply opens as the scalar
-/// kernels' reply on this machine does (`gemm`'s f32 matmuls, also chosen at run time, may add
-/// in another order on the two CPUs). Emulation is slow (~25 s here), so the Character is a
-/// one-line card and the reply three tokens.
+/// An older CPU, for real: the same binaries on an emulated Westmere (2010: SSE4.2, no AVX, AVX2,
+/// FMA or F16C), through qemu's user-mode emulator. The window's binary must start (its `--help`)
+/// and the binary a command runs as (`troupe-cli` in the window's build: qemu's user mode runs
+/// a process's `exec` natively, so the command is started under it directly) must load the
+/// model, answer, and say it runs the scalar kernels. A binary built for x86-64-v3 (as Troupe
+/// was until issue 6) dies here with an illegal instruction before printing anything. The reply
+/// opens as the scalar kernels' reply on this machine does (`gemm`'s f32 matmuls, also chosen at
+/// run time, may add in another order on the two CPUs). Emulation is slow (~25 s here), so the
+/// Character is a one-line card and the reply three tokens.
 #[test]
 fn a_cpu_without_avx_runs_the_same_binary_and_says_so() {
     let qemu = "qemu-x86_64";
@@ -520,9 +522,19 @@ fn a_cpu_without_avx_runs_the_same_binary_and_says_so() {
         "--set",
         "maxTokens=3",
     ]);
+    let help = Command::new(qemu)
+        .args(["-cpu", "Westmere", common::troupe_bin(), "--help"])
+        .output()
+        .expect("qemu runs");
+    assert!(
+        help.status.success() && text(&help.stdout).contains("Usage: troupe"),
+        "the window's binary on an emulated CPU without AVX: {:?}\n{}",
+        help.status,
+        text(&help.stderr)
+    );
     let ask = ["chat", "--character", "pip", "--new", "Hi"];
     let old_cpu = Command::new(qemu)
-        .args(["-cpu", "Westmere", common::troupe_bin()])
+        .args(["-cpu", "Westmere", common::command_bin()])
         .args(ask)
         .env("TROUPE_DATA_DIR", dir.path())
         .env("TROUPE_MODEL", common::small_model())
@@ -713,4 +725,58 @@ fn perplexity_tells_english_from_noise() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("cannot read /nonexistent/text.txt"), "{err}");
+}
+
+/// In the window's build a command runs as `troupe-cli`, the binary beside `troupe` that links
+/// no WebKit: the process `troupe serve` started maps none of the window's libraries (43 MB
+/// resident before any model; docs/PERFORMANCE.md). Read from the running process's mappings.
+#[cfg(all(feature = "desktop", target_os = "linux"))]
+#[test]
+fn a_command_runs_without_the_windows_libraries() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(common::troupe_bin())
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--key",
+            "a-test-key-of-16+chars",
+        ])
+        .env("TROUPE_DATA_DIR", dir.path())
+        .env("TROUPE_MODEL", common::small_model())
+        .env("TROUPE_KEYRING", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("troupe runs");
+    let proc = format!("/proc/{}", child.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Until the hand-over has happened and the dynamic loader has mapped the C library, after
+    // which every library the binary links is mapped.
+    let (mut exe, mut maps) = (std::path::PathBuf::new(), String::new());
+    while Instant::now() < deadline && !(exe.ends_with("troupe-cli") && maps.contains("libc.so")) {
+        std::thread::sleep(Duration::from_millis(20));
+        exe = std::fs::read_link(format!("{proc}/exe")).unwrap_or_default();
+        maps = std::fs::read_to_string(format!("{proc}/maps")).unwrap_or_default();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exe.ends_with("troupe-cli"),
+        "the command ran as {}",
+        exe.display()
+    );
+    assert!(maps.contains("libc.so"), "its mappings were read: {maps}");
+    for window_library in ["libwebkit2gtk", "libjavascriptcoregtk", "libgtk-3"] {
+        assert!(
+            !maps.contains(window_library),
+            "troupe-cli maps {window_library}"
+        );
+    }
 }

@@ -34,6 +34,12 @@ pub fn model() -> PathBuf {
     path
 }
 
+/// The binary a command runs as: `troupe-cli` in the window's build (`troupe COMMAND` hands the
+/// process over to it), `troupe` itself in the headless build.
+pub fn command_bin() -> &'static str {
+    option_env!("CARGO_BIN_EXE_troupe-cli").unwrap_or(env!("CARGO_BIN_EXE_troupe"))
+}
+
 /// The `troupe` binary cargo built for these tests.
 pub fn troupe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_troupe")

@@ -22,6 +22,7 @@ pub use eval::EvalArgs;
 mod groups;
 mod library;
 mod models;
+pub mod process;
 mod ratings;
 mod serve;
 

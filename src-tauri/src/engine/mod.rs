@@ -425,7 +425,21 @@ pub fn check_model_file(path: &Path) -> Result<gguf::Header, Error> {
     Ok(header)
 }
 
-/// Makes glibc's allocator keep one arena for the whole process, called first thing in `main`.
+/// What a process that may run the engine sets first thing in `main`, while no other thread
+/// exists: no backtraces for library errors, and one allocator arena.
+pub fn prepare_process() {
+    // RUST_BACKTRACE=1 (set by developers and CI for panics) also makes every library error
+    // capture a backtrace, and mistral.rs formats one for each optional GGUF key it probes
+    // while reading a tokenizer: symbolising them parsed the binary's debug info, 56 MB kept
+    // for the life of the process (heaptrack, docs/PERFORMANCE.md). Panics still print theirs;
+    // RUST_LIB_BACKTRACE=1 brings the errors' back.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    one_allocator_arena();
+}
+
+/// Makes glibc's allocator keep one arena for the whole process (see `prepare_process`).
 /// By default every thread that allocates gets an arena of its own (up to eight per core), and
 /// memory one thread frees stays resident in its arena for that thread alone: with the engine's
 /// worker threads, the prefix cache's entries coming and going and the activations of each
