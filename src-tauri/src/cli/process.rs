@@ -1,10 +1,10 @@
 //! The process around a command: how a parsed command runs to an exit code (`main`), and how
-//! the window's binary hands a command to the headless one (`exec_headless`). The window's build ships two binaries:
-//! `troupe`, which opens the window, and `troupe-cli` beside it, the same commands linked
-//! without Tauri or WebKit. `troupe COMMAND` from the window's binary hands itself over to
-//! `troupe-cli` (`exec_headless`), so a command, `troupe serve` running for days above all,
-//! does not carry the window's libraries: 43 MB resident before any model (WebKitGTK, the
-//! speech voices it links, JavaScriptCore, ICU; docs/PERFORMANCE.md, issue 24).
+//! the window's binary hands a command to the headless one (`exec_headless`). The window's
+//! build ships two binaries: `troupe`, which opens the window, and `troupe-cli` beside it, the
+//! same commands linked without Tauri or WebKit. `troupe COMMAND` hands the process over to
+//! `troupe-cli`, so a command, a `troupe serve` left running for days above all, does not carry
+//! the window's libraries: 43 MB resident before any model (WebKitGTK, the speech voices it
+//! links, JavaScriptCore, ICU; docs/PERFORMANCE.md, issue 24).
 
 use std::process::ExitCode;
 
