@@ -932,6 +932,17 @@ impl Sequence {
         self.creation_time
     }
 
+    /// Troupe patch: after its prompt ran, a sequence goes on decoding unless the prompt's
+    /// first token finished it (one token asked for, as a warm-up is, or an end of turn at
+    /// once). Upstream set every sequence running again: such a request ran a second forward
+    /// pass, was stored in the prefix cache twice, and its extra step joined the next request's
+    /// batch (a zeroed batch KV cache the size of both).
+    pub fn continue_after_prompt(&self) {
+        if !self.is_finished_paged_attn() {
+            self.set_state(SequenceState::RunningCompletion);
+        }
+    }
+
     pub fn set_state(&self, state: SequenceState) {
         if matches!(state, SequenceState::Error) {
             let mut group = get_mut_group!(self);
@@ -1616,6 +1627,21 @@ mod tests {
             false,
             vec![],
         )
+    }
+
+    // Troupe patch: a sequence its first token finished stays finished after the prompt step.
+    #[test]
+    fn a_sequence_finished_by_its_first_token_stays_finished() {
+        let running = make_test_sequence();
+        running.set_state(SequenceState::RunningPrompt);
+        running.continue_after_prompt();
+        assert!(running.is_completion());
+
+        let done = make_test_sequence();
+        done.set_state(SequenceState::Done(StopReason::Length(1)));
+        done.continue_after_prompt();
+        assert!(!done.is_running());
+        assert!(done.is_finished_paged_attn());
     }
 
     #[test]

@@ -497,9 +497,8 @@ impl Engine {
                                 SeqStepType::OneShot => {
                                     seq.set_state(SequenceState::Done(StopReason::GeneratedImage))
                                 }
-                                SeqStepType::PromptAndDecode => {
-                                    seq.set_state(SequenceState::RunningCompletion)
-                                }
+                                // Troupe patch: see `continue_after_prompt`.
+                                SeqStepType::PromptAndDecode => seq.continue_after_prompt(),
                             }
                             let now = SystemTime::now()
                                 .duration_since(UNIX_EPOCH)
