@@ -70,3 +70,16 @@ pub fn cli_refused(data: &std::path::Path, args: &[&str]) -> String {
     assert!(!out.status.success(), "{args:?} should be refused");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A Generation's text, streamed to its end; an engine failure fails the test.
+pub async fn collect(mut gen: troupe::engine::Generation) -> String {
+    let mut text = String::new();
+    while let Some(e) = gen.recv().await {
+        match e {
+            troupe::engine::EngineEvent::Text(t) => text.push_str(&t),
+            troupe::engine::EngineEvent::Finished { .. } => break,
+            troupe::engine::EngineEvent::Failed(e) => panic!("engine failed: {e}"),
+        }
+    }
+    text
+}

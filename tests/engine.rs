@@ -6,6 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::collect;
+
 use troupe::engine::{
     self, ChatMessage, ChatRole, Engine, EngineEvent, EngineStatus, MistralEngine, Sampling, Slot,
 };
@@ -100,18 +102,6 @@ async fn real_model_streams_stops_and_serves_again() {
         .unwrap();
     assert!(plain >= 5 && plain <= 10, "{plain}");
     assert!(templated > plain + 10, "{templated} vs {plain}");
-}
-
-async fn collect(mut gen: engine::Generation) -> String {
-    let mut text = String::new();
-    while let Some(e) = gen.recv().await {
-        match e {
-            EngineEvent::Text(t) => text.push_str(&t),
-            EngineEvent::Finished { .. } => break,
-            EngineEvent::Failed(e) => panic!("engine failed: {e}"),
-        }
-    }
-    text
 }
 
 /// A prompt longer than a prefill chunk runs through the model in chunks (a vendored patch that

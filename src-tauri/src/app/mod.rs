@@ -184,7 +184,7 @@ impl Troupe {
     /// Applies the settings' memory bounds to the engine at once, loaded or not, without a
     /// reload: the prompt cache's budget.
     pub fn use_memory_settings(&self, settings: &Settings) {
-        crate::engine::mistral::set_prompt_cache_budget(settings.prompt_cache_mb.bytes());
+        crate::engine::prompt_cache::set_budget(settings.prompt_cache_mb.bytes());
     }
 
     /// The model manager's list: the models folder, the files the user added, and the model in

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use super::dry::Breakers;
 use super::gguf;
+use super::prompt_cache;
 use super::sampling::SeededSampler;
 use super::{
     check_model_file, models, transcode, ChatMessage, ChatRole, Engine, EngineEvent, Error,
@@ -47,29 +48,6 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "qwen3",
     "qwen3moe",
 ];
-
-/// Completed sequences the prefix cache keeps, so the next turn of a chat (or a regenerated
-/// reply) prefills only its new tokens. Each holds a whole KV cache (kept in F16 and only as
-/// long as its tokens: 17 MB for SmolLM2-135M and 9 MB for the default Qwen2.5-0.5B at 750
-/// tokens, ~256 MB for an 8 B model at 2,000), and the app needs few: the open chat's last turn and a warmed prompt or two. Bounded
-/// on CPU, and in bytes by `set_prompt_cache_budget`, thanks to our vendored mistralrs-core
-/// patches (upstream never evicts there; docs/PERFORMANCE.md).
-const PREFIX_CACHE_N: usize = 4;
-
-/// The bytes the prefix cache may hold (the `prompt_cache_mb` setting); applies from the next
-/// reply on, to the engine loaded now and later ones, without a reload.
-pub fn set_prompt_cache_budget(bytes: usize) {
-    mistralrs_core::set_prefix_cache_budget(bytes);
-}
-
-/// The completed sequences the prefix cache keeps: `PREFIX_CACHE_N`, or TROUPE_PREFIX_CACHE_N
-/// for measurements (0 turns it off).
-pub fn prefix_cache_entries() -> usize {
-    std::env::var("TROUPE_PREFIX_CACHE_N")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(PREFIX_CACHE_N)
-}
 
 pub struct MistralEngine {
     model: Arc<Model>,
@@ -98,6 +76,7 @@ impl MistralEngine {
         candle_core::quantized::set_repack_weights(std::env::var_os("TROUPE_NO_REPACK").is_none());
         mistralrs_core::set_kv_cache_f16(super::kv_cache_f16());
         mistralrs_core::set_prefill_chunk(super::prefill_chunk());
+        mistralrs_core::set_prefix_cache_spill(prompt_cache::spill_files(cache_dir));
         // A model that cannot fit this machine's memory is refused now, in a sentence, instead
         // of after minutes of swapping or an out-of-memory kill.
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -161,7 +140,7 @@ impl MistralEngine {
         // `build` runs a one-token warm-up; spawning keeps a panic there from taking us down.
         let runner = tokio::spawn(async move {
             MistralRsBuilder::new(pipeline, scheduler, false, None)
-                .with_prefix_cache_n(prefix_cache_entries())
+                .with_prefix_cache_n(prompt_cache::entries())
                 .build()
                 .await
         })

@@ -21,6 +21,7 @@ pub mod dry;
 pub mod gguf;
 pub mod mistral;
 pub mod models;
+pub mod prompt_cache;
 pub mod remote;
 pub mod sampling;
 pub mod scripted;

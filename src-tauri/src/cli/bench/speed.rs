@@ -169,7 +169,7 @@ async fn measure(
         ..sampling.clone()
     };
     let mut f = Figures::default();
-    crate::engine::mistral::set_prompt_cache_budget(0);
+    crate::engine::prompt_cache::set_budget(0);
     for i in 0..=runs {
         let (run, _) = one_run(engine, bench_messages(character, i), &sampling).await?;
         if i == 0 {
@@ -181,7 +181,7 @@ async fn measure(
         f.decode.push(run.decode_tps);
     }
     f.peak_uncached_mb = peak_rss_mb();
-    crate::engine::mistral::set_prompt_cache_budget(budget);
+    crate::engine::prompt_cache::set_budget(budget);
     for i in 0..=runs {
         // Conversations numbered after the first part's, so none starts as one of those did.
         let messages = bench_messages(character, runs + 1 + 2 * i);
@@ -258,8 +258,8 @@ const KV_GROWS_BY: usize = 256;
 /// own buffers, measured), the KV cache of the sequence being written (computed from the
 /// model's shape, in the dtype the engine keeps it, for `sequence_tokens` rounded up to the 256
 /// tokens the cache grows by) and of the prefix cache's entries (F16, `sequence_tokens` each,
-/// as many as the count and `budget` bytes allow), and the rest (activations, allocator slack)
-/// as the difference.
+/// as many as the count and `budget` bytes allow; held in files rather than memory where the
+/// engine keeps them there), and the rest (activations, allocator slack) as the difference.
 fn memory_breakdown(
     model: &std::path::Path,
     sequence_tokens: usize,
@@ -276,17 +276,26 @@ fn memory_breakdown(
     let kv = mb(per_token * capacity as u64);
     // Entries are kept in F16 whatever the live cache's dtype.
     let entry = per_token * 2 / crate::engine::kv_bytes_per_value() * sequence_tokens as u64;
-    let entries = crate::engine::mistral::prefix_cache_entries()
+    let entries = crate::engine::prompt_cache::entries()
         .min((budget as u64 / entry.max(1)).min(usize::MAX as u64) as usize);
     let prefix = mb(entry) * entries as f64;
+    // Entries no request continues wait in files (`engine::prompt_cache::spill_files`); the
+    // one a request reads back is its KV cache.
+    let in_files = crate::engine::prompt_cache::in_files();
+    let (held, filed) = if in_files {
+        (0.0, prefix)
+    } else {
+        (prefix, 0.0)
+    };
     let weights = (rss_loaded - rss_before).max(0.0);
-    let rest = (peak - rss_before - weights - kv - prefix).max(0.0);
+    let rest = (peak - rss_before - weights - kv - held).max(0.0);
     let r = |x: f64| x.round();
     serde_json::json!({
         "before_load_mb": r(rss_before),
         "weights_and_engine_mb": r(weights),
         "kv_cache_mb": r(kv),
-        "prefix_cache_mb": r(prefix),
+        "prefix_cache_mb": r(held),
+        "prefix_cache_in_files_mb": r(filed),
         "prefix_cache_entries": entries,
         "prefix_cache_budget_mb": r(mb(budget as u64)),
         "prefix_cache_dtype": "F16",
@@ -362,10 +371,14 @@ fn print_table(report: &serde_json::Value) {
     );
     let m = &report["memory"];
     let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
+    let filed = match f("prefix_cache_in_files_mb") {
+        mb if mb > 0.0 => format!(", {mb} MB of them in files"),
+        _ => String::new(),
+    };
     println!(
         "peak memory {} MB = before the model {} + weights and engine {} + KV cache {} + prefix \
-         cache {} ({} entries, F16) + activations and the rest {} (KV at {}, {} MB per 1,000 \
-         tokens; KV figures computed from the model's shape)",
+         cache {} ({} entries, F16{filed}) + activations and the rest {} (KV at {}, {} MB per \
+         1,000 tokens; KV figures computed from the model's shape)",
         f("peak_mb"),
         f("before_load_mb"),
         f("weights_and_engine_mb"),

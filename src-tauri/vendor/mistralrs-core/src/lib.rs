@@ -70,7 +70,7 @@ mod paged_attention;
 mod pipeline;
 mod prefix_cacher;
 // Troupe patch: the prefix cache's byte budget, set by the embedding app.
-pub use prefix_cacher::set_prefix_cache_budget;
+pub use prefix_cacher::{set_prefix_cache_budget, set_prefix_cache_spill, SpillFile};
 // Troupe patch: keys and values kept in F16 on the CPU, set by the embedding app.
 pub use kv_cache::set_kv_cache_f16;
 // Troupe patch: a long prompt runs on the CPU in chunks, set by the embedding app.

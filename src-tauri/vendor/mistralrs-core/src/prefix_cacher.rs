@@ -1,6 +1,9 @@
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
-use candle_core::{DType, Device, Result};
+use candle_core::{DType, Device, Result, Tensor};
 use indexmap::IndexMap;
 use itertools::Itertools;
 use tracing::info;
@@ -43,6 +46,40 @@ pub fn set_prefix_cache_budget(bytes: usize) {
     BYTE_BUDGET.store(bytes, Ordering::Relaxed);
 }
 
+/// Troupe patch: a request that matches all of an entry but at most this many tokens at its
+/// end continues it, and takes it over (see `find_matching_cache`). A chat's next turn matches
+/// the entry of the reply before it all but a few tokens: the reply's end is tokenized anew in
+/// the next prompt (a trimmed space, the end-of-turn marker), and a warm-up's one token is not
+/// in the next prompt at all. A request that shares less (a new chat with the same Character)
+/// gets a copy and leaves the entry to others.
+const TAKE_TAIL: usize = 16;
+
+/// Troupe patch: opens a new anonymous file for an entry to leave memory into (see `OnFile`).
+pub type SpillFile = Arc<dyn Fn() -> std::io::Result<File> + Send + Sync>;
+
+/// Troupe patch: see `set_prefix_cache_spill`.
+static SPILL: RwLock<Option<SpillFile>> = RwLock::new(None);
+
+/// Troupe patch: entries that a new request does not continue leave memory for files that
+/// `make_file` opens (the app's are unlinked, in its cache folder). The OS keeps such a file in
+/// its page cache while memory is free and writes it out when memory is short, so earlier chats'
+/// prompts stop counting against the process and give way before anything is swapped; a hit
+/// reads its entry back. The entry a request continues is taken, never written, so a chat's turns
+/// cost no file traffic; switching chats writes the one left behind once. `None` (upstream, and
+/// the default) keeps every entry in memory. Applies to prefix caches made afterwards.
+pub fn set_prefix_cache_spill(make_file: Option<SpillFile>) {
+    *SPILL.write().unwrap_or_else(|e| e.into_inner()) = make_file;
+}
+
+/// Troupe patch: an entry's keys and values written to a file of its own, layer by layer, as
+/// `tensors` lists them (layer, whether values, shape, dtype). The file stays with the entry, so
+/// an entry read back (a hit that copies it) leaves memory again without a second write.
+struct OnFile {
+    file: File,
+    tensors: Vec<(usize, bool, Vec<usize>, DType)>,
+    bytes: usize,
+}
+
 #[derive(Clone)]
 struct CacheElement {
     /// Troupe patch: in the stored form (`KvCache::stored`: the tokens written, F16 on the CPU).
@@ -54,12 +91,125 @@ struct CacheElement {
     audio_hashes: Option<Vec<u64>>,
     image_hashes: Option<Vec<u64>>,
     video_hashes: Option<Vec<u64>>,
+    /// Troupe patch: the entry's file, once it has left memory (see `leave_memory`).
+    on_file: Option<Arc<OnFile>>,
 }
 
 impl CacheElement {
-    /// Troupe patch: what the entry holds, in bytes.
+    /// Troupe patch: what the entry holds, in bytes, in memory or in its file.
     fn bytes(&self) -> usize {
-        self.cache.iter().flatten().map(KvCache::bytes).sum()
+        match &self.on_file {
+            Some(on_file) if !self.in_memory() => on_file.bytes,
+            _ => self.cache.iter().flatten().map(KvCache::bytes).sum(),
+        }
+    }
+
+    /// Troupe patch: whether the entry's keys and values are in memory (not only in its file).
+    fn in_memory(&self) -> bool {
+        self.on_file.is_none()
+            || self
+                .cache
+                .iter()
+                .flatten()
+                .any(|c| matches!(c, KvCache::Normal { k, .. } if k.all_data.is_some()))
+    }
+
+    /// Troupe patch: where the entry's tensors are, as upstream read it off the first layer
+    /// holding keys; an entry out of memory counts as the CPU's. `None`: nothing to count.
+    fn device(&self) -> Option<Device> {
+        if !self.in_memory() {
+            return Some(Device::Cpu);
+        }
+        let first = self
+            .cache
+            .iter()
+            .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
+        match first {
+            Some(Some(KvCache::Normal { k, .. })) => k.all_data().map(|d| d.device().clone()),
+            Some(Some(KvCache::Rotating { k, .. })) => k.all_data().map(|d| d.device().clone()),
+            _ => None,
+        }
+    }
+
+    /// Troupe patch: writes the entry to a file from `make_file` (once) and lets its tensors go.
+    /// Entries with sliding-window layers, or tensors off the CPU, stay as they are.
+    fn leave_memory(&mut self, make_file: &SpillFile) -> Result<()> {
+        let movable = self.cache.iter().flatten().all(|c| match c {
+            KvCache::Normal { k, v } => [k, v].iter().all(|s| {
+                s.all_data().is_none_or(|d| {
+                    d.device().is_cpu()
+                        && matches!(d.dtype(), DType::F16 | DType::BF16 | DType::F32)
+                })
+            }),
+            KvCache::Rotating { .. } => false,
+            KvCache::Shared { .. } => true,
+        });
+        if !movable || !self.in_memory() {
+            return Ok(());
+        }
+        if self.on_file.is_none() {
+            let file = make_file()?;
+            let mut out = BufWriter::with_capacity(1 << 20, &file);
+            let (mut tensors, mut bytes) = (Vec::new(), 0);
+            for (layer, cache) in self.cache.iter().enumerate() {
+                let Some(KvCache::Normal { k, v }) = cache else {
+                    continue;
+                };
+                for (is_v, d) in [(false, k.all_data()), (true, v.all_data())] {
+                    let Some(d) = d else { continue };
+                    // Little-endian, as `write_bytes` writes and `from_raw_buffer` reads it
+                    // back on the CPUs this runs on; only this process reads the file.
+                    d.write_bytes(&mut out)?;
+                    bytes += d.elem_count() * d.dtype().size_in_bytes();
+                    tensors.push((layer, is_v, d.dims().to_vec(), d.dtype()));
+                }
+            }
+            out.flush()?;
+            drop(out);
+            self.on_file = Some(Arc::new(OnFile {
+                file,
+                tensors,
+                bytes,
+            }));
+        }
+        for cache in self.cache.iter_mut().flatten() {
+            if let KvCache::Normal { k, v } = cache {
+                k.all_data = None;
+                v.all_data = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Troupe patch: reads an entry that left memory back from its file, all of it or nothing.
+    fn back_in_memory(&mut self) -> Result<()> {
+        let Some(on_file) = self.on_file.clone().filter(|_| !self.in_memory()) else {
+            return Ok(());
+        };
+        let normal = |c: &Option<KvCache>| matches!(c, Some(KvCache::Normal { .. }));
+        if !on_file
+            .tensors
+            .iter()
+            .all(|t| self.cache.get(t.0).is_some_and(normal))
+        {
+            candle_core::bail!("prefix cache: an entry's file does not match its layers");
+        }
+        let mut file = &on_file.file;
+        file.seek(SeekFrom::Start(0))?;
+        let mut read = Vec::with_capacity(on_file.tensors.len());
+        let mut buf = Vec::new();
+        for (_, _, shape, dtype) in &on_file.tensors {
+            buf.resize(shape.iter().product::<usize>() * dtype.size_in_bytes(), 0);
+            file.read_exact(&mut buf)?;
+            read.push(Tensor::from_raw_buffer(&buf, *dtype, shape, &Device::Cpu)?);
+        }
+        for ((layer, is_v, _, _), tensor) in on_file.tensors.iter().zip(read) {
+            if let Some(Some(KvCache::Normal { k, v })) = self.cache.get_mut(*layer) {
+                let single = if *is_v { v } else { k };
+                single.all_data = Some(tensor);
+            }
+        }
+        Ok(())
     }
 
     /// Troupe patch: the tokens whose keys and values the entry holds. A sequence's last
@@ -93,6 +243,8 @@ pub struct PrefixCacheManagerV2 {
     has_paged_attention: bool,
     /// Troupe patch: whether caches on the CPU count against `n_on_device` (see evict_caches).
     evict_on_cpu: bool,
+    /// Troupe patch: where entries not in use go (`set_prefix_cache_spill`); `None`: memory.
+    spill: Option<SpillFile>,
 }
 
 #[derive(Clone)]
@@ -120,6 +272,7 @@ impl PrefixCacheManagerV2 {
             no_prefix_cache,
             has_paged_attention,
             evict_on_cpu: true,
+            spill: SPILL.read().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -156,17 +309,26 @@ impl PrefixCacheManagerV2 {
                 }
             };
 
-            self.caches.insert(
-                seq.get_toks().to_vec().into(),
-                CacheElement {
-                    cache,
-                    dtype,
-                    recurrent_snapshots,
-                    image_hashes: seq.image_hashes().map(|x| x.to_vec()),
-                    audio_hashes: seq.audio_hashes().map(|x| x.to_vec()),
-                    video_hashes: seq.video_hashes().map(|x| x.to_vec()),
-                },
-            );
+            let element = CacheElement {
+                cache,
+                dtype,
+                recurrent_snapshots,
+                image_hashes: seq.image_hashes().map(|x| x.to_vec()),
+                audio_hashes: seq.audio_hashes().map(|x| x.to_vec()),
+                video_hashes: seq.video_hashes().map(|x| x.to_vec()),
+                on_file: None,
+            };
+            // Troupe patch: an entry whose tokens begin this one's goes: this one serves every
+            // prompt that one did. (A one-token request that ran a step too many, before
+            // `Sequence::continue_after_prompt`, was stored both ways: two KV caches, one prompt.)
+            let toks = seq.get_toks();
+            self.caches.retain(|k, old| {
+                !(toks.starts_with(&k.0)
+                    && old.image_hashes == element.image_hashes
+                    && old.audio_hashes == element.audio_hashes
+                    && old.video_hashes == element.video_hashes)
+            });
+            self.caches.insert(toks.to_vec().into(), element);
         }
     }
 
@@ -178,22 +340,9 @@ impl PrefixCacheManagerV2 {
         }
         let mut n_on_device = 0;
         for cache in self.caches.values() {
-            let first_non_none = cache
-                .cache
-                .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
+            // Troupe patch: read through `device`, which knows entries that left memory.
+            let Some(cache_device) = cache.device() else {
                 continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
             };
 
             // Troupe patch: CPU caches count too. Upstream counts only GPU caches, so on CPU
@@ -208,22 +357,8 @@ impl PrefixCacheManagerV2 {
             if n_on_device - n_evicted <= self.n_on_device {
                 break;
             }
-            let first_non_none = cache
-                .cache
-                .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
+            let Some(cache_device) = cache.device() else {
                 continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
             };
 
             if !matches!(cache_device, Device::Cpu) || self.evict_on_cpu {
@@ -306,6 +441,34 @@ impl PrefixCacheManagerV2 {
 
     /// Search for a matching cache given some tokens. Image-containing sequences are now cached too.
     pub fn search_for_matching_cache(
+        &mut self,
+        toks: &[u32],
+        image_hashes: Option<&[u64]>,
+        audio_hashes: Option<&[u64]>,
+        video_hashes: Option<&[u64]>,
+    ) -> Result<Option<MatchingCache>> {
+        let found = self.find_matching_cache(toks, image_hashes, audio_hashes, video_hashes)?;
+        // Troupe patch: a request is starting; the entry it continues, if any, is taken out of
+        // the cache, so the rest leave memory before its prompt runs.
+        self.entries_leave_memory();
+        Ok(found)
+    }
+
+    /// Troupe patch: every entry still in memory leaves it for its file, where a file can be
+    /// made (`set_prefix_cache_spill`); one that cannot be written stays in memory.
+    fn entries_leave_memory(&mut self) {
+        let Some(make_file) = self.spill.clone() else {
+            return;
+        };
+        for element in self.caches.values_mut() {
+            if let Err(e) = element.leave_memory(&make_file) {
+                tracing::warn!("prefix cache: an entry stays in memory: {e}");
+            }
+        }
+    }
+
+    /// Upstream's `search_for_matching_cache`, which now wraps it.
+    fn find_matching_cache(
         &mut self,
         toks: &[u32],
         image_hashes: Option<&[u64]>,
@@ -444,11 +607,11 @@ impl PrefixCacheManagerV2 {
             // shares storage, and the sequence writes its new tokens in place from `match_len`
             // on, which overwrote the stored entry's KV for tokens its key still claims (a later
             // hit on that entry then attended to the wrong keys and values). When the new
-            // sequence continues the entry (it matches all of it, or all but a last token that
-            // was only a warm-up's), the entry is taken out instead: the sequence will be
-            // stored longer when it completes, and no copy (up to hundreds of MB) is made.
+            // sequence continues the entry (it matches all of it but at most `TAKE_TAIL` tokens
+            // at its end), the entry is taken out instead: the sequence will be stored longer
+            // when it completes, and no copy (up to hundreds of MB) is made, nor a file written.
             // Either way the layers are restored from the stored form into new storage.
-            let take = match_len + 1 >= entry_len;
+            let take = match_len + TAKE_TAIL >= entry_len;
             let mut cache = if take {
                 let (_, taken) = self
                     .caches
@@ -456,11 +619,28 @@ impl PrefixCacheManagerV2 {
                     .expect("the index came from this map");
                 taken
             } else {
-                cache_element.clone()
+                // The entries leave memory first, this one too, so that it is never held twice
+                // (the entry and the sequence's copy): the copy is read from its file.
+                self.entries_leave_memory();
+                let (_, element) = self
+                    .caches
+                    .get_index(entry_idx)
+                    .expect("the index came from this map");
+                element.clone()
             };
+            // An entry that left memory is read back from its file first (if that fails, the
+            // prompt runs whole and the entry goes).
+            if let Err(e) = cache.back_in_memory() {
+                tracing::warn!("prefix cache: an entry could not be read back: {e}");
+                if !take {
+                    self.caches.shift_remove_index(entry_idx);
+                }
+                return Ok(None);
+            }
+            // Troupe patch: restored with room for the whole prompt, as a new cache is sized.
             let dtype = cache.dtype.unwrap_or(DType::F32);
             for layer in cache.cache.iter_mut().flatten() {
-                *layer = layer.restored(dtype)?;
+                *layer = layer.restored(dtype, toks.0.len())?;
             }
             // Count how many input images are not already cached
             let images_to_keep = if let Some(input_hashes) = image_hashes {
@@ -505,7 +685,7 @@ impl PrefixCacheManagerV2 {
 mod tests {
     use candle_core::{DType, Device, Tensor};
 
-    use super::{CacheElement, MatchingCache, PrefixCacheManagerV2};
+    use super::{CacheElement, MatchingCache, PrefixCacheManagerV2, SpillFile};
     use crate::kv_cache::{KvCache, NormalCache, RotatingCache, SingleCache};
 
     fn make_cache_tensor(len: usize) -> candle_core::Result<Tensor> {
@@ -546,6 +726,7 @@ mod tests {
                 audio_hashes: None,
                 image_hashes: None,
                 video_hashes: None,
+                on_file: None,
             },
         );
         prefix_cacher.caches.insert(
@@ -557,6 +738,7 @@ mod tests {
                 audio_hashes: None,
                 image_hashes: None,
                 video_hashes: None,
+                on_file: None,
             },
         );
 
@@ -591,6 +773,7 @@ mod tests {
                 audio_hashes: None,
                 image_hashes: None,
                 video_hashes: None,
+                on_file: None,
             },
         );
 
@@ -620,6 +803,7 @@ mod tests {
             audio_hashes: None,
             image_hashes: None,
             video_hashes: None,
+            on_file: None,
         }
     }
 
@@ -663,11 +847,13 @@ mod tests {
     #[test]
     fn writing_to_a_hit_leaves_the_stored_entry_alone() -> candle_core::Result<()> {
         let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        // Longer than the match by more than `TAKE_TAIL`: another chat's entry, copied.
+        let key: Vec<u32> = (1..=20).collect();
         prefix_cacher
             .caches
-            .insert(vec![1, 2, 3, 4].into(), entry(make_normal_kv_cache(4)?));
+            .insert(key.into(), entry(make_normal_kv_cache(20)?));
         let Some(MatchingCache::Normal { mut normal, .. }) =
-            prefix_cacher.search_for_matching_cache(&[1, 2, 9], None, None, None)?
+            prefix_cacher.search_for_matching_cache(&[1, 2, 99], None, None, None)?
         else {
             panic!("expected a hit");
         };
@@ -686,7 +872,7 @@ mod tests {
             .unwrap()
             .flatten_all()?
             .to_vec1()?;
-        assert_eq!(values, vec![0.0; 4], "the stored entry was overwritten");
+        assert_eq!(values, vec![0.0; 20], "the stored entry was overwritten");
         Ok(())
     }
 
@@ -701,6 +887,21 @@ mod tests {
         match prefix_cacher.search_for_matching_cache(&[1, 2, 3, 4, 5], None, None, None)? {
             Some(MatchingCache::Normal { toks, offset, .. }) => {
                 assert_eq!((offset, toks), (3, vec![4, 5]));
+            }
+            None => panic!("expected a hit"),
+        }
+        assert!(prefix_cacher.caches.is_empty());
+
+        // A next turn matches the entry of the reply before it all but a few tokens (the
+        // reply's end tokenized anew): it continues that entry too.
+        let key: Vec<u32> = (1..=10).collect();
+        prefix_cacher
+            .caches
+            .insert(key.into(), entry(make_normal_kv_cache(10)?));
+        let next: Vec<u32> = (1..=8).chain([99, 100]).collect();
+        match prefix_cacher.search_for_matching_cache(&next, None, None, None)? {
+            Some(MatchingCache::Normal { toks, offset, .. }) => {
+                assert_eq!((offset, toks), (8, vec![99, 100]));
             }
             None => panic!("expected a hit"),
         }
@@ -751,6 +952,74 @@ mod tests {
         Ok(())
     }
 
+    // Troupe patch: storing an entry drops the entries whose tokens begin its own, and only
+    // those.
+    #[test]
+    fn an_entry_replaces_those_it_extends() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(8, false, false);
+        for key in [vec![1, 2], vec![1, 2, 3], vec![1, 9, 9], vec![5]] {
+            prefix_cacher
+                .caches
+                .insert(key.into(), entry(make_normal_kv_cache(3)?));
+        }
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let sampler = crate::sampler::Sampler::new(
+            None,
+            0,
+            None,
+            None,
+            None,
+            None,
+            None,
+            32,
+            1.0,
+            0.0,
+            vec![],
+        )
+        .unwrap();
+        let group = std::sync::Arc::new(tokio::sync::Mutex::new(
+            crate::sequence::SequenceGroup::new(1, false, true, None),
+        ));
+        let mut seq = crate::sequence::Sequence::new_waiting(
+            vec![1, 2, 3, 4],
+            "prompt".to_string(),
+            0,
+            0,
+            1,
+            tx,
+            sampler,
+            vec![],
+            vec![],
+            None,
+            false,
+            false,
+            group,
+            0,
+            0,
+            crate::sequence::SequenceRecognizer::None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            crate::sequence::SeqStepType::PromptAndDecode,
+            None,
+            None,
+            None,
+            false,
+            vec![],
+        );
+        let live = make_normal_kv_cache(4)?;
+        *seq.normal_cache() = vec![Some(live)];
+        prefix_cacher.add_sequence(&mut seq, None);
+        let kept: Vec<Vec<u32>> = prefix_cacher.caches.keys().map(|k| k.0.clone()).collect();
+        assert_eq!(kept, vec![vec![1, 9, 9], vec![5], vec![1, 2, 3, 4]]);
+        Ok(())
+    }
+
     // Troupe patch: the byte budget evicts the oldest entries first, and an entry larger than
     // the whole budget is not kept.
     #[test]
@@ -786,6 +1055,96 @@ mod tests {
             }
             None => panic!("expected a hit on the three tokens the KV holds"),
         }
+        Ok(())
+    }
+
+    /// An anonymous file as the app makes one: created, then unlinked while open.
+    fn spill_here() -> SpillFile {
+        std::sync::Arc::new(|| {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("troupe-kv-{}-{n}", std::process::id()));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            Ok(file)
+        })
+    }
+
+    fn values(cache: &KvCache) -> candle_core::Result<Vec<f32>> {
+        let KvCache::Normal { k, .. } = cache else {
+            panic!("expected a normal cache");
+        };
+        k.current_data()?
+            .unwrap()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()
+    }
+
+    // Troupe patch: when a request starts, the entries it does not continue leave memory for
+    // their files, still counted against the budget; a hit reads its entry back whole, and
+    // the one a request continues is taken, never written.
+    #[test]
+    fn entries_not_in_use_leave_memory_and_come_back_whole() -> candle_core::Result<()> {
+        let stored = |len: usize, start: f32| -> candle_core::Result<KvCache> {
+            let values: Vec<f32> = (0..len).map(|i| start + i as f32 * 0.5).collect();
+            let src = Tensor::from_vec(values, (1, 1, len, 1), &Device::Cpu)?;
+            let mut k = SingleCache::new(2, 64, 16);
+            let mut v = SingleCache::new(2, 64, 16);
+            k.append(&src)?;
+            v.append(&src)?;
+            KvCache::Normal { k, v }.stored()
+        };
+        let mut prefix_cacher = PrefixCacheManagerV2::new(4, false, false);
+        prefix_cacher.spill = Some(spill_here());
+        prefix_cacher.caches.insert(
+            (1..=20).collect::<Vec<u32>>().into(),
+            entry(stored(20, 1.0)?),
+        );
+        prefix_cacher
+            .caches
+            .insert(vec![7, 8, 9].into(), entry(stored(3, -2.0)?));
+        let bytes: Vec<usize> = prefix_cacher.caches.values().map(|e| e.bytes()).collect();
+
+        // A request that matches nothing: both entries leave memory, their bytes still count.
+        assert!(prefix_cacher
+            .search_for_matching_cache(&[5, 5], None, None, None)?
+            .is_none());
+        for (element, bytes) in prefix_cacher.caches.values().zip(&bytes) {
+            assert!(!element.in_memory(), "the entry stayed in memory");
+            assert!(element.on_file.is_some());
+            assert_eq!(element.bytes(), *bytes);
+        }
+        prefix_cacher.evict_caches()?;
+        assert_eq!(
+            prefix_cacher.caches.len(),
+            2,
+            "an entry on file was evicted"
+        );
+
+        // A hit that copies reads its entry back; the entry leaves memory again, unwritten.
+        let Some(MatchingCache::Normal { normal, offset, .. }) =
+            prefix_cacher.search_for_matching_cache(&[1, 2, 99], None, None, None)?
+        else {
+            panic!("expected a hit");
+        };
+        assert_eq!(offset, 2);
+        assert_eq!(values(normal[0].as_ref().unwrap())?, vec![1.0, 1.5]);
+        assert!(prefix_cacher.caches.values().all(|e| !e.in_memory()));
+
+        // A continuation takes its entry, read back with every value.
+        let Some(MatchingCache::Normal { normal, offset, .. }) =
+            prefix_cacher.search_for_matching_cache(&[7, 8, 9, 10], None, None, None)?
+        else {
+            panic!("expected a hit");
+        };
+        assert_eq!(offset, 3);
+        assert_eq!(values(normal[0].as_ref().unwrap())?, vec![-2.0, -1.5, -1.0]);
+        assert_eq!(prefix_cacher.caches.len(), 1);
         Ok(())
     }
 }

@@ -240,12 +240,12 @@ impl KvCache {
     }
 
     /// Troupe patch: a stored cache ready for a new sequence to write to, in `dtype`, sharing
-    /// no storage with the stored entry.
-    pub fn restored(&self, dtype: candle_core::DType) -> candle_core::Result<Self> {
+    /// no storage with the stored entry, with room for `room` tokens (`SingleCache::restored`).
+    pub fn restored(&self, dtype: candle_core::DType, room: usize) -> candle_core::Result<Self> {
         match self {
             Self::Normal { k, v } => Ok(Self::Normal {
-                k: k.restored(dtype)?,
-                v: v.restored(dtype)?,
+                k: k.restored(dtype, room)?,
+                v: v.restored(dtype, room)?,
             }),
             other => {
                 let mut copy = other.clone();

@@ -100,15 +100,26 @@ impl SingleCache {
     }
 
     /// Troupe patch: a stored cache ready to be written again, in the model's `dtype`, in
-    /// storage of its own (a sequence writes its new tokens in place).
-    pub fn restored(&self, dtype: candle_core::DType) -> Result<Self> {
+    /// storage of its own (a sequence writes its new tokens in place), with room for `room`
+    /// tokens in steps of CACHE_GROW_SIZE as a new cache gets for its prompt: restored at its
+    /// exact length, the first new token grew it at once, the old and the grown copy both held.
+    pub fn restored(&self, dtype: candle_core::DType, room: usize) -> Result<Self> {
         let mut out = self.clone();
         if let Some(data) = self.all_data.as_ref() {
-            out.all_data = Some(if data.dtype() == dtype {
-                data.copy()?
+            let grow = NormalCache::CACHE_GROW_SIZE;
+            let capacity = (room.div_ceil(grow) * grow)
+                .min(self.max_seq_len)
+                .max(self.current_seq_len);
+            let mut shape = data.dims().to_vec();
+            shape[self.dim] = capacity;
+            let all = Tensor::zeros(shape, dtype, data.device())?;
+            if data.dtype() == dtype {
+                all.slice_set(data, self.dim, 0)?;
             } else {
-                data.to_dtype(dtype)?
-            });
+                all.slice_set(&data.to_dtype(dtype)?, self.dim, 0)?;
+            }
+            out.all_data = Some(all);
+            out.capacity_seq_len = capacity;
         }
         Ok(out)
     }
@@ -225,7 +236,7 @@ mod tests {
         assert_eq!(data.dims(), &[1, 2, 5, 4]);
         assert_eq!(stored.bytes(), 2 * 5 * 4 * 2);
 
-        let mut again = stored.restored(DType::F16)?;
+        let mut again = stored.restored(DType::F16, 0)?;
         again.append(&x16.narrow(2, 0, 1)?.contiguous()?)?;
         let now = again.current_data()?.expect("six tokens");
         assert_eq!(now.dims(), &[1, 2, 6, 4]);
